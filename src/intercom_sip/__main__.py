@@ -1,0 +1,3 @@
+from intercom_sip.cli import main
+
+raise SystemExit(main())

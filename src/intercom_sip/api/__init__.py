@@ -1,0 +1,1 @@
+"""The vendor-compatible HTTP API, as a plain ASGI application."""

@@ -1,0 +1,107 @@
+"""create_app(): the ASGI application, dispatching on one table of endpoints."""
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from intercom_sip.api import http
+from intercom_sip.api.endpoints import ENDPOINTS
+from intercom_sip.api.hosts import HostCheck
+from intercom_sip.api.http import Receive, Response, Scope, Send
+from intercom_sip.api.routes import Call, Routes
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("intercom_sip.access")
+
+Handler = Callable[[Call], Awaitable[Response]]
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Path:
+    protected: bool
+    methods: Mapping[str, Handler]
+
+
+class Api:
+    """The whole HTTP side; `startup`/`shutdown` run in the lifespan of the server."""
+
+    def __init__(
+        self,
+        routes: Routes,
+        authorized: Callable[[str], bool],
+        hosts: HostCheck,
+        startup: Hook,
+        shutdown: Hook,
+    ) -> None:
+        self._paths = _dispatch_table(routes)
+        self._authorized, self._hosts = authorized, hosts
+        self._startup, self._shutdown = startup, shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        client = scope["client"][0] if scope.get("client") else "-"
+        try:
+            response = await self._answer(scope, receive, client)
+        except Exception:  # a bug of ours: answer, log, keep serving
+            log.exception("unhandled error in %s %s", scope["method"], ascii(scope["path"]))
+            response = http.INTERNAL
+        await http.send_response(send, response)
+        if access_log.isEnabledFor(logging.INFO):
+            # The path only: a query string may hold the login's password hash.
+            access_log.info(
+                '%s "%s %s" %d %.1fms',
+                client,
+                scope["method"],
+                ascii(scope["path"])[1:-1],
+                response.status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    async def _answer(self, scope: Scope, receive: Receive, client: str) -> Response:
+        host = authorization = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+            elif name == b"authorization":
+                authorization = b"" if authorization is not None else value  # two: refused
+        if not self._hosts.allows(host):
+            return http.MISDIRECTED
+        path = self._paths.get(scope["path"])
+        if path is None:
+            return http.NOT_FOUND
+        token = http.bearer_token(authorization) if authorization else None
+        if path.protected and (token is None or not self._authorized(token)):
+            return http.LOG_IN
+        handler = path.methods.get(scope["method"])
+        if handler is None:
+            return http.METHOD_NOT_ALLOWED
+        return await handler(Call(scope, receive, client, token))
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self._startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _dispatch_table(routes: Routes) -> dict[str, Path]:
+    table: dict[str, dict[str, Handler]] = {}
+    protected: dict[str, bool] = {}
+    for endpoint in ENDPOINTS:
+        for full in endpoint.full_paths():
+            table.setdefault(full, {})[endpoint.method] = getattr(routes, endpoint.handler)
+            protected[full] = protected.get(full, True) and endpoint.protected
+    return {full: Path(protected[full], methods) for full, methods in table.items()}

@@ -1,0 +1,96 @@
+"""One short handler per route; each turns HTTP into a call on the device and back."""
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from intercom_sip import USER_AGENT, __version__, errors
+from intercom_sip.admin import Admin, LoginResult
+from intercom_sip.api import http
+from intercom_sip.api.http import Receive, Response, Scope
+from intercom_sip.device import Device
+from intercom_sip.settings import to_view
+from intercom_sip.store import StoreError
+from intercom_sip.validation import Invalid
+
+log = logging.getLogger(__name__)
+
+_MAX_QUERY_FIELDS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request, as far as a handler needs it."""
+
+    scope: Scope
+    receive: Receive
+    client: str
+    token: str | None
+
+
+class Routes:
+    def __init__(self, device: Device, admin: Admin, openapi: dict[str, Any]) -> None:
+        self._device, self._admin = device, admin
+        self._openapi = http.json_response(200, openapi)
+        self._info = http.json_response(
+            200,
+            {
+                "device_name": "intercom-sip",
+                "device_model": USER_AGENT,
+                "firmware_version": __version__,
+                "api_version": "1.7.0",
+            },
+        )
+
+    async def info(self, call: Call) -> Response:
+        return self._info
+
+    async def openapi(self, call: Call) -> Response:
+        return self._openapi
+
+    async def login(self, call: Call) -> Response:
+        username, password = _login_params(call.scope["query_string"])
+        if username is None or password is None:
+            return http.error(400, errors.LOGIN_PARAMS_MISSED)
+        outcome = await self._admin.login(username, password, call.client)
+        if outcome.result is LoginResult.THROTTLED:
+            return http.error(429, errors.TOO_MANY_LOGINS)
+        if outcome.result is LoginResult.WRONG:
+            return http.error(400, errors.WRONG_LOGIN)
+        return http.json_response(200, {"token": outcome.token, "account_type": "admin"})
+
+    async def logout(self, call: Call) -> Response:
+        self._admin.logout(call.token or "")
+        return http.json_response(200, {})
+
+    async def get_settings(self, call: Call) -> Response:
+        return Response(200, self._device.settings_json)
+
+    async def post_settings(self, call: Call) -> Response:
+        raw = await http.read_body(call.scope, call.receive)
+        if raw is None:
+            return http.TOO_LARGE
+        try:
+            result = await self._device.change(raw, f"admin@{call.client}")
+        except StoreError as exc:
+            log.error("settings not stored: %s", exc)
+            return http.error(503, errors.STORAGE_FAILED)
+        if isinstance(result, Invalid):
+            return http.error(400, result.message)
+        return Response(200, json.dumps(to_view(result)).encode())
+
+    async def sip_status(self, call: Call) -> Response:
+        return http.json_response(200, self._device.status_view())
+
+
+def _login_params(query: bytes) -> tuple[str | None, str | None]:
+    try:
+        params = parse_qs(
+            query.decode("latin-1"), keep_blank_values=True, max_num_fields=_MAX_QUERY_FIELDS
+        )
+    except ValueError:
+        return None, None
+    username, password = params.get("username"), params.get("password")
+    return (username[0] if username else None, password[0] if password else None)

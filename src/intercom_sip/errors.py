@@ -1,0 +1,31 @@
+"""Every client-facing message of the contract, in one place.
+
+Tests compare these strings whole; change one only with the contract.
+"""
+
+from typing import Final
+
+WRONG_JSON_BODY: Final = "Wrong JSON body"
+BODY_TOO_LARGE: Final = "Request body too large"
+LOG_IN: Final = "Log In"
+NOT_FOUND: Final = "Not found"
+METHOD_NOT_ALLOWED: Final = "Method not allowed"
+MISDIRECTED: Final = "Misdirected request"
+LOGIN_PARAMS_MISSED: Final = "Required parameters missed"
+WRONG_LOGIN: Final = "Wrong login or password"
+TOO_MANY_LOGINS: Final = "Too many login attempts"
+NO_CALL: Final = "No call"
+STORAGE_FAILED: Final = "Settings could not be stored"
+INTERNAL: Final = "Internal error"
+
+
+def no_value(field: str) -> str:
+    return f"Wrong JSON body: no value for `{field}`"
+
+
+def wrong_type(field: str) -> str:
+    return f"Wrong JSON body: value `{field}` was of the wrong type"
+
+
+def invalid(field: str, reason: str) -> str:
+    return f"Wrong JSON body: value `{field}` is invalid: {reason}"

@@ -1,0 +1,109 @@
+"""Wiring: the store, the device, the API and uvicorn, for `intercom-sip serve`."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+from intercom_sip import auth
+from intercom_sip.admin import Admin, ensure_credential
+from intercom_sip.api import openapi
+from intercom_sip.api.app import Api
+from intercom_sip.api.hosts import HostCheck
+from intercom_sip.api.http import Receive, Scope, Send
+from intercom_sip.api.routes import Routes
+from intercom_sip.config import ServiceConfig
+from intercom_sip.device import Device, NoAgent
+from intercom_sip.store import Store
+from intercom_sip.worker import Worker
+
+log = logging.getLogger(__name__)
+
+AsgiApp = Callable[[Scope, Receive, Send], object]
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class RefusedToStart(Exception):
+    """A start that would be unsafe or cannot work; the message says why."""
+
+
+def run(config: ServiceConfig) -> None:
+    """Serve until SIGTERM or SIGINT. Raises RefusedToStart or StoreError."""
+    store = Store.open(config.data_dir)
+    credential = ensure_credential(store)
+    if not (config.loopback_only or config.allow_factory_password) and auth.is_factory(credential):
+        raise RefusedToStart(
+            f"refusing to listen on {config.host} with the factory password:"
+            " set one with `intercom-sip passwd`, or pass --allow-factory-password"
+        )
+    writer, hasher = Worker("store"), Worker("hash", threads=2)
+    device = Device(store, writer, NoAgent())
+    admin = Admin(Store.open(config.data_dir), hasher)
+
+    async def startup() -> None:
+        device.start()
+
+    async def shutdown() -> None:
+        writer.close()
+        hasher.close()
+
+    api = Api(
+        Routes(device, admin, openapi.build()),
+        admin.authorized,
+        HostCheck(config.host, config.allowed_hosts),
+        startup,
+        shutdown,
+    )
+    serve_asgi(api, bind(config.host, config.port))
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise RefusedToStart(f"cannot listen on {host}:{port}: {reason}") from exc
+
+
+def serve_asgi(app: AsgiApp, sock: socket.socket) -> None:
+    """Run an ASGI app under the one uvicorn set-up we use (the benchmark shares it)."""
+    config = uvicorn.Config(
+        app,
+        http="httptools",
+        loop="asyncio",
+        ws="none",
+        lifespan="on",
+        log_config=None,
+        access_log=False,  # ours leaves out the query string, which may hold a secret
+        proxy_headers=False,  # X-Forwarded-For would let a client dodge the login throttle
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+    asyncio.run(_ReadyServer(config).serve(sockets=[sock]))
+
+
+class _ReadyServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises SIGTERM after a graceful shutdown, so the process would
+        # end "killed by signal"; a clean stop here ends with status 0 instead.
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit or not sockets:
+            return
+        host, port = sockets[0].getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        log.info("intercom-sip ready on http://%s:%d", shown, port)

@@ -1,0 +1,208 @@
+"""SQLite: the settings, their history and the administrator's credential.
+
+The only module that imports sqlite3. Every change is one transaction, made
+durable (WAL with synchronous=FULL) before the call returns. sqlite3 errors
+leave as StoreError.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from intercom_sip.settings import Settings, to_view
+from intercom_sip.validation import from_record, to_record
+
+log = logging.getLogger(__name__)
+
+DB_NAME: Final = "intercom-sip.sqlite3"
+SCHEMA_VERSION: Final = 1
+HISTORY_KEEP: Final = 1000  # rows; the oldest go first
+
+_SCHEMA: Final = """
+CREATE TABLE settings (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    record TEXT NOT NULL
+);
+CREATE TABLE history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    password_changed INTEGER NOT NULL
+);
+CREATE TABLE credential (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    salt BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    changed_at REAL NOT NULL
+);
+CREATE TABLE identity (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+class StoreError(Exception):
+    """The store could not read or write; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    """The administrator's password as a salted scrypt hash; repr shows neither."""
+
+    salt: bytes = field(repr=False)
+    hash: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: float
+    actor: str
+    settings: dict[str, Any]  # as GET shows them: the password is never here
+    password_changed: bool
+
+
+class Store:
+    """One connection; call it from one thread at a time."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, data_dir: Path) -> "Store":
+        """Open (creating if need be) the store in a private data directory."""
+        path = _prepare(data_dir)
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=5000")
+            _migrate(db)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from exc
+        return cls(db, path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def load_settings(self) -> Settings | None:
+        row = self._one("SELECT record FROM settings WHERE id = 1")
+        if row is None:
+            return None
+        settings = from_record(row[0])
+        if settings is None:
+            raise StoreError("the stored settings are unreadable")
+        return settings
+
+    def save_settings(self, new: Settings, old: Settings, at: float, actor: str) -> None:
+        """Replace the settings and record the change, in one durable transaction."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO settings (id, record) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+                (to_record(new),),
+            )
+            db.execute(
+                "INSERT INTO history (at, actor, settings, password_changed) VALUES (?, ?, ?, ?)",
+                (at, actor, json.dumps(to_view(new)), new.password != old.password),
+            )
+            db.execute(
+                "DELETE FROM history WHERE id <= (SELECT MAX(id) FROM history) - ?",
+                (HISTORY_KEEP,),
+            )
+
+    def history(self, limit: int = 50) -> list[HistoryEntry]:
+        rows = self._all(
+            "SELECT at, actor, settings, password_changed FROM history ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [HistoryEntry(at, who, json.loads(text), bool(pw)) for at, who, text, pw in rows]
+
+    def load_credential(self) -> Credential | None:
+        row = self._one("SELECT salt, hash FROM credential WHERE id = 1")
+        return None if row is None else Credential(row[0], row[1])
+
+    def save_credential(self, credential: Credential, at: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO credential (id, salt, hash, changed_at) VALUES (1, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET salt = excluded.salt, hash = excluded.hash,"
+                " changed_at = excluded.changed_at",
+                (credential.salt, credential.hash, at),
+            )
+
+    def identity_value(self, key: str, make: str) -> str:
+        """The stored value for key; `make` is stored first when there is none."""
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO identity (key, value) VALUES (?, ?)", (key, make))
+            row = db.execute("SELECT value FROM identity WHERE key = ?", (key,)).fetchone()
+        return str(row[0])
+
+    def data_version(self) -> int:
+        """Changes whenever another connection (the CLI, say) commits."""
+        row = self._one("PRAGMA data_version")
+        return int(row[0]) if row else 0
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        try:
+            row: tuple[Any, ...] | None = self._db.execute(sql, args).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        return row
+
+    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+
+def _prepare(data_dir: Path) -> Path:
+    """A 0700 directory holding a 0600 database (the SIP password is in it)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if data_dir.stat().st_mode & 0o077:
+        log.warning("data directory %s was open to others; narrowed to 0700", data_dir)
+        data_dir.chmod(0o700)
+    path = data_dir / DB_NAME
+    # Created 0600 before SQLite opens it; SQLite gives -wal and -shm the same mode.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for existing in data_dir.glob(DB_NAME + "*"):
+        existing.chmod(0o600)
+    return path
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version != 0:
+        raise sqlite3.DatabaseError(f"schema version {version} is newer than this program")
+    db.execute("BEGIN IMMEDIATE")
+    if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        db.execute("COMMIT")  # another process made it meanwhile
+        return
+    for statement in filter(str.strip, _SCHEMA.split(";")):
+        db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    db.execute("COMMIT")
