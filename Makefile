@@ -22,7 +22,11 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint
+# The SIP peers (Kamailio, coturn, SIPp, baresip) come from Debian's packages.
+peers:
+	scripts/install-peers
+
+test: lint peers
 	$(BIN)/pytest
 
 bench: install

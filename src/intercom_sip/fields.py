@@ -2,7 +2,8 @@
 the factory defaults and the OpenAPI schema alike.
 """
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Protocol
@@ -21,12 +22,12 @@ class Kind(Enum):
     OBJECT = "object"
 
 
-# Strict JSON types: true is no integer, 1 is no boolean, 120.0 is no integer.
-TYPE_OK: Final[Mapping[Kind, Callable[[object], bool]]] = {
-    Kind.BOOLEAN: lambda value: type(value) is bool,
-    Kind.INTEGER: lambda value: type(value) is int,
-    Kind.STRING: lambda value: type(value) is str,
-    Kind.OBJECT: lambda value: type(value) is dict,
+# What json gives for each kind. Strict: true is no integer, 120.0 is no integer.
+PYTHON_TYPE: Final[Mapping[Kind, type]] = {
+    Kind.BOOLEAN: bool,
+    Kind.INTEGER: int,
+    Kind.STRING: str,
+    Kind.OBJECT: dict,
 }
 
 
@@ -189,6 +190,10 @@ class Field:
     default: Any
     rule: Rule | None
     doc: str
+
+    @functools.cached_property
+    def path(self) -> tuple[str, ...]:
+        return tuple(self.name.split("."))
 
 
 TRANSPORTS: Final = ("udp", "tcp", "tls")

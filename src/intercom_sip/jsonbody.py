@@ -22,13 +22,7 @@ def parse_object(raw: bytes) -> dict[str, Any] | None:
         text = raw.decode("utf-8")
         if _too_deep(text):
             return None
-        value = json.loads(
-            text,
-            object_pairs_hook=_unique_keys,
-            parse_constant=_refuse,
-            parse_int=_integer,
-            parse_float=_finite,
-        )
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError):
         return None
     return value if type(value) is dict else None
@@ -69,3 +63,12 @@ def _finite(literal: str) -> float:
     if value in (float("inf"), float("-inf")):
         raise _Refused("overflow")
     return value
+
+
+# Made once: json.loads with hooks would build a new decoder for every body.
+_DECODER: Final = json.JSONDecoder(
+    object_pairs_hook=_unique_keys,
+    parse_constant=_refuse,
+    parse_int=_integer,
+    parse_float=_finite,
+)

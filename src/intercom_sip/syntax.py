@@ -4,6 +4,7 @@ Each pattern exists twice on purpose: once for Python (`re`) and once as the
 ECMA-262 text the OpenAPI document carries, built from the same pieces.
 """
 
+import functools
 import re
 from typing import Final
 
@@ -29,6 +30,7 @@ def sip_chars(low: int, high: int) -> re.Pattern[str]:
     return re.compile(f"[{SIP_CHARS}]{{{low},{high}}}")
 
 
+@functools.lru_cache(maxsize=64)  # the same few hosts are posted again and again
 def is_host(text: str) -> bool:
     """An IPv4 address in dotted decimal, or an RFC 1123 host name."""
     if _IPV4_RE.fullmatch(text):
@@ -40,6 +42,7 @@ def is_host(text: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=64)
 def parse_proxy(text: str) -> tuple[str, str, int | None] | None:
     """`sips:host:5061` -> ("sips", "host", 5061); None when the text is no proxy.
 

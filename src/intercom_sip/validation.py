@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from intercom_sip import errors, jsonbody, syntax
-from intercom_sip.fields import FACTORY, FIELDS, TYPE_OK, Context, Field
+from intercom_sip.fields import FACTORY, FIELDS, PYTHON_TYPE, Context
 from intercom_sip.settings import PASSWORD_PLACEHOLDER, Settings, to_view
 
 _ABSENT: Final = object()
@@ -54,38 +54,41 @@ def validate(body: Mapping[str, Any], stored: Settings) -> Settings | Invalid:
     """Check every field in the contract's order; the first failure is the answer."""
     values: dict[str, Any] = {}
     ctx = Context(values, stored)
-    for field in FIELDS:
-        value = _lookup(body, field.name)
+    for field, python_type, checks in _PLAN:
+        value = _lookup(body, field.path)
         if value is _ABSENT:
             if field.required:
                 return Invalid(errors.no_value(field.name))
             value = getattr(stored, field.attr or "")
-        else:
-            problem = _check(field, value, ctx)
-            if problem is not None:
-                return Invalid(problem)
+        elif type(value) is not python_type:
+            return Invalid(errors.wrong_type(field.name))
+        elif field.rule is not None:
+            reason = field.rule.reason(value, ctx)
+            if reason is not None:
+                return Invalid(errors.invalid(field.name, reason))
         values[field.name] = value
-        for check in CROSS_CHECKS.get(field.name, ()):
+        for check in checks:
             problem = check(ctx)
             if problem is not None:
                 return Invalid(problem)
     return _settings(values, stored)
 
 
-def _lookup(body: Mapping[str, Any], name: str) -> Any:
+def _lookup(body: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     value: Any = body
-    for part in name.split("."):
+    for part in path:
         value = value.get(part, _ABSENT)  # parents were checked to be objects first
         if value is _ABSENT:
             break
     return value
 
 
-def _check(field: Field, value: Any, ctx: Context) -> str | None:
-    if not TYPE_OK[field.kind](value):
-        return errors.wrong_type(field.name)
-    reason = field.rule.reason(value, ctx) if field.rule else None
-    return None if reason is None else errors.invalid(field.name, reason)
+# The table, unrolled once: each field with its exact Python type and the checks
+# that run after it. Types are strict: bool is no int, so `type(...) is` and
+# never isinstance().
+_PLAN: Final = tuple(
+    (field, PYTHON_TYPE[field.kind], CROSS_CHECKS.get(field.name, ())) for field in FIELDS
+)
 
 
 def _settings(values: Mapping[str, Any], stored: Settings) -> Settings:

@@ -54,9 +54,10 @@ class Api:
             log.exception("unhandled error in %s %s", scope["method"], ascii(scope["path"]))
             response = http.INTERNAL
         await http.send_response(send, response)
-        if access_log.isEnabledFor(logging.INFO):
+        if access_log.isEnabledFor(logging.DEBUG):
+            # At debug level: a poll every second would drown the log's real events.
             # The path only: a query string may hold the login's password hash.
-            access_log.info(
+            access_log.debug(
                 '%s "%s %s" %d %.1fms',
                 client,
                 scope["method"],

@@ -1,5 +1,6 @@
 """The few pieces of HTTP the API needs, over raw ASGI: lean on purpose (see README)."""
 
+import functools
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ def json_response(status: int, value: object) -> Response:
     return Response(status, json.dumps(value).encode())
 
 
+@functools.lru_cache(maxsize=512)  # messages never hold what a client sent: few of them
 def error(status: int, message: str) -> Response:
     return json_response(status, {"error": message})
 

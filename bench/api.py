@@ -1,0 +1,252 @@
+"""HTTP API throughput and latency against a bare ASGI app under the same server.
+
+Each server is pinned to core 0, wrk to core 1. For each load (GET settings,
+POST valid settings that change every time and so commit durably, POST an
+invalid body) it runs wrk against the service and against the bare app,
+interleaved, ROUNDS times, and prints medians and the ratio to the bare app.
+Both get the same requests (method, headers, bodies); the bare app drains the
+body and answers a fixed JSON of the size of our GET answer.
+
+Run: make bench   (needs Debian's wrk and taskset; two cores)
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SERVER_CORE, LOAD_CORE = "0", "1"
+
+VALID = {
+    "enable": True,
+    "proxy": "sip:pbx.example.com",
+    "realm": "example.com",
+    "user": "101",
+    "password": "secret1",
+    "transport": "udp",
+    "user_id": "",
+    "is_enable_ring_code": False,
+    "timeout": 120,
+    "registration_interval": 60,
+    "stun": {"ip": "", "port": 3478},
+}
+INVALID = {**VALID, "timeout": 121}
+
+# wrk's Lua: alternate two bodies so every valid POST is a change (a durable commit),
+# and print the figures as one JSON line.
+LUA = """
+local bodies = {%s}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(%s, nil, nil, bodies[(n %% #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format('JSON {"requests": %%d, "seconds": %%f, "p50": %%f, "p99": %%f, '
+    .. '"errors": %%d, "non2xx": %%d}\\n', summary.requests, summary.duration / 1e6,
+    latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
+    summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout, summary.errors.status))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    method: str
+    bodies: tuple[str, ...]
+    expect_2xx: bool
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        ["taskset", "-c", SERVER_CORE, *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit(f"server on port {port} did not start")
+
+
+def login(port: int) -> str:
+    md5 = hashlib.md5(b"123456").hexdigest()  # noqa: S324 (the vendor's login)
+    url = f"http://127.0.0.1:{port}/api/v1/login?username=admin&password={md5}"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        token: str = json.loads(reply.read())["token"]
+    return token
+
+
+def wrk(
+    url: str, load: Load, token: str, args: argparse.Namespace, work: Path
+) -> dict[str, float]:
+    script = work / f"{load.name}.lua"
+    bodies = ", ".join(json.dumps(body) for body in load.bodies) or '""'
+    script.write_text(LUA % (bodies, json.dumps(load.method)))
+    command = [
+        "taskset",
+        "-c",
+        LOAD_CORE,
+        "wrk",
+        "-t1",
+        f"-c{args.connections}",
+        f"-d{args.seconds}s",
+        "-s",
+        str(script),
+        "-H",
+        f"Authorization: Bearer {token}",
+        url,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("JSON "))
+    figures: dict[str, float] = json.loads(line[5:])
+    if load.expect_2xx and figures["non2xx"]:
+        raise SystemExit(f"{load.name}: {figures['non2xx']} answers were not 2xx")
+    if figures["errors"]:
+        raise SystemExit(f"{load.name}: {figures['errors']} socket errors")
+    figures["rps"] = figures["requests"] / figures["seconds"]
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("needs wrk: apt-get install wrk")
+    if (os.cpu_count() or 1) < 2:
+        raise SystemExit("needs two cores: one for the servers, one for wrk")
+    loads = (
+        Load("get-settings", "GET", (), True),
+        Load(
+            "post-valid",
+            "POST",
+            tuple(json.dumps({**VALID, "timeout": t}) for t in (120, 300)),
+            True,
+        ),
+        Load("post-invalid", "POST", (json.dumps(INVALID),), False),
+    )
+    with tempfile.TemporaryDirectory(prefix="intercom-bench-") as tmp:
+        work = Path(tmp)
+        ours_port, bare_port = free_port(), free_port()
+        ours = start(
+            [
+                sys.executable,
+                "-m",
+                "intercom_sip",
+                "serve",
+                "--port",
+                str(ours_port),
+                "--data-dir",
+                str(work / "data"),
+            ],
+            ours_port,
+        )
+        bare = start(
+            [sys.executable, str(HERE / "bare_app.py"), "--port", str(bare_port)], bare_port
+        )
+        try:
+            token = login(ours_port)
+            results = run_all(loads, token, ours_port, bare_port, args, work)
+        finally:
+            for process in (ours, bare):
+                process.terminate()
+                process.wait(20)
+    commits = [commit_rate(args) for _ in range(args.rounds)]
+    report(results, args)
+    median = {k: statistics.median(c[k] for c in commits) for k in ("rps", "p50", "p99")}
+    valid = statistics.median(r["rps"] for r in results["post-valid"]["ours"])
+    print(
+        f"durable commits alone (store, no HTTP, one writer): {median['rps']:.0f}/s,"
+        f" p50 {median['p50']:.2f} ms, p99 {median['p99']:.2f} ms;"
+        f" valid POST reaches {valid / median['rps']:.2f} of that"
+    )
+
+
+def commit_rate(args: argparse.Namespace) -> dict[str, float]:
+    command = [
+        "taskset",
+        "-c",
+        SERVER_CORE,
+        sys.executable,
+        str(HERE / "commit_rate.py"),
+        "--seconds",
+        str(args.seconds),
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    figures: dict[str, float] = json.loads(output)
+    return figures
+
+
+def run_all(
+    loads: tuple[Load, ...],
+    token: str,
+    ours_port: int,
+    bare_port: int,
+    args: argparse.Namespace,
+    work: Path,
+) -> dict[str, dict[str, list[dict[str, float]]]]:
+    path = "/api/v1/device/sip/settings"
+    results: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for load in loads:
+        runs = results.setdefault(load.name, {"ours": [], "bare": []})
+        for _ in range(args.rounds):  # interleaved, so drift hits both alike
+            # the bare app gets the very same requests: same method, headers and bodies
+            runs["bare"].append(
+                wrk(f"http://127.0.0.1:{bare_port}{path}", load, token, args, work)
+            )
+            runs["ours"].append(
+                wrk(f"http://127.0.0.1:{ours_port}{path}", load, token, args, work)
+            )
+    return results
+
+
+def report(
+    results: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Namespace
+) -> None:
+    print(
+        f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds each,"
+        f" medians; servers on core {SERVER_CORE}, wrk on core {LOAD_CORE}"
+    )
+    header = (
+        f"{'load':<14}{'req/s':>9}{'bare':>9}{'ratio':>7}{'p50 ms':>9}{'bare':>7}"
+        f"{'p99 ms':>9}{'bare':>7}"
+    )
+    print(header)
+    for name, runs in results.items():
+        ours = {k: statistics.median(r[k] for r in runs["ours"]) for k in ("rps", "p50", "p99")}
+        bare = {k: statistics.median(r[k] for r in runs["bare"]) for k in ("rps", "p50", "p99")}
+        print(
+            f"{name:<14}{ours['rps']:>9.0f}{bare['rps']:>9.0f}{ours['rps'] / bare['rps']:>7.2f}"
+            f"{ours['p50']:>9.2f}{bare['p50']:>7.2f}{ours['p99']:>9.2f}{bare['p99']:>7.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Real SIP peers (Kamailio, coturn, SIPp) started and stopped by pytest fixtures."""

@@ -1,0 +1,38 @@
+"""Free loopback ports for peers, chosen just before they start."""
+
+from __future__ import annotations
+
+import socket
+
+HOST = "127.0.0.1"
+
+
+def free_port(both: bool = False) -> int:
+    """A loopback port free for UDP, and for TCP too when `both`.
+
+    The port is released before the peer binds it; a race with another process is possible
+    but unlikely on a test machine, and the peer then fails loudly at start.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((HOST, 0))
+            port: int = udp.getsockname()[1]
+        if not both or _tcp_free(port):
+            return port
+
+
+def free_tcp_port() -> int:
+    """A loopback port free for TCP."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.bind((HOST, 0))
+        port: int = tcp.getsockname()[1]
+        return port
+
+
+def _tcp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        try:
+            tcp.bind((HOST, port))
+        except OSError:
+            return False
+    return True
