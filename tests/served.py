@@ -31,7 +31,16 @@ class Served:
     def start(self, timeout: float = 20.0) -> "Served":
         command = [sys.executable, "-m", "intercom_sip", "serve", *self.options]
         if self.env is None:
-            command += ["--port", "0", "--data-dir", str(self.data_dir)]
+            command += [
+                "--port",
+                "0",
+                "--data-dir",
+                str(self.data_dir),
+                "--sip-host",
+                "127.0.0.1",
+                "--sip-port",
+                "0",
+            ]
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

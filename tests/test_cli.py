@@ -167,7 +167,7 @@ def test_serve_reads_the_environment(tmp_path: Path) -> None:
 
 def test_serve_reports_a_port_in_use(served: Served) -> None:
     port = served.url.rsplit(":", 1)[1]
-    done = cli("serve", "--port", port, "--data-dir", str(served.data_dir))
+    done = cli("serve", "--port", port, "--data-dir", str(served.data_dir), "--sip-port", "0")
     assert (done.returncode, done.stderr) == (
         2,
         f"intercom-sip: cannot listen on 127.0.0.1:{port}: Address already in use\n",

@@ -19,6 +19,13 @@ class ServiceConfig:
     allowed_hosts: tuple[str, ...] = ()
     allow_factory_password: bool = False
     log_level: str = "info"
+    sip_host: str = "0.0.0.0"  # noqa: S104 (SIP answers the device's network)
+    sip_port: int = 5060
+    tls_ca_file: str | None = None
+    tls_no_verify: bool = False
+    sip_t1: float = 0.5
+    sip_auth_retry: float = 60.0
+    sip_backoff_max: float = 300.0
 
     @property
     def loopback_only(self) -> bool:
@@ -49,6 +56,30 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="listen beyond loopback even while the factory password is set",
     )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sip = parser.add_argument_group("SIP")
+    sip.add_argument("--sip-host", help="address of the SIP port (default 0.0.0.0)")
+    sip.add_argument("--sip-port", type=int, help="the fixed local SIP port (default 5060)")
+    sip.add_argument(
+        "--tls-ca-file",
+        help="CA certificates to verify the proxy with (default: the system's store)",
+    )
+    sip.add_argument(
+        "--tls-no-verify",
+        action="store_true",
+        default=None,
+        help="do not verify the proxy's TLS certificate (testing only)",
+    )
+    sip.add_argument("--sip-t1", type=float, help="SIP timer T1 in seconds (default 0.5)")
+    sip.add_argument(
+        "--sip-auth-retry",
+        type=float,
+        help="seconds before retrying a refused password (default 60)",
+    )
+    sip.add_argument(
+        "--sip-backoff-max",
+        type=float,
+        help="longest wait between retries after errors (default 300)",
+    )
 
 
 def from_options(
@@ -72,7 +103,28 @@ def from_options(
         allowed_hosts=tuple(hosts),
         allow_factory_password=_flag(pick("allow_factory_password")),
         log_level=str(pick("log_level")).lower(),
+        sip_host=str(pick("sip_host")),
+        sip_port=_port(pick("sip_port")),
+        tls_ca_file=_optional(pick("tls_ca_file")),
+        tls_no_verify=_flag(pick("tls_no_verify")),
+        sip_t1=_seconds("sip_t1", pick("sip_t1")),
+        sip_auth_retry=_seconds("sip_auth_retry", pick("sip_auth_retry")),
+        sip_backoff_max=_seconds("sip_backoff_max", pick("sip_backoff_max")),
     )
+
+
+def _optional(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _seconds(name: str, value: object) -> float:
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        seconds = -1.0
+    if not 0.01 <= seconds <= 86400:
+        raise ValueError(f"--{name.replace('_', '-')} must be seconds from 0.01 to 86400")
+    return seconds
 
 
 def _port(value: object) -> int:

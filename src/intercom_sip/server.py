@@ -6,19 +6,23 @@ import logging
 import os
 import signal
 import socket
+import uuid
 from collections.abc import Callable, Iterator
 
 import uvicorn
 
-from intercom_sip import auth
+from intercom_sip import USER_AGENT, auth
 from intercom_sip.admin import Admin, ensure_credential
+from intercom_sip.agent import Agent, AgentOptions
 from intercom_sip.api import openapi
 from intercom_sip.api.app import Api
 from intercom_sip.api.hosts import HostCheck
 from intercom_sip.api.http import Receive, Scope, Send
 from intercom_sip.api.routes import Routes
 from intercom_sip.config import ServiceConfig
-from intercom_sip.device import Device, NoAgent
+from intercom_sip.device import Device
+from intercom_sip.sip.registration import Timers
+from intercom_sip.sip.transport import TlsOptions
 from intercom_sip.store import Store
 from intercom_sip.worker import Worker
 
@@ -42,13 +46,17 @@ def run(config: ServiceConfig) -> None:
             " set one with `intercom-sip passwd`, or pass --allow-factory-password"
         )
     writer, hasher = Worker("store"), Worker("hash", threads=2)
-    device = Device(store, writer, NoAgent())
+    sip_socket = bind_udp(config.sip_host, config.sip_port)
+    agent = Agent(agent_options(config, store))
+    device = Device(store, writer, agent)
     admin = Admin(Store.open(config.data_dir), hasher)
 
     async def startup() -> None:
+        await agent.start(sip_socket)
         device.start()
 
     async def shutdown() -> None:
+        await agent.stop()  # unregisters, bounded in time
         writer.close()
         hasher.close()
 
@@ -60,6 +68,29 @@ def run(config: ServiceConfig) -> None:
         shutdown,
     )
     serve_asgi(api, bind(config.host, config.port))
+
+
+def agent_options(config: ServiceConfig, store: Store) -> AgentOptions:
+    instance = store.identity_value("instance", f"urn:uuid:{uuid.uuid4()}")
+    return AgentOptions(
+        tls=TlsOptions(config.tls_ca_file, verify=not config.tls_no_verify),
+        t1=config.sip_t1,
+        timers=Timers(auth_retry=config.sip_auth_retry, backoff_max=config.sip_backoff_max),
+        instance=instance,
+        user_agent=USER_AGENT,
+    )
+
+
+def bind_udp(host: str, port: int) -> socket.socket:
+    """The fixed SIP port, taken before serving so that a clash stops the start."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise RefusedToStart(f"cannot use SIP port {host}:{port}: {reason}") from exc
+    return sock
 
 
 def bind(host: str, port: int) -> socket.socket:

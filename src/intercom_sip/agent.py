@@ -1,0 +1,222 @@
+"""The SIP agent: makes the stored settings true on the wire, supervised.
+
+Desired state comes from the device (which has it from the store); the agent
+keeps none of its own. One task reconciles the binding with the latest desired
+settings; if it fails, it is logged and started again from those settings.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import socket
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final
+
+from intercom_sip.settings import Settings
+from intercom_sip.sip.binding import Binding, Identity, SipEnv, account_of
+from intercom_sip.sip.message import (
+    ParseError,
+    Request,
+    Response,
+    parse,
+    response_bytes,
+    response_to,
+)
+from intercom_sip.sip.registration import Timers
+from intercom_sip.sip.resolve import Resolver
+from intercom_sip.sip.transport import Flow, FlowError, TlsOptions, UdpEndpoint
+from intercom_sip.status import Status
+
+log = logging.getLogger(__name__)
+
+UNREGISTER_WAIT: Final = 3.0  # seconds a replaced or disabled binding may take to go
+RESTART_PAUSE: Final = 1.0
+
+
+class Step(Enum):
+    NOTHING = "nothing"
+    START = "start"
+    UPDATE = "update"  # the same binding, re-registered (password, user_id, interval)
+    REPLACE = "replace"  # unregister the old binding first, then register the new
+    STOP = "stop"
+
+
+def plan(applied: Settings | None, desired: Settings, bound: bool) -> Step:
+    """What must change to go from the applied settings to the desired ones (pure)."""
+    if not desired.enable:
+        return Step.STOP if bound else Step.NOTHING
+    if applied is None or not applied.enable or not bound:
+        return Step.START
+    if Identity.of(applied) != Identity.of(desired):
+        return Step.REPLACE
+    if account_of(applied) != account_of(desired):
+        return Step.UPDATE
+    return Step.NOTHING
+
+
+# What we answer to requests until calls arrive (next issue): never a crash, never silence.
+_ANSWERS: Final = {
+    "OPTIONS": (200, "OK"),
+    "INVITE": (480, "Temporarily Unavailable"),
+    "BYE": (481, "Call/Transaction Does Not Exist"),
+    "CANCEL": (481, "Call/Transaction Does Not Exist"),
+}
+
+
+@dataclass
+class _Slot:
+    settings: Settings | None = None
+    binding: Binding | None = None
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """The service options of the SIP side (never API fields)."""
+
+    tls: TlsOptions = field(default_factory=TlsOptions)
+    t1: float = 0.5
+    timers: Timers = field(default_factory=Timers)
+    instance: str = ""
+    user_agent: str = ""
+
+
+class Agent:
+    def __init__(self, options: AgentOptions) -> None:
+        self._options = options
+        self._env: SipEnv | None = None
+        self._desired: Settings | None = None
+        self._applied = _Slot()
+        self._leaving: list[Binding] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- the device's side ---------------------------------------------------------------
+
+    def apply(self, settings: Settings) -> None:
+        self._desired = settings
+        self._wake.set()
+
+    def status(self) -> Status:
+        binding = self._applied.binding
+        if binding is not None:
+            return binding.status()
+        if self._desired is not None and self._desired.enable:
+            return Status(state="registering", transport=self._desired.transport)
+        return Status()
+
+    async def start(self, sock: socket.socket) -> None:
+        """Serve the SIP port (bound by the caller) and start reconciling."""
+        o = self._options
+        endpoint = await UdpEndpoint.open(sock, self.receive)
+        self._env = SipEnv(
+            endpoint,
+            Resolver(),
+            o.tls,
+            o.instance,
+            o.user_agent,
+            o.timers,
+            o.t1,
+            random.SystemRandom(),
+            self.receive,
+        )
+        log.info("SIP on udp %s:%d", *endpoint.bound)
+        self._task = asyncio.create_task(self._supervise(), name="sip agent")
+
+    async def stop(self) -> None:
+        """Unregister within a bounded time, then close the port."""
+        if self._task is not None:
+            self._task.cancel()
+        binding = self._applied.binding
+        if binding is not None:
+            await binding.stop(UNREGISTER_WAIT)
+        if self._env is not None:
+            self._env.endpoint.close()
+
+    # --- the supervisor ----------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self._reconcile_forever()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("SIP agent failed; starting again from the stored settings")
+                self._abandon()
+                await asyncio.sleep(RESTART_PAUSE)
+                self._wake.set()
+
+    def _abandon(self) -> None:
+        binding = self._applied.binding
+        if binding is not None:
+            binding.done.set()
+        self._applied = _Slot()
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            desired = self._desired
+            if desired is not None:
+                await self._reconcile(desired)
+
+    async def _reconcile(self, desired: Settings) -> None:
+        slot = self._applied
+        step = plan(slot.settings, desired, slot.binding is not None)
+        if step is not Step.NOTHING:
+            log.info("SIP settings: %s", step.value)
+        if step in (Step.STOP, Step.REPLACE) and slot.binding is not None:
+            await self._let_go(slot.binding)
+            slot.binding = None
+        if step in (Step.START, Step.REPLACE):
+            assert self._env is not None
+            slot.binding = Binding(Identity.of(desired), account_of(desired), self._env)
+            slot.binding.start(self._crashed)
+        elif step is Step.UPDATE and slot.binding is not None:
+            slot.binding.update(account_of(desired))
+        slot.settings = desired
+
+    def _crashed(self, binding: Binding) -> None:
+        """A binding's task died of a bug: start again from the desired settings."""
+        if self._applied.binding is binding:
+            self._applied = _Slot()
+            self._wake.set()
+
+    async def _let_go(self, binding: Binding) -> None:
+        self._leaving.append(binding)  # its answers must still reach it
+        try:
+            await binding.stop(UNREGISTER_WAIT)
+        finally:
+            self._leaving.remove(binding)
+
+    # --- what arrives ------------------------------------------------------------------
+
+    def receive(self, data: bytes, flow: Flow) -> None:
+        message = parse(data, stream=flow.reliable)
+        if isinstance(message, ParseError):
+            log.debug("dropped a malformed SIP message from %s: %s", flow.remote, message.reason)
+            return
+        if isinstance(message, Response):
+            self._route_response(message, flow)
+        else:
+            self._answer(message, flow)
+
+    def _route_response(self, response: Response, flow: Flow) -> None:
+        call_id = response.headers.get("Call-ID")
+        current = self._applied.binding
+        for binding in (current, *self._leaving):
+            if binding is not None and binding.call_id == call_id:
+                binding.deliver(response, flow)
+                return
+
+    def _answer(self, request: Request, flow: Flow) -> None:
+        if request.method == "ACK":
+            return
+        code, reason = _ANSWERS.get(request.method, (405, "Method Not Allowed"))
+        extra = [("Allow", ", ".join(["ACK", *_ANSWERS]))] if code in (200, 405) else []
+        answer = response_to(request, code, reason, secrets.token_hex(4), extra)
+        with contextlib.suppress(FlowError):
+            flow.send(response_bytes(answer))

@@ -1,0 +1,447 @@
+"""One registration on the wire: the asyncio shell around the pure machine.
+
+A single task per binding takes events (answers, a closed flow, a new account,
+stop) from a queue and wakes for the earliest timer: a retransmission, the
+transaction's timeout, the refresh or retry, a keep-alive.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from intercom_sip.settings import Settings
+from intercom_sip.sip import digest, stun
+from intercom_sip.sip.message import Response, build, escape_user, parse_name_addr, parse_via
+from intercom_sip.sip.registration import Account, Answer, Challenge, Registration, Send, Timers
+from intercom_sip.sip.resolve import ResolveFailed, Resolver
+from intercom_sip.sip.transaction import ClientTransaction, Tick
+from intercom_sip.sip.transport import (
+    KEEPALIVE,
+    Address,
+    Flow,
+    FlowError,
+    StreamFlow,
+    TlsOptions,
+    UdpEndpoint,
+)
+from intercom_sip.status import Status
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_EVERY: Final = {"udp": 25.0, "tcp": 90.0, "tls": 90.0}  # RFC 5626 §4.4.1
+STUN_TIMEOUT: Final = 2.0
+_FAR: Final = 3600.0
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What names the binding at the registrar: a change of any needs a new binding."""
+
+    proxy: str
+    realm: str
+    user: str
+    transport: str
+    stun_ip: str
+    stun_port: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Identity":
+        return cls(
+            settings.proxy,
+            settings.realm,
+            settings.user,
+            settings.transport,
+            settings.stun_ip,
+            settings.stun_port,
+        )
+
+    @property
+    def aor(self) -> str:
+        return f"sip:{escape_user(self.user)}@{self.realm}"
+
+    @property
+    def server_name(self) -> str:
+        return self.proxy.removeprefix("sips:").removeprefix("sip:").partition(":")[0]
+
+
+def account_of(settings: Settings) -> Account:
+    return Account(settings.auth_user, settings.password, settings.registration_interval)
+
+
+@dataclass
+class SipEnv:
+    """What every binding shares: the UDP port, the resolver, TLS, identity, timers."""
+
+    endpoint: UdpEndpoint
+    resolver: Resolver
+    tls: TlsOptions
+    instance: str  # urn:uuid:..., made once and stored
+    user_agent: str
+    timers: Timers = field(default_factory=Timers)
+    t1: float = 0.5
+    rng: random.Random = field(default_factory=random.SystemRandom)
+    receive: Any = None  # the agent's dispatcher, for stream flows
+
+
+class Binding:
+    def __init__(self, identity: Identity, account: Account, env: SipEnv) -> None:
+        self.identity = identity
+        self._env = env
+        self._machine = Registration(account, env.rng, env.timers)
+        self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._flow: Flow | None = None
+        self._transaction: ClientTransaction | None = None
+        self._tag = secrets.token_hex(6)
+        self._public: Address | None = None  # as STUN or received/rport say
+        self._stale_contact: str | None = None  # removed with the next REGISTER
+        self._contact: str | None = None
+        self._keepalive_at = _FAR
+        self._stopping = False
+        self.done = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stun_task: asyncio.Task[None] | None = None
+
+    @property
+    def call_id(self) -> str:
+        return self._machine.call_id
+
+    # --- the agent's side --------------------------------------------------------------
+
+    def start(self, crashed: Callable[["Binding"], None]) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"binding {self.identity.aor}")
+
+        def finished(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("%s: binding failed", self.identity.aor, exc_info=task.exception())
+                crashed(self)
+
+        self._task.add_done_callback(finished)
+
+    def update(self, account: Account) -> None:
+        self._events.put_nowait(("update", account))
+
+    def deliver(self, response: Response, flow: Flow) -> None:
+        self._events.put_nowait(("response", (response, flow)))
+
+    def flow_closed(self, flow: Flow) -> None:
+        self._events.put_nowait(("closed", flow))
+
+    async def stop(self, within: float) -> None:
+        """Unregister, waiting at most `within` seconds; then let go of everything."""
+        self._events.put_nowait(("stop", None))
+        try:
+            async with asyncio.timeout(within):
+                await self.done.wait()
+        except TimeoutError:
+            log.warning("%s: no answer to the un-REGISTER in %.1f s", self.identity.aor, within)
+        if self._task is not None:
+            self._task.cancel()
+        if self._flow is not None:
+            self._flow.close()
+
+    def status(self) -> Status:
+        now = asyncio.get_running_loop().time()
+        m = self._machine
+        bound = m.bound(now)
+        return Status(
+            state=m.shown_state(now).value,
+            code=m.code,
+            reason=m.reason,
+            expires=m.granted if bound else None,
+            next_refresh=_wall(m.next_at, now),
+            contact=self._contact,
+            public_address=f"{self._public[0]}:{self._public[1]}" if self._public else None,
+            transport=self.identity.transport,
+            register_last_attempt=_wall(m.last_attempt, now),
+            bound=bound,
+        )
+
+    # --- the task ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        if self.identity.transport == "udp" and self.identity.stun_ip:
+            # best effort, never waited for
+            self._stun_task = asyncio.create_task(self._learn_public_address())
+        await self._transmit(self._machine.register(self._now()))
+        while not self.done.is_set():
+            try:
+                async with asyncio.timeout_at(self._deadline()):
+                    kind, value = await self._events.get()
+            except TimeoutError:
+                kind, value = "tick", None
+            await self._handle(kind, value)
+            if self._stopping and self._machine.state.value == "disabled":
+                self.done.set()
+
+    async def _handle(self, kind: str, value: Any) -> None:
+        now = self._now()
+        if kind == "response":
+            response, flow = value
+            await self._on_response(response, flow, now)
+        elif kind == "closed":
+            await self._on_closed(value, now)
+        elif kind == "update":
+            await self._transmit(self._machine.update(value, now))
+        elif kind == "stop":
+            self._stopping = True
+            await self._transmit(self._machine.unregister(now))
+        elif kind == "public":
+            await self._on_public(value, now)
+        else:
+            await self._on_tick(now)
+
+    def _deadline(self) -> float:
+        deadlines = [self._keepalive_at]
+        if self._transaction is not None:
+            deadlines.append(self._transaction.deadline())
+        if self._machine.next_at is not None:
+            deadlines.append(self._machine.next_at)
+        return min(deadlines)
+
+    async def _on_tick(self, now: float) -> None:
+        if self._transaction is not None:
+            tick = self._transaction.tick(now)
+            if tick is Tick.RETRANSMIT and self._flow is not None:
+                self._send_on_flow(self._transaction.data)
+            elif tick is Tick.TIMEOUT:
+                self._transaction = None
+                self._machine.on_failure("timeout", now)
+                self._drop_stream()
+        if self._machine.due(now) and self._transaction is None:
+            await self._transmit(self._machine.register(now))
+        if now >= self._keepalive_at and self._flow is not None:
+            self._send_on_flow(KEEPALIVE)
+            self._keepalive_at = now + KEEPALIVE_EVERY[self.identity.transport]
+
+    async def _on_response(self, response: Response, flow: Flow, now: float) -> None:
+        via = parse_via(response.headers.get("Via") or "")
+        ours = self._transaction
+        if via is None or ours is None or via.params.get("branch") != ours.branch:
+            return  # a late answer to a request we have given up on
+        if response.code < 200:
+            return
+        self._transaction = None
+        self._learn_from_via(via.params, flow)
+        answer = self._answer_of(response)
+        was_bound = self._machine.bound(now)
+        await self._transmit(self._machine.on_answer(answer, now))
+        self._log_outcome(answer, was_bound, now)
+        if self._machine.bound(now) and self._contact_moved(flow):
+            await self._transmit(self._machine.register(now))  # re-register at the new contact
+
+    async def _on_closed(self, flow: Flow, now: float) -> None:
+        if flow is not self._flow:
+            return
+        self._flow = None
+        log.info("%s: %s connection to %s closed", self.identity.aor, flow.transport, flow.remote)
+        if self._transaction is not None:
+            self._transaction = None
+            self._machine.on_failure("connection closed", now)
+            if not self._stopping:
+                return
+        if not self._stopping:
+            await self._transmit(self._machine.on_flow_closed(now))
+
+    async def _on_public(self, public: Address, now: float) -> None:
+        self._public = public
+        flow = self._flow
+        if flow is not None and self._machine.bound(now) and self._contact_moved(flow):
+            await self._transmit(self._machine.register(now))
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def _transmit(self, send: Send | None) -> None:
+        if send is None:
+            return
+        try:
+            flow = await self._ensure_flow()
+        except FlowError as exc:
+            self._transaction = None
+            self._machine.on_failure(str(exc), self._now())
+            log.warning("%s: %s", self.identity.aor, exc)
+            return
+        branch = "z9hG4bK" + secrets.token_hex(8)
+        data = self._build(send, flow, branch)
+        self._transaction = ClientTransaction(
+            branch, data, flow.reliable, self._now(), self._env.t1
+        )
+        self._send_on_flow(data)
+
+    def _send_on_flow(self, data: bytes) -> None:
+        assert self._flow is not None
+        with contextlib.suppress(FlowError):  # the closed flow's event follows
+            self._flow.send(data)
+
+    async def _ensure_flow(self) -> Flow:
+        if self._flow is not None and (not self._flow.reliable or _is_open(self._flow)):
+            return self._flow
+        targets = await self._env.resolver.resolve(self.identity.proxy, self.identity.transport)
+        if isinstance(targets, ResolveFailed):
+            log.warning("%s: %s", self.identity.aor, targets.reason)
+            raise FlowError("DNS failure")
+        target = (targets[0].host, targets[0].port)
+        self._flow = await self._open(target)
+        self._keepalive_at = self._now() + KEEPALIVE_EVERY[self.identity.transport]
+        return self._flow
+
+    async def _open(self, target: Address) -> Flow:
+        transport = self.identity.transport
+        if transport == "udp":
+            return self._env.endpoint.flow_to(target)
+        return await StreamFlow.connect(
+            transport,
+            remote=target,
+            receive=self._env.receive,
+            closed=self.flow_closed,
+            tls=self._env.tls.context() if transport == "tls" else None,
+            server_name=self.identity.server_name,
+        )
+
+    def _drop_stream(self) -> None:
+        if self._flow is not None and self._flow.reliable:
+            self._flow.close()
+            self._flow = None
+
+    def _build(self, send: Send, flow: Flow, branch: str) -> bytes:
+        ident, account = self.identity, self._machine.account
+        local_host, local_port = flow.local
+        contact = self._contact_uri(flow)
+        self._contact = contact
+        contacts = [f'<{contact}>;+sip.instance="<{self._env.instance}>"']
+        if self._stale_contact and self._stale_contact != contact and send.expires:
+            contacts.append(f"<{self._stale_contact}>;expires=0")
+            self._stale_contact = None
+        headers = [
+            (
+                "Via",
+                f"SIP/2.0/{flow.transport.upper()} {local_host}:{local_port}"
+                f";branch={branch};rport",
+            ),
+            ("Max-Forwards", "70"),
+            ("From", f"<{ident.aor}>;tag={self._tag}"),
+            ("To", f"<{ident.aor}>"),
+            ("Call-ID", self._machine.call_id),
+            ("CSeq", f"{send.cseq} REGISTER"),
+            ("Contact", ", ".join(contacts)),
+            ("Expires", str(send.expires)),
+            ("User-Agent", self._env.user_agent),
+        ]
+        if send.credentials is not None:
+            headers.append(self._authorization(send.credentials, send.nonce_count, account))
+        return build(f"REGISTER sip:{ident.realm} SIP/2.0", headers)
+
+    def _authorization(self, credentials: Challenge, nc: int, account: Account) -> tuple[str, str]:
+        challenge = digest.parse_challenge(credentials.header)
+        assert isinstance(challenge, digest.DigestChallenge)  # checked when it arrived
+        value = digest.authorization(
+            challenge,
+            digest.Credentials(account.auth_user, account.password),
+            "REGISTER",
+            f"sip:{self.identity.realm}",
+            cnonce=secrets.token_hex(8),
+            nc=nc,
+        )
+        return ("Proxy-Authorization" if credentials.proxy else "Authorization", value)
+
+    def _contact_uri(self, flow: Flow) -> str:
+        host, port = self._public if self._public else flow.local
+        return f"{self.identity.aor.split('@')[0]}@{host}:{port};transport={flow.transport}"
+
+    def _contact_moved(self, flow: Flow) -> bool:
+        current = self._contact
+        if current is None or current == self._contact_uri(flow):
+            return False
+        self._stale_contact = current
+        return True
+
+    # --- reading answers ---------------------------------------------------------------
+
+    def _answer_of(self, response: Response) -> Answer:
+        headers = response.headers
+        challenge = None
+        raw = headers.get("WWW-Authenticate") or headers.get("Proxy-Authenticate")
+        if response.code in (401, 407) and raw is not None:
+            parsed = digest.parse_challenge(raw)
+            if isinstance(parsed, digest.DigestChallenge):
+                challenge = Challenge(raw, parsed.nonce, response.code == 407, parsed.stale)
+        min_expires = headers.get("Min-Expires") or ""
+        return Answer(
+            response.code,
+            response.reason,
+            challenge,
+            int(min_expires) if min_expires.isdigit() and len(min_expires) < 8 else None,
+            self._granted(response),
+        )
+
+    def _granted(self, response: Response) -> int | None:
+        for value in response.headers.get_all("Contact"):
+            contact = parse_name_addr(value)
+            if contact is not None and contact.uri == self._contact:
+                expires = contact.params.get("expires", "")
+                return int(expires) if expires.isdigit() and len(expires) < 8 else None
+        expires = response.headers.get("Expires") or ""
+        return int(expires) if expires.isdigit() and len(expires) < 8 else None
+
+    def _learn_from_via(self, params: dict[str, str], flow: Flow) -> None:
+        received, rport = params.get("received"), params.get("rport", "")
+        if received or rport.isdigit():
+            public = (received or flow.local[0], int(rport) if rport.isdigit() else flow.local[1])
+            if public != flow.local or self._public is not None:
+                self._public = public
+
+    async def _learn_public_address(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(
+                    self.identity.stun_ip,
+                    self.identity.stun_port,
+                    family=socket.AF_INET,
+                    type=socket.SOCK_DGRAM,
+                ),
+                STUN_TIMEOUT,
+            )
+        except (OSError, TimeoutError):
+            log.info("STUN server %s not found", self.identity.stun_ip)
+            return
+        server = (str(infos[0][4][0]), int(infos[0][4][1]))
+        endpoint = self._env.endpoint
+        public = await stun.query(endpoint.send, endpoint.stun_answers, server, STUN_TIMEOUT)
+        if public is not None:
+            self._events.put_nowait(("public", public))
+
+    def _log_outcome(self, answer: Answer, was_bound: bool, now: float) -> None:
+        state = self._machine.state.value
+        if state == "registered" and not was_bound:
+            log.info(
+                "%s registered at %s (expires %s)",
+                self.identity.aor,
+                self._contact,
+                self._machine.granted,
+            )
+        elif state == "failed":
+            log.warning(
+                "%s: REGISTER failed: %d %s", self.identity.aor, answer.code, answer.reason
+            )
+        elif state == "disabled":
+            log.info("%s unregistered", self.identity.aor)
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+
+def _is_open(flow: Flow) -> bool:
+    return isinstance(flow, StreamFlow) and flow.open
+
+
+def _wall(at: float | None, now: float) -> int | None:
+    """A loop-clock instant as Unix time, for the status."""
+    return None if at is None else round(time.time() + (at - now))

@@ -1,0 +1,1 @@
+"""Tests of the SIP agent: its pure core and its adapters."""
