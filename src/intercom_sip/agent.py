@@ -22,6 +22,7 @@ from intercom_sip.sip.message import (
     Request,
     Response,
     parse,
+    redacted,
     response_bytes,
     response_to,
 )
@@ -31,6 +32,7 @@ from intercom_sip.sip.transport import Flow, FlowError, TlsOptions, UdpEndpoint
 from intercom_sip.status import Status
 
 log = logging.getLogger(__name__)
+trace = logging.getLogger("intercom_sip.sip.trace")
 
 UNREGISTER_WAIT: Final = 3.0  # seconds a replaced or disabled binding may take to go
 RESTART_PAUSE: Final = 1.0
@@ -150,10 +152,11 @@ class Agent:
                 self._wake.set()
 
     def _abandon(self) -> None:
+        """Drop the binding without a word to the registrar: its state may be the bug."""
         binding = self._applied.binding
-        if binding is not None:
-            binding.done.set()
         self._applied = _Slot()
+        if binding is not None:
+            binding.abandon()
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -195,6 +198,8 @@ class Agent:
     # --- what arrives ------------------------------------------------------------------
 
     def receive(self, data: bytes, flow: Flow) -> None:
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug("from %s:%d\n%s", *flow.remote, redacted(data))
         message = parse(data, stream=flow.reliable)
         if isinstance(message, ParseError):
             log.debug("dropped a malformed SIP message from %s: %s", flow.remote, message.reason)
@@ -218,5 +223,8 @@ class Agent:
         code, reason = _ANSWERS.get(request.method, (405, "Method Not Allowed"))
         extra = [("Allow", ", ".join(["ACK", *_ANSWERS]))] if code in (200, 405) else []
         answer = response_to(request, code, reason, secrets.token_hex(4), extra)
+        data = response_bytes(answer)
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug("to %s:%d\n%s", *flow.remote, redacted(data))
         with contextlib.suppress(FlowError):
-            flow.send(response_bytes(answer))
+            flow.send(data)

@@ -1,6 +1,8 @@
 """The SIP agent against a real Kamailio: its `ul.dump` is the ground truth."""
 
 import json
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ import pytest
 
 from tests.peers.kamailio import Kamailio, MakeKamailio
 from tests.peers.ports import free_port
+from tests.peers.relay import UdpRelay
 from tests.served import Served, wait_for
 
 pytestmark = pytest.mark.peers
@@ -23,6 +26,7 @@ class Device:
         self.data_dir, self.ca_file = data_dir, ca_file
         self.served: Served | None = None
         self.token = ""
+        self.log_level = "debug"
 
     def start(self) -> "Device":
         options = (
@@ -39,7 +43,7 @@ class Device:
             "--sip-backoff-max",
             "1",
             "--log-level",
-            "debug",
+            self.log_level,
         )
         self.served = Served(self.data_dir, *options, env={})
         self.served.options = (*options, "--port", "0", "--data-dir", str(self.data_dir))
@@ -140,7 +144,7 @@ def test_registers_over_each_transport(kamailio: Kamailio, device: Device, trans
         transport,
     )
     assert binding.instance is not None and binding.instance.startswith("<urn:uuid:")
-    assert "Authorization" not in device.log
+    assert "response=" not in device.log
     assert "secret" not in device.log
 
 
@@ -286,3 +290,194 @@ def test_refresh_before_the_grant_runs_out(kamailio: Kamailio, device: Device) -
     status = device.status()
     assert registered(status)
     assert status["register_last_attempt"] > 0
+
+
+def test_user_name_with_sip_specials(kamailio_factory: MakeKamailio, tmp_path: Path) -> None:
+    user = "a#b c<%>"
+    server = kamailio_factory(users={user: "s3cret!"})
+    device = Device(tmp_path / "data", server.ca_cert).start()
+    try:
+        device.post(body(server, user=user, password="s3cret!"))
+        status = device.wait_status(registered)
+        assert status["contact"].startswith("sip:a%23b%20c%3C%25%3E@127.0.0.1:")
+        escaped = server.bindings("a%23b%20c%3C%25%3E") or server.bindings(user)
+        assert len(escaped) == 1
+        assert escaped[0].contact == status["contact"]
+    finally:
+        device.stop()
+
+
+def test_rapid_changes_end_in_the_last_state(kamailio: Kamailio, device: Device) -> None:
+    bodies = [
+        body(kamailio, "udp"),
+        body(kamailio, "tcp", user="u102", password="p=>w$(d) 2"),
+        body(kamailio, "tls"),
+        body(kamailio, "udp", enable=False),
+        body(kamailio, "tcp", user="u102", password="p=>w$(d) 2", registration_interval=40),
+    ]
+    for each in bodies:
+        assert device.post(each)[0] == 200
+    device.wait_status(
+        lambda s: registered(s) and s["transport"] == "tcp" and s["expires"] == 40, timeout=20
+    )
+    wait_for(lambda: kamailio.bindings("101") == [], timeout=10)
+    assert only_binding(kamailio, "u102", device).transport.lower() == "tcp"
+
+
+def test_debug_trace_redacts_credentials(kamailio: Kamailio, device: Device) -> None:
+    device.post(body(kamailio, "tcp"))
+    device.wait_status(registered)
+    log = device.log
+    assert "REGISTER sip:kamailio.test SIP/2.0" in log  # the trace is there at debug level
+    assert "Authorization: <redacted>" in log
+    assert "response=" not in log
+    assert "secret" not in log
+
+
+def test_default_level_logs_no_sip_message(kamailio: Kamailio, tmp_path: Path) -> None:
+    device = Device(tmp_path / "data", kamailio.ca_cert)
+    device.log_level = "info"
+    device.start()
+    try:
+        device.post(body(kamailio))
+        device.wait_status(registered)
+    finally:
+        device.stop()
+    assert "REGISTER sip:" not in device.log
+    assert "Authorization" not in device.log
+    assert "101@127.0.0.1" in device.log  # the state change is logged, the message is not
+
+
+def sip_exchange(port: int, data: bytes, timeout: float = 2.0) -> bytes | None:
+    """Send a datagram to the device's SIP port; its answer, or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(data, ("127.0.0.1", port))
+        try:
+            return sock.recv(65535)
+        except TimeoutError:
+            return None
+
+
+def request(method: str, extra: str = "") -> bytes:
+    return (
+        f"{method} sip:101@127.0.0.1 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKtest1\r\n"
+        "From: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:101@127.0.0.1>\r\n"
+        f"Call-ID: probe-1\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("method", "status_line"),
+    [
+        ("OPTIONS", b"SIP/2.0 200 OK\r\n"),
+        ("INVITE", b"SIP/2.0 480 Temporarily Unavailable\r\n"),
+        ("BYE", b"SIP/2.0 481 Call/Transaction Does Not Exist\r\n"),
+        ("FOO", b"SIP/2.0 405 Method Not Allowed\r\n"),
+    ],
+)
+def test_requests_get_an_answer(
+    kamailio: Kamailio, device: Device, method: str, status_line: bytes
+) -> None:
+    answer = sip_exchange(device.sip_port, request(method))
+    assert answer is not None
+    assert answer.startswith(status_line)
+    assert b"Call-ID: probe-1\r\n" in answer
+    assert b"CSeq: 1 " + method.encode() + b"\r\n" in answer
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"\x00\xff" * 100,
+        b"GARBAGE\r\n\r\n",
+        b"INVITE sip:x SIP/2.0\r\n\r\n",  # no Via: nowhere to answer
+        b"OPTIONS sip:x SIP/7.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n\r\n",
+        request("OPTIONS").replace(b"CSeq: 1 OPTIONS", b"CSeq: 99999999999 OPTIONS"),
+        request("OPTIONS").replace(b"Content-Length: 0", b"Content-Length: 900"),
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1"
+        b"\r\nTo: <sip:a@b>\r\nCall-ID: not-ours\r\nCSeq: 1 REGISTER\r\n\r\n",
+        b"X" * 65000,
+        b"\r\n\r\n",
+    ],
+    ids=lambda junk: repr(junk[:24]),
+)
+def test_junk_never_crashes_the_agent(kamailio: Kamailio, device: Device, junk: bytes) -> None:
+    device.post(body(kamailio))
+    device.wait_status(registered)
+    assert sip_exchange(device.sip_port, junk, timeout=0.3) is None
+    answer = sip_exchange(device.sip_port, request("OPTIONS"))
+    assert answer is not None
+    assert answer.startswith(b"SIP/2.0 200 OK\r\n")
+    assert registered(device.status())
+    assert "Traceback" not in device.log
+
+
+def test_a_registrar_speaking_junk_over_tcp(tmp_path: Path) -> None:
+    junk_server = socket.create_server(("127.0.0.1", 0))
+    port = junk_server.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        junk_server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = junk_server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n" + b"\xff" * 70000)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    device = Device(tmp_path / "data", tmp_path / "none.pem").start()
+    try:
+        device.post(
+            {
+                "enable": True,
+                "proxy": f"127.0.0.1:{port}",
+                "realm": "junk.test",
+                "user": "101",
+                "password": "secret",
+                "transport": "tcp",
+                "timeout": 120,
+                "stun": {"ip": "", "port": 0},
+            }
+        )
+        status = device.wait_status(
+            lambda s: s["state"] == "failed" and s["reason"] in ("connection closed", "timeout")
+        )
+        assert status["sip_status"] == "ERROR"
+        assert "Traceback" not in device.log
+        assert device.served is not None
+        assert device.served.call("GET", "/api/info")[0] == 200
+    finally:
+        device.stop()
+        stop.set()
+        thread.join(2)
+        junk_server.close()
+
+
+def test_stun_then_rport_leave_one_correct_binding(
+    kamailio: Kamailio, device: Device, coturn: Any
+) -> None:
+    with UdpRelay(coturn.address) as relay:
+        device.post(body(kamailio, stun={"ip": relay.address[0], "port": relay.address[1]}))
+        device.wait_status(registered)
+        # STUN through the relay names the relay's port; the registrar's rport then
+        # corrects it to our real port, and the binding at the STUN port is removed.
+        wait_for(
+            lambda: (
+                len(kamailio.bindings("101")) == 1
+                and f":{device.sip_port};" in kamailio.bindings("101")[0].contact
+            ),
+            timeout=10,
+        )
+        mapped = relay.outside(("127.0.0.1", device.sip_port))
+    status = device.status()
+    assert status["public_address"] == f"127.0.0.1:{device.sip_port}"
+    assert status["contact"] == kamailio.bindings("101")[0].contact
+    assert f"STUN says our address is 127.0.0.1:{mapped[1]}" in device.log
+    assert f"the registrar sees us at 127.0.0.1:{device.sip_port}" in device.log

@@ -18,7 +18,14 @@ from typing import Any, Final
 
 from intercom_sip.settings import Settings
 from intercom_sip.sip import digest, stun
-from intercom_sip.sip.message import Response, build, escape_user, parse_name_addr, parse_via
+from intercom_sip.sip.message import (
+    Response,
+    build,
+    escape_user,
+    parse_name_addr,
+    parse_via,
+    redacted,
+)
 from intercom_sip.sip.registration import Account, Answer, Challenge, Registration, Send, Timers
 from intercom_sip.sip.resolve import ResolveFailed, Resolver
 from intercom_sip.sip.transaction import ClientTransaction, Tick
@@ -34,6 +41,7 @@ from intercom_sip.sip.transport import (
 from intercom_sip.status import Status
 
 log = logging.getLogger(__name__)
+trace = logging.getLogger("intercom_sip.sip.trace")  # whole messages, at debug level only
 
 KEEPALIVE_EVERY: Final = {"udp": 25.0, "tcp": 90.0, "tls": 90.0}  # RFC 5626 §4.4.1
 STUN_TIMEOUT: Final = 2.0
@@ -146,6 +154,14 @@ class Binding:
         if self._flow is not None:
             self._flow.close()
 
+    def abandon(self) -> None:
+        """Stop at once, sending nothing (after a bug; the binding expires by itself)."""
+        self.done.set()
+        if self._task is not None:
+            self._task.cancel()
+        if self._flow is not None:
+            self._flow.close()
+
     def status(self) -> Status:
         now = asyncio.get_running_loop().time()
         m = self._machine
@@ -250,6 +266,7 @@ class Binding:
             await self._transmit(self._machine.on_flow_closed(now))
 
     async def _on_public(self, public: Address, now: float) -> None:
+        log.info("%s: STUN says our address is %s:%d", self.identity.aor, *public)
         self._public = public
         flow = self._flow
         if flow is not None and self._machine.bound(now) and self._contact_moved(flow):
@@ -276,6 +293,8 @@ class Binding:
 
     def _send_on_flow(self, data: bytes) -> None:
         assert self._flow is not None
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug("to %s:%d\n%s", *self._flow.remote, redacted(data))
         with contextlib.suppress(FlowError):  # the closed flow's event follows
             self._flow.send(data)
 
@@ -393,7 +412,8 @@ class Binding:
         received, rport = params.get("received"), params.get("rport", "")
         if received or rport.isdigit():
             public = (received or flow.local[0], int(rport) if rport.isdigit() else flow.local[1])
-            if public != flow.local or self._public is not None:
+            if public != (self._public or flow.local):
+                log.info("%s: the registrar sees us at %s:%d", self.identity.aor, *public)
                 self._public = public
 
     async def _learn_public_address(self) -> None:

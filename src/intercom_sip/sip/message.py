@@ -349,6 +349,17 @@ def parse_via(value: str) -> Via | None:
     return Via(match[1].upper(), match[2], int(match[3]) if match[3] else None, params)
 
 
+# --- tracing ---------------------------------------------------------------------------
+
+_CREDENTIALS = re.compile(rb"^((?:proxy-)?authorization[ \t]*:).*$", re.I | re.M)
+
+
+def redacted(data: bytes) -> str:
+    """A message as text for a debug trace, its credentials replaced."""
+    text = _CREDENTIALS.sub(rb"\1 <redacted>", data).decode("utf-8", "replace")
+    return text.rstrip("\r\n").replace("\r\n", "\n")
+
+
 # --- building --------------------------------------------------------------------------
 
 # RFC 3261 §25.1: unreserved and user-unreserved characters stay; the rest is %XX.
