@@ -28,7 +28,7 @@ from intercom_sip.sip.message import (
 )
 from intercom_sip.sip.registration import Timers
 from intercom_sip.sip.resolve import Resolver
-from intercom_sip.sip.transport import Flow, FlowError, TlsOptions, UdpEndpoint
+from intercom_sip.sip.transport import Flow, FlowError, StreamFlow, TlsOptions, UdpEndpoint
 from intercom_sip.status import Status
 
 log = logging.getLogger(__name__)
@@ -83,12 +83,14 @@ class AgentOptions:
     timers: Timers = field(default_factory=Timers)
     instance: str = ""
     user_agent: str = ""
+    keepalive: float | None = None  # None: per transport (RFC 5626)
 
 
 class Agent:
     def __init__(self, options: AgentOptions) -> None:
         self._options = options
         self._env: SipEnv | None = None
+        self._listener: asyncio.Server | None = None
         self._desired: Settings | None = None
         self._applied = _Slot()
         self._leaving: list[Binding] = []
@@ -109,10 +111,14 @@ class Agent:
             return Status(state="registering", transport=self._desired.transport)
         return Status()
 
-    async def start(self, sock: socket.socket) -> None:
+    async def start(self, udp: socket.socket, tcp: socket.socket | None = None) -> None:
         """Serve the SIP port (bound by the caller) and start reconciling."""
         o = self._options
-        endpoint = await UdpEndpoint.open(sock, self.receive)
+        endpoint = await UdpEndpoint.open(udp, self.receive)
+        if tcp is not None:
+            self._listener = await asyncio.get_running_loop().create_server(
+                lambda: StreamFlow("tcp", self.receive, lambda flow: None), sock=tcp
+            )
         self._env = SipEnv(
             endpoint,
             Resolver(),
@@ -123,8 +129,9 @@ class Agent:
             o.t1,
             random.SystemRandom(),
             self.receive,
+            o.keepalive,
         )
-        log.info("SIP on udp %s:%d", *endpoint.bound)
+        log.info("SIP on %s:%d (udp, tcp)", *endpoint.bound)
         self._task = asyncio.create_task(self._supervise(), name="sip agent")
 
     async def stop(self) -> None:
@@ -136,6 +143,8 @@ class Agent:
             await binding.stop(UNREGISTER_WAIT)
         if self._env is not None:
             self._env.endpoint.close()
+        if self._listener is not None:
+            self._listener.close()
 
     # --- the supervisor ----------------------------------------------------------------
 

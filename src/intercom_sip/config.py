@@ -26,6 +26,7 @@ class ServiceConfig:
     sip_t1: float = 0.5
     sip_auth_retry: float = 60.0
     sip_backoff_max: float = 300.0
+    sip_keepalive: float | None = None
 
     @property
     def loopback_only(self) -> bool:
@@ -76,6 +77,11 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="seconds before retrying a refused password (default 60)",
     )
     sip.add_argument(
+        "--sip-keepalive",
+        type=float,
+        help="seconds between keep-alives to the proxy (default 25 on UDP, 90 on TCP/TLS)",
+    )
+    sip.add_argument(
         "--sip-backoff-max",
         type=float,
         help="longest wait between retries after errors (default 300)",
@@ -110,6 +116,9 @@ def from_options(
         sip_t1=_seconds("sip_t1", pick("sip_t1")),
         sip_auth_retry=_seconds("sip_auth_retry", pick("sip_auth_retry")),
         sip_backoff_max=_seconds("sip_backoff_max", pick("sip_backoff_max")),
+        sip_keepalive=None
+        if pick("sip_keepalive") is None
+        else _seconds("sip_keepalive", pick("sip_keepalive")),
     )
 
 

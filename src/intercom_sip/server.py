@@ -46,13 +46,13 @@ def run(config: ServiceConfig) -> None:
             " set one with `intercom-sip passwd`, or pass --allow-factory-password"
         )
     writer, hasher = Worker("store"), Worker("hash", threads=2)
-    sip_socket = bind_udp(config.sip_host, config.sip_port)
+    sip_sockets = bind_sip(config.sip_host, config.sip_port)
     agent = Agent(agent_options(config, store))
     device = Device(store, writer, agent)
     admin = Admin(Store.open(config.data_dir), hasher)
 
     async def startup() -> None:
-        await agent.start(sip_socket)
+        await agent.start(*sip_sockets)
         device.start()
 
     async def shutdown() -> None:
@@ -78,13 +78,32 @@ def agent_options(config: ServiceConfig, store: Store) -> AgentOptions:
         timers=Timers(auth_retry=config.sip_auth_retry, backoff_max=config.sip_backoff_max),
         instance=instance,
         user_agent=USER_AGENT,
+        keepalive=config.sip_keepalive,
     )
 
 
-def bind_udp(host: str, port: int) -> socket.socket:
-    """The fixed SIP port, taken before serving so that a clash stops the start."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def bind_sip(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """The fixed SIP port, UDP and TCP, taken before serving so that a clash stops the
+    start. Port 0 (for tests) takes a free port, the same for both."""
+    for _ in range(20):
+        udp = _bound(socket.SOCK_DGRAM, host, port)
+        try:
+            tcp = _bound(socket.SOCK_STREAM, host, udp.getsockname()[1])
+        except RefusedToStart:
+            udp.close()
+            if port:
+                raise
+            continue
+        tcp.listen(128)
+        return udp, tcp
+    raise RefusedToStart(f"cannot find a free SIP port on {host}")
+
+
+def _bound(kind: socket.SocketKind, host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, kind)
     try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as exc:
         sock.close()

@@ -15,6 +15,7 @@ from tests.peers.relay import UdpRelay
 from tests.served import Served, wait_for
 
 pytestmark = pytest.mark.peers
+TRANSPORTS = ["udp", "tcp", "tls"]
 SETTINGS = "/api/v1/device/sip/settings"
 
 
@@ -27,6 +28,7 @@ class Device:
         self.served: Served | None = None
         self.token = ""
         self.log_level = "debug"
+        self.extra: tuple[str, ...] = ()
 
     def start(self) -> "Device":
         options = (
@@ -44,6 +46,7 @@ class Device:
             "1",
             "--log-level",
             self.log_level,
+            *self.extra,
         )
         self.served = Served(self.data_dir, *options, env={})
         self.served.options = (*options, "--port", "0", "--data-dir", str(self.data_dir))
@@ -148,16 +151,17 @@ def test_registers_over_each_transport(kamailio: Kamailio, device: Device, trans
     assert "secret" not in device.log
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 def test_disable_unregisters_and_enable_registers_again(
-    kamailio: Kamailio, device: Device
+    kamailio: Kamailio, device: Device, transport: str
 ) -> None:
-    device.post(body(kamailio))
+    device.post(body(kamailio, transport))
     device.wait_status(registered)
-    assert device.post(body(kamailio, enable=False))[0] == 200
+    assert device.post(body(kamailio, transport, enable=False))[0] == 200
     assert device.status()["sip_status"] == "OFFLINE"  # at once, from the settings
     wait_for(lambda: kamailio.bindings("101") == [])
     device.wait_status(lambda s: s["state"] == "disabled")
-    device.post(body(kamailio))
+    device.post(body(kamailio, transport))
     device.wait_status(registered)
     only_binding(kamailio, "101", device)
 
@@ -174,31 +178,55 @@ def test_transport_change_leaves_no_stale_binding(
     assert only_binding(kamailio, "101", device).transport.lower() == after
 
 
-def test_user_change_moves_the_binding(kamailio: Kamailio, device: Device) -> None:
-    device.post(body(kamailio))
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_user_change_moves_the_binding(kamailio: Kamailio, device: Device, transport: str) -> None:
+    device.post(body(kamailio, transport))
     device.wait_status(registered)
-    device.post(body(kamailio, user="u102", password="p=>w$(d) 2"))
+    device.post(body(kamailio, transport, user="u102", password="p=>w$(d) 2"))
     device.wait_status(lambda s: registered(s) and "u102@" in (s["contact"] or ""))
     wait_for(lambda: kamailio.bindings("101") == [])
     only_binding(kamailio, "u102", device)
 
 
-def test_password_and_interval_change_reregister_the_same_binding(
-    kamailio: Kamailio, device: Device
-) -> None:
+def test_proxy_and_realm_changes_replace_the_binding(kamailio: Kamailio, device: Device) -> None:
     device.post(body(kamailio))
+    device.wait_status(registered)
+    # the same registrar by name: found through the resolver, old binding removed first
+    device.post(body(kamailio, proxy=f"sip:localhost:{kamailio.sip_port}"))
+    device.wait_status(registered)
+    only_binding(kamailio, "101", device)
+    device.post(body(kamailio, proxy=f"sip:localhost:{kamailio.sip_port}", realm="localhost"))
+    # Kamailio keys its location table by user alone here: still exactly one binding
+    device.wait_status(lambda s: registered(s) and "@localhost" not in (s["contact"] or ""))
+    wait_for(lambda: len(kamailio.bindings("101")) == 1)
+    assert device.log.count("SIP settings: replace") == 2
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_password_user_id_and_interval_reregister_the_same_binding(
+    kamailio: Kamailio, device: Device, transport: str
+) -> None:
+    device.post(body(kamailio, transport))
     device.wait_status(registered)
     first = only_binding(kamailio, "101", device)
     kamailio.set_password("101", "n3w-secret")
-    device.post(body(kamailio, password="n3w-secret", registration_interval=60))
+    device.post(body(kamailio, transport, password="n3w-secret", registration_interval=60))
     device.wait_status(lambda s: registered(s) and s["expires"] == 60)
     second = only_binding(kamailio, "101", device)
     assert (second.contact, second.call_id) == (first.contact, first.call_id)
     assert second.cseq > first.cseq
+    # authenticate as another user (user_id) for the same address of record
+    device.post(body(kamailio, transport, user_id="u102", password="p=>w$(d) 2"))
+    wait_for(lambda: only_binding(kamailio, "101", device).cseq > second.cseq)
+    assert registered(device.status())
+    assert only_binding(kamailio, "101", device).call_id == first.call_id
 
 
-def test_wrong_password_then_fixed_at_the_registrar(kamailio: Kamailio, device: Device) -> None:
-    device.post(body(kamailio, password="wrong-pw"))
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_wrong_password_then_fixed_at_the_registrar(
+    kamailio: Kamailio, device: Device, transport: str
+) -> None:
+    device.post(body(kamailio, transport, password="wrong-pw"))
     status = device.wait_status(lambda s: s["state"] == "failed")
     assert (status["sip_status"], status["code"]) == ("ERROR", 401)
     assert kamailio.bindings("101") == []
@@ -207,13 +235,14 @@ def test_wrong_password_then_fixed_at_the_registrar(kamailio: Kamailio, device: 
     only_binding(kamailio, "101", device)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_interval_too_brief_adopts_min_expires(
-    kamailio_factory: MakeKamailio, tmp_path: Path
+    kamailio_factory: MakeKamailio, tmp_path: Path, transport: str
 ) -> None:
     strict = kamailio_factory(min_expires=60, min_expires_mode=1)
     device = Device(tmp_path / "data", strict.ca_cert).start()
     try:
-        device.post(body(strict))
+        device.post(body(strict, transport))
         status = device.wait_status(registered)
         assert status["expires"] == 60
         assert 55 <= (only_binding(strict, "101", device).expires or 0) <= 60
@@ -221,10 +250,11 @@ def test_interval_too_brief_adopts_min_expires(
         device.stop()
 
 
+@pytest.mark.parametrize("certificate", ["untrusted", "wrong-name"])
 def test_tls_certificate_that_fails_verification(
-    kamailio_factory: MakeKamailio, tmp_path: Path
+    kamailio_factory: MakeKamailio, tmp_path: Path, certificate: str
 ) -> None:
-    untrusted = kamailio_factory(certificate="untrusted")
+    untrusted = kamailio_factory(certificate=certificate)
     device = Device(tmp_path / "data", untrusted.ca_cert).start()
     try:
         device.post(body(untrusted, "tls"))
@@ -235,7 +265,7 @@ def test_tls_certificate_that_fails_verification(
         device.stop()
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_registrar_down_at_start_then_up(
     kamailio: Kamailio, device: Device, transport: str
 ) -> None:
@@ -258,14 +288,25 @@ def test_registrar_restart_is_noticed_on_streams(
     wait_for(lambda: len(kamailio.bindings("101")) == 1, timeout=10)
 
 
-def test_sigkill_and_restart_keeps_one_binding(kamailio: Kamailio, device: Device) -> None:
+def test_registrar_restart_on_udp_is_healed_by_the_refresh(
+    kamailio: Kamailio, device: Device
+) -> None:
     device.post(body(kamailio))
+    device.wait_status(registered)
+    kamailio.restart()  # UDP learns nothing of it until the next REGISTER
+    assert kamailio.bindings("101") == []
+    wait_for(lambda: len(kamailio.bindings("101")) == 1, timeout=30)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_sigkill_and_restart_keeps_one_binding(
+    kamailio: Kamailio, device: Device, transport: str
+) -> None:
+    device.post(body(kamailio, transport))
     device.wait_status(registered)
     first = only_binding(kamailio, "101", device)
     device.kill()
-    again = Device(
-        device.data_dir, kamailio.ca_file if False else device.ca_file, device.sip_port
-    ).start()
+    again = Device(device.data_dir, device.ca_file, device.sip_port).start()
     try:
         again.wait_status(registered)
         wait_for(lambda: kamailio.bindings("101")[0].call_id != first.call_id)
@@ -275,21 +316,28 @@ def test_sigkill_and_restart_keeps_one_binding(kamailio: Kamailio, device: Devic
         again.stop()
 
 
-def test_sigterm_unregisters(kamailio: Kamailio, device: Device) -> None:
-    device.post(body(kamailio, "tcp"))
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_sigterm_unregisters(kamailio: Kamailio, device: Device, transport: str) -> None:
+    device.post(body(kamailio, transport))
     device.wait_status(registered)
     assert device.stop() == 0
     assert kamailio.bindings("101") == []
+    assert "unregistered" in device.log
 
 
-def test_refresh_before_the_grant_runs_out(kamailio: Kamailio, device: Device) -> None:
-    device.post(body(kamailio))
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_refresh_before_the_grant_runs_out(
+    kamailio: Kamailio, device: Device, transport: str
+) -> None:
+    device.post(body(kamailio, transport))
     device.wait_status(registered)
     first = only_binding(kamailio, "101", device)
     wait_for(lambda: kamailio.bindings("101")[0].cseq > first.cseq, timeout=30)
+    second = only_binding(kamailio, "101", device)
+    assert (second.call_id, second.contact) == (first.call_id, first.contact)
     status = device.status()
     assert registered(status)
-    assert status["register_last_attempt"] > 0
+    assert status["next_refresh"] - status["register_last_attempt"] == 25
 
 
 def test_user_name_with_sip_specials(kamailio_factory: MakeKamailio, tmp_path: Path) -> None:
@@ -481,3 +529,102 @@ def test_stun_then_rport_leave_one_correct_binding(
     assert status["contact"] == kamailio.bindings("101")[0].contact
     assert f"STUN says our address is 127.0.0.1:{mapped[1]}" in device.log
     assert f"the registrar sees us at 127.0.0.1:{device.sip_port}" in device.log
+
+
+class FakeRegistrar:
+    """Grants every REGISTER without a challenge and counts keep-alive pings."""
+
+    def __init__(self, transport: str) -> None:
+        self.transport = transport
+        kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+        self.sock = socket.socket(socket.AF_INET, kind)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.pings = 0
+        self.registers = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        if self.transport == "udp":
+            while not self.stop.is_set():
+                try:
+                    data, peer = self.sock.recvfrom(65535)
+                except TimeoutError:
+                    continue
+                self._take(data, lambda answer, p=peer: self.sock.sendto(answer, p))
+            return
+        self.sock.listen(4)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(0.1)
+            buffer = b""
+            while not self.stop.is_set():
+                try:
+                    chunk = conn.recv(65535)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    break
+                buffer += chunk
+                while buffer.startswith(b"\r\n\r\n") or b"\r\n\r\n" in buffer:
+                    message, _, buffer = buffer.partition(b"\r\n\r\n")
+                    self._take(message + b"\r\n\r\n", conn.sendall)
+            conn.close()
+
+    def _take(self, data: bytes, reply: Callable[[bytes], Any]) -> None:
+        if data == b"\r\n\r\n":
+            self.pings += 1
+            if self.transport != "udp":
+                reply(b"\r\n")  # the pong
+            return
+        self.registers += 1
+        head = data.decode().split("\r\n")
+        keep = [
+            line
+            for line in head
+            if line.split(":")[0] in ("Via", "From", "To", "Call-ID", "CSeq", "Contact")
+        ]
+        reply(
+            (
+                "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nExpires: 300\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode()
+        )
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_keepalives_hold_the_flow_open(tmp_path: Path, transport: str) -> None:
+    registrar = FakeRegistrar(transport)
+    device = Device(tmp_path / "data", tmp_path / "none.pem")
+    device.extra = ("--sip-keepalive", "0.3")
+    device.start()
+    try:
+        device.post(
+            {
+                "enable": True,
+                "proxy": f"127.0.0.1:{registrar.port}",
+                "realm": "fake.test",
+                "user": "101",
+                "password": "secret",
+                "transport": transport,
+                "timeout": 120,
+                "stun": {"ip": "", "port": 0},
+            }
+        )
+        device.wait_status(registered)
+        wait_for(lambda: registrar.pings >= 3, timeout=5)
+        assert registrar.registers == 1  # keep-alives, not re-registrations
+    finally:
+        device.stop()
+        registrar.close()

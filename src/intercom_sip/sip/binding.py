@@ -96,6 +96,7 @@ class SipEnv:
     t1: float = 0.5
     rng: random.Random = field(default_factory=random.SystemRandom)
     receive: Any = None  # the agent's dispatcher, for stream flows
+    keepalive: float | None = None  # seconds; None: KEEPALIVE_EVERY for the transport
 
 
 class Binding:
@@ -234,7 +235,7 @@ class Binding:
             await self._transmit(self._machine.register(now))
         if now >= self._keepalive_at and self._flow is not None:
             self._send_on_flow(KEEPALIVE)
-            self._keepalive_at = now + KEEPALIVE_EVERY[self.identity.transport]
+            self._keepalive_at = now + self._keepalive_every()
 
     async def _on_response(self, response: Response, flow: Flow, now: float) -> None:
         via = parse_via(response.headers.get("Via") or "")
@@ -307,7 +308,7 @@ class Binding:
             raise FlowError("DNS failure")
         target = (targets[0].host, targets[0].port)
         self._flow = await self._open(target)
-        self._keepalive_at = self._now() + KEEPALIVE_EVERY[self.identity.transport]
+        self._keepalive_at = self._now() + self._keepalive_every()
         return self._flow
 
     async def _open(self, target: Address) -> Flow:
@@ -323,6 +324,9 @@ class Binding:
             server_name=self.identity.server_name,
         )
 
+    def _keepalive_every(self) -> float:
+        return self._env.keepalive or KEEPALIVE_EVERY[self.identity.transport]
+
     def _drop_stream(self) -> None:
         if self._flow is not None and self._flow.reliable:
             self._flow.close()
@@ -330,7 +334,7 @@ class Binding:
 
     def _build(self, send: Send, flow: Flow, branch: str) -> bytes:
         ident, account = self.identity, self._machine.account
-        local_host, local_port = flow.local
+        local_host, local_port = self._advertised(flow)
         contact = self._contact_uri(flow)
         self._contact = contact
         contacts = [f'<{contact}>;+sip.instance="<{self._env.instance}>"']
@@ -341,7 +345,7 @@ class Binding:
             (
                 "Via",
                 f"SIP/2.0/{flow.transport.upper()} {local_host}:{local_port}"
-                f";branch={branch};rport",
+                f";branch={branch};rport" + (";alias" if flow.reliable else ""),
             ),
             ("Max-Forwards", "70"),
             ("From", f"<{ident.aor}>;tag={self._tag}"),
@@ -369,8 +373,13 @@ class Binding:
         )
         return ("Proxy-Authorization" if credentials.proxy else "Authorization", value)
 
+    def _advertised(self, flow: Flow) -> Address:
+        """Our address on this flow, at the fixed SIP port: a connection's own port
+        changes with every connection, so it would make a new contact each time."""
+        return (flow.local[0], self._env.endpoint.bound[1])
+
     def _contact_uri(self, flow: Flow) -> str:
-        host, port = self._public if self._public else flow.local
+        host, port = self._public if self._public else self._advertised(flow)
         return f"{self.identity.aor.split('@')[0]}@{host}:{port};transport={flow.transport}"
 
     def _contact_moved(self, flow: Flow) -> bool:
@@ -409,12 +418,19 @@ class Binding:
         return int(expires) if expires.isdigit() and len(expires) < 8 else None
 
     def _learn_from_via(self, params: dict[str, str], flow: Flow) -> None:
+        """RFC 3581: where the registrar saw the request come from. On a connection
+        only the address counts: its port is the connection's, not where we listen."""
         received, rport = params.get("received"), params.get("rport", "")
-        if received or rport.isdigit():
-            public = (received or flow.local[0], int(rport) if rport.isdigit() else flow.local[1])
-            if public != (self._public or flow.local):
-                log.info("%s: the registrar sees us at %s:%d", self.identity.aor, *public)
-                self._public = public
+        advertised = self._advertised(flow)
+        if flow.reliable:
+            public = (received, advertised[1]) if received else None
+        elif received or rport.isdigit():
+            public = (received or advertised[0], int(rport) if rport.isdigit() else advertised[1])
+        else:
+            public = None
+        if public is not None and public != (self._public or advertised):
+            log.info("%s: the registrar sees us at %s:%d", self.identity.aor, *public)
+            self._public = public
 
     async def _learn_public_address(self) -> None:
         loop = asyncio.get_running_loop()
