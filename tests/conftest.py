@@ -53,15 +53,14 @@ def make_rig(data_dir: Path) -> Rig:
     store = Store.open(data_dir)
     ensure_credential(store)
     clock = FakeClock()
-    writer, hasher = Worker("store"), Worker("hash")
-    device = Device(store, writer, NoAgent(), wallclock=clock)
+    hasher = Worker("hash")
+    device = Device(store, NoAgent(), wallclock=clock)
     admin = Admin(Store.open(data_dir), hasher, clock=clock)
 
     async def startup() -> None:
         device.start()
 
     async def shutdown() -> None:
-        writer.close()
         hasher.close()
 
     api = Api(

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Final
 
 from intercom_sip.settings import Settings
-from intercom_sip.sip.binding import Binding, Identity, SipEnv, account_of
+from intercom_sip.sip.binding import Binding, SipEnv
 from intercom_sip.sip.message import (
     ParseError,
     Request,
@@ -26,6 +26,7 @@ from intercom_sip.sip.message import (
     response_bytes,
     response_to,
 )
+from intercom_sip.sip.register import Identity, account_of
 from intercom_sip.sip.registration import Timers
 from intercom_sip.sip.resolve import Resolver
 from intercom_sip.sip.transport import Flow, FlowError, StreamFlow, TlsOptions, UdpEndpoint
@@ -95,13 +96,22 @@ class Agent:
         self._applied = _Slot()
         self._leaving: list[Binding] = []
         self._wake = asyncio.Event()
+        self._busy = False
         self._task: asyncio.Task[None] | None = None
 
     # --- the device's side ---------------------------------------------------------------
 
     def apply(self, settings: Settings) -> None:
+        """Make these the settings on the wire; what needs no waiting happens at once."""
         self._desired = settings
-        self._wake.set()
+        try:
+            done = not (self._busy or self._env is None) and self._step_now(settings)
+        except Exception:  # the caller is an HTTP request: never let a bug reach it
+            log.exception("SIP agent failed; starting again from the stored settings")
+            self._abandon()
+            done = False
+        if not done:
+            self._wake.set()
 
     def status(self) -> Status:
         binding = self._applied.binding
@@ -176,20 +186,36 @@ class Agent:
                 await self._reconcile(desired)
 
     async def _reconcile(self, desired: Settings) -> None:
+        if self._step_now(desired):
+            return
+        self._busy = True  # meanwhile, apply() leaves the work to this task
+        try:
+            binding = self._applied.binding
+            log.info("SIP settings: %s", "stop" if not desired.enable else "replace")
+            if binding is not None:
+                await self._let_go(binding)
+            self._applied = _Slot(desired if not desired.enable else None)
+            if desired.enable:
+                self._step_now(desired)
+        finally:
+            self._busy = False
+
+    def _step_now(self, desired: Settings) -> bool:
+        """Do the steps that need no waiting; False for those that must wait."""
         slot = self._applied
         step = plan(slot.settings, desired, slot.binding is not None)
-        if step is not Step.NOTHING:
-            log.info("SIP settings: %s", step.value)
-        if step in (Step.STOP, Step.REPLACE) and slot.binding is not None:
-            await self._let_go(slot.binding)
-            slot.binding = None
-        if step in (Step.START, Step.REPLACE):
+        if step in (Step.STOP, Step.REPLACE):
+            return False
+        if step is Step.START:
+            log.info("SIP settings: start")
             assert self._env is not None
             slot.binding = Binding(Identity.of(desired), account_of(desired), self._env)
             slot.binding.start(self._crashed)
         elif step is Step.UPDATE and slot.binding is not None:
+            log.info("SIP settings: update")
             slot.binding.update(account_of(desired))
         slot.settings = desired
+        return True
 
     def _crashed(self, binding: Binding) -> None:
         """A binding's task died of a bug: start again from the desired settings."""

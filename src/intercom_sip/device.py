@@ -1,6 +1,5 @@
 """The device's SIP settings: validated, made durable, then handed to the agent."""
 
-import asyncio
 import json
 import logging
 import time
@@ -12,7 +11,6 @@ from intercom_sip.fields import FACTORY
 from intercom_sip.settings import Settings, to_view
 from intercom_sip.store import Store
 from intercom_sip.validation import Invalid, validate
-from intercom_sip.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +36,9 @@ class Device:
     """Holds the stored settings in memory; every change goes through the store first."""
 
     def __init__(
-        self,
-        store: Store,
-        writer: Worker,
-        agent: Agent,
-        wallclock: Callable[[], float] = time.time,
+        self, store: Store, agent: Agent, wallclock: Callable[[], float] = time.time
     ) -> None:
-        self._store, self._writer, self._agent, self._wallclock = store, writer, agent, wallclock
-        self._lock = asyncio.Lock()
+        self._store, self._agent, self._wallclock = store, agent, wallclock
         self._set_current(store.load_settings() or FACTORY)
 
     @property
@@ -60,24 +53,26 @@ class Device:
     def start(self) -> None:
         self._agent.apply(self._current)
 
-    async def change(self, raw: bytes, actor: str) -> Settings | Invalid:
+    def change(self, raw: bytes, actor: str) -> Settings | Invalid:
         """Validate a POST body against the stored settings and store the result.
 
         Raises StoreError when the commit fails; then nothing changed.
+
+        The commit runs here, on the event loop, on purpose: with nothing awaited
+        between the check and the commit, each change is atomic without a lock, and
+        a durable commit (0.3 to 1 ms here) costs less than the hop to a thread and
+        back (about 0.5 ms after idle, measured).
         """
         body = jsonbody.parse_object(raw)
         if body is None:
             return Invalid(errors.WRONG_JSON_BODY)
-        async with self._lock:  # one change at a time, each checked against the last
-            new = validate(body, self._current)
-            if isinstance(new, Invalid) or new == self._current:
-                return new
-            old = self._current
-            at = self._wallclock()
-            await self._writer.run(lambda: self._store.save_settings(new, old, at, actor))
-            self._set_current(new)
-            log.info("settings changed by %s: %r", actor, new)
-            self._agent.apply(new)
+        new = validate(body, self._current)
+        if isinstance(new, Invalid) or new == self._current:
+            return new
+        self._store.save_settings(new, self._current, self._wallclock(), actor)
+        self._set_current(new)
+        log.info("settings changed by %s: %r", actor, new)
+        self._agent.apply(new)
         return new
 
     def status_view(self) -> dict[str, Any]:

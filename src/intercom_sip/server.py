@@ -45,10 +45,10 @@ def run(config: ServiceConfig) -> None:
             f"refusing to listen on {config.host} with the factory password:"
             " set one with `intercom-sip passwd`, or pass --allow-factory-password"
         )
-    writer, hasher = Worker("store"), Worker("hash", threads=2)
+    hasher = Worker("hash", threads=2)
     sip_sockets = bind_sip(config.sip_host, config.sip_port)
     agent = Agent(agent_options(config, store))
-    device = Device(store, writer, agent)
+    device = Device(store, agent)
     admin = Admin(Store.open(config.data_dir), hasher)
 
     async def startup() -> None:
@@ -57,7 +57,6 @@ def run(config: ServiceConfig) -> None:
 
     async def shutdown() -> None:
         await agent.stop()  # unregisters, bounded in time
-        writer.close()
         hasher.close()
 
     api = Api(

@@ -81,7 +81,7 @@ class Store:
         """Open (creating if need be) the store in a private data directory."""
         path = _prepare(data_dir)
         try:
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(path, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=5000")

@@ -16,17 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from intercom_sip.settings import Settings
-from intercom_sip.sip import digest, stun
-from intercom_sip.sip.message import (
-    Response,
-    build,
-    escape_user,
-    parse_name_addr,
-    parse_via,
-    redacted,
-)
-from intercom_sip.sip.registration import Account, Answer, Challenge, Registration, Send, Timers
+from intercom_sip.sip import stun
+from intercom_sip.sip.message import Response, parse_via, redacted
+from intercom_sip.sip.register import Identity, Template, answer_of, public_address
+from intercom_sip.sip.registration import Account, Answer, Registration, Send, Timers
 from intercom_sip.sip.resolve import ResolveFailed, Resolver
 from intercom_sip.sip.transaction import ClientTransaction, Tick
 from intercom_sip.sip.transport import (
@@ -46,41 +39,6 @@ trace = logging.getLogger("intercom_sip.sip.trace")  # whole messages, at debug 
 KEEPALIVE_EVERY: Final = {"udp": 25.0, "tcp": 90.0, "tls": 90.0}  # RFC 5626 §4.4.1
 STUN_TIMEOUT: Final = 2.0
 _FAR: Final = 3600.0
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What names the binding at the registrar: a change of any needs a new binding."""
-
-    proxy: str
-    realm: str
-    user: str
-    transport: str
-    stun_ip: str
-    stun_port: int
-
-    @classmethod
-    def of(cls, settings: Settings) -> "Identity":
-        return cls(
-            settings.proxy,
-            settings.realm,
-            settings.user,
-            settings.transport,
-            settings.stun_ip,
-            settings.stun_port,
-        )
-
-    @property
-    def aor(self) -> str:
-        return f"sip:{escape_user(self.user)}@{self.realm}"
-
-    @property
-    def server_name(self) -> str:
-        return self.proxy.removeprefix("sips:").removeprefix("sip:").partition(":")[0]
-
-
-def account_of(settings: Settings) -> Account:
-    return Account(settings.auth_user, settings.password, settings.registration_interval)
 
 
 @dataclass
@@ -104,10 +62,12 @@ class Binding:
         self.identity = identity
         self._env = env
         self._machine = Registration(account, env.rng, env.timers)
+        self._template = Template(
+            identity, self._machine.call_id, secrets.token_hex(6), env.instance, env.user_agent
+        )
         self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._flow: Flow | None = None
         self._transaction: ClientTransaction | None = None
-        self._tag = secrets.token_hex(6)
         self._public: Address | None = None  # as STUN or received/rport say
         self._stale_contact: str | None = None  # removed with the next REGISTER
         self._contact: str | None = None
@@ -246,7 +206,7 @@ class Binding:
             return
         self._transaction = None
         self._learn_from_via(via.params, flow)
-        answer = self._answer_of(response)
+        answer = answer_of(response, self._contact)
         was_bound = self._machine.bound(now)
         await self._transmit(self._machine.on_answer(answer, now))
         self._log_outcome(answer, was_bound, now)
@@ -333,45 +293,19 @@ class Binding:
             self._flow = None
 
     def _build(self, send: Send, flow: Flow, branch: str) -> bytes:
-        ident, account = self.identity, self._machine.account
-        local_host, local_port = self._advertised(flow)
         contact = self._contact_uri(flow)
-        self._contact = contact
-        contacts = [f'<{contact}>;+sip.instance="<{self._env.instance}>"']
-        if self._stale_contact and self._stale_contact != contact and send.expires:
-            contacts.append(f"<{self._stale_contact}>;expires=0")
-            self._stale_contact = None
-        headers = [
-            (
-                "Via",
-                f"SIP/2.0/{flow.transport.upper()} {local_host}:{local_port}"
-                f";branch={branch};rport" + (";alias" if flow.reliable else ""),
-            ),
-            ("Max-Forwards", "70"),
-            ("From", f"<{ident.aor}>;tag={self._tag}"),
-            ("To", f"<{ident.aor}>"),
-            ("Call-ID", self._machine.call_id),
-            ("CSeq", f"{send.cseq} REGISTER"),
-            ("Contact", ", ".join(contacts)),
-            ("Expires", str(send.expires)),
-            ("User-Agent", self._env.user_agent),
-        ]
-        if send.credentials is not None:
-            headers.append(self._authorization(send.credentials, send.nonce_count, account))
-        return build(f"REGISTER sip:{ident.realm} SIP/2.0", headers)
-
-    def _authorization(self, credentials: Challenge, nc: int, account: Account) -> tuple[str, str]:
-        challenge = digest.parse_challenge(credentials.header)
-        assert isinstance(challenge, digest.DigestChallenge)  # checked when it arrived
-        value = digest.authorization(
-            challenge,
-            digest.Credentials(account.auth_user, account.password),
-            "REGISTER",
-            f"sip:{self.identity.realm}",
+        stale = self._stale_contact if self._stale_contact != contact and send.expires else None
+        self._contact, self._stale_contact = contact, None
+        return self._template.request(
+            send,
+            self._machine.account,
+            transport=flow.transport,
+            via=self._advertised(flow),
+            branch=branch,
+            contact=contact,
+            stale_contact=stale,
             cnonce=secrets.token_hex(8),
-            nc=nc,
         )
-        return ("Proxy-Authorization" if credentials.proxy else "Authorization", value)
 
     def _advertised(self, flow: Flow) -> Address:
         """Our address on this flow, at the fixed SIP port: a connection's own port
@@ -379,8 +313,7 @@ class Binding:
         return (flow.local[0], self._env.endpoint.bound[1])
 
     def _contact_uri(self, flow: Flow) -> str:
-        host, port = self._public if self._public else self._advertised(flow)
-        return f"{self.identity.aor.split('@')[0]}@{host}:{port};transport={flow.transport}"
+        return self.identity.contact(self._public or self._advertised(flow), flow.transport)
 
     def _contact_moved(self, flow: Flow) -> bool:
         current = self._contact
@@ -391,43 +324,9 @@ class Binding:
 
     # --- reading answers ---------------------------------------------------------------
 
-    def _answer_of(self, response: Response) -> Answer:
-        headers = response.headers
-        challenge = None
-        raw = headers.get("WWW-Authenticate") or headers.get("Proxy-Authenticate")
-        if response.code in (401, 407) and raw is not None:
-            parsed = digest.parse_challenge(raw)
-            if isinstance(parsed, digest.DigestChallenge):
-                challenge = Challenge(raw, parsed.nonce, response.code == 407, parsed.stale)
-        min_expires = headers.get("Min-Expires") or ""
-        return Answer(
-            response.code,
-            response.reason,
-            challenge,
-            int(min_expires) if min_expires.isdigit() and len(min_expires) < 8 else None,
-            self._granted(response),
-        )
-
-    def _granted(self, response: Response) -> int | None:
-        for value in response.headers.get_all("Contact"):
-            contact = parse_name_addr(value)
-            if contact is not None and contact.uri == self._contact:
-                expires = contact.params.get("expires", "")
-                return int(expires) if expires.isdigit() and len(expires) < 8 else None
-        expires = response.headers.get("Expires") or ""
-        return int(expires) if expires.isdigit() and len(expires) < 8 else None
-
     def _learn_from_via(self, params: dict[str, str], flow: Flow) -> None:
-        """RFC 3581: where the registrar saw the request come from. On a connection
-        only the address counts: its port is the connection's, not where we listen."""
-        received, rport = params.get("received"), params.get("rport", "")
         advertised = self._advertised(flow)
-        if flow.reliable:
-            public = (received, advertised[1]) if received else None
-        elif received or rport.isdigit():
-            public = (received or advertised[0], int(rport) if rport.isdigit() else advertised[1])
-        else:
-            public = None
+        public = public_address(params, advertised, flow.reliable)
         if public is not None and public != (self._public or advertised):
             log.info("%s: the registrar sees us at %s:%d", self.identity.aor, *public)
             self._public = public

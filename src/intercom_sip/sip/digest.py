@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from intercom_sip.sip.message import parse_params, quote
+from intercom_sip.sip.message import parse_params, quote, split_outside_quotes
 
 _HASHES: Final[dict[str, Callable[[bytes], str]]] = {
     "MD5": lambda data: hashlib.md5(data, usedforsecurity=False).hexdigest(),
@@ -45,7 +45,7 @@ def parse_challenge(value: str) -> DigestChallenge | Unsupported:
     if scheme.lower() != "digest":
         return Unsupported(f"scheme {scheme or '(none)'}")
     params: dict[str, str] = {}
-    for item in _split_commas(rest):
+    for item in split_outside_quotes(rest, ","):
         params |= parse_params(item)
     if "nonce" not in params or "realm" not in params:
         return Unsupported("no nonce or realm")
@@ -63,23 +63,6 @@ def parse_challenge(value: str) -> DigestChallenge | Unsupported:
         opaque=params.get("opaque"),
         stale=params.get("stale", "").lower() == "true",
     )
-
-
-def _split_commas(text: str) -> list[str]:
-    items, current, quoted, escaped = [], "", False, False
-    for char in text:
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted:
-            items.append(current)
-            current = ""
-            continue
-        current += char
-    return [*items, current]
 
 
 def response(

@@ -254,14 +254,15 @@ def split_list(value: str) -> list[str]:
 def parse_params(text: str) -> dict[str, str]:
     """`;a=1;b;c="x;y"` -> {"a": "1", "b": "", "c": "x;y"}; names lower-cased."""
     params: dict[str, str] = {}
-    for item in _split_outside_quotes(text, ";"):
+    for item in split_outside_quotes(text, ";"):
         name, _, value = item.partition("=")
         if name.strip():
             params[name.strip().lower()] = unquote(value.strip())
     return params
 
 
-def _split_outside_quotes(text: str, sep: str) -> list[str]:
+def split_outside_quotes(text: str, sep: str) -> list[str]:
+    """Split at `sep` outside quoted strings (with their backslash escapes)."""
     parts: list[str] = []
     current: list[str] = []
     quoted = escaped = False

@@ -1,0 +1,166 @@
+"""REGISTER on the wire, pure: the request the machine's `Send` becomes, and the
+`Answer` a response becomes (RFC 3261 §10.2, RFC 3581, RFC 5626 instance id).
+"""
+
+from dataclasses import dataclass
+
+from intercom_sip.settings import Settings
+from intercom_sip.sip import digest
+from intercom_sip.sip.message import Response, build, escape_user, parse_name_addr
+from intercom_sip.sip.registration import Account, Answer, Challenge, Send
+
+Address = tuple[str, int]
+_MAX_DIGITS = 8  # a number of seconds longer than this is no number we take
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What names the binding at the registrar: a change of any needs a new binding."""
+
+    proxy: str
+    realm: str
+    user: str
+    transport: str
+    stun_ip: str
+    stun_port: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Identity":
+        return cls(
+            settings.proxy,
+            settings.realm,
+            settings.user,
+            settings.transport,
+            settings.stun_ip,
+            settings.stun_port,
+        )
+
+    @property
+    def aor(self) -> str:
+        return f"sip:{escape_user(self.user)}@{self.realm}"
+
+    @property
+    def server_name(self) -> str:
+        """The proxy's host: the name its TLS certificate must carry."""
+        return self.proxy.removeprefix("sips:").removeprefix("sip:").partition(":")[0]
+
+    def contact(self, address: Address, transport: str) -> str:
+        return f"sip:{escape_user(self.user)}@{address[0]}:{address[1]};transport={transport}"
+
+
+def account_of(settings: Settings) -> Account:
+    return Account(settings.auth_user, settings.password, settings.registration_interval)
+
+
+@dataclass(frozen=True)
+class Template:
+    """What every REGISTER of one binding shares."""
+
+    identity: Identity
+    call_id: str
+    tag: str
+    instance: str  # urn:uuid:...
+    user_agent: str
+
+    def request(
+        self,
+        send: Send,
+        account: Account,
+        *,
+        transport: str,
+        via: Address,
+        branch: str,
+        contact: str,
+        stale_contact: str | None,
+        cnonce: str,
+    ) -> bytes:
+        """The REGISTER; `stale_contact`, when given, is removed in the same request."""
+        aor = self.identity.aor
+        contacts = [f'<{contact}>;+sip.instance="<{self.instance}>"']
+        if stale_contact:
+            contacts.append(f"<{stale_contact}>;expires=0")
+        reliable = transport != "udp"
+        headers = [
+            (
+                "Via",
+                f"SIP/2.0/{transport.upper()} {via[0]}:{via[1]};branch={branch};rport"
+                + (";alias" if reliable else ""),
+            ),
+            ("Max-Forwards", "70"),
+            ("From", f"<{aor}>;tag={self.tag}"),
+            ("To", f"<{aor}>"),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{send.cseq} REGISTER"),
+            ("Contact", ", ".join(contacts)),
+            ("Expires", str(send.expires)),
+            ("User-Agent", self.user_agent),
+        ]
+        if send.credentials is not None:
+            headers.append(
+                self._authorization(send.credentials, send.nonce_count, account, cnonce)
+            )
+        return build(f"REGISTER sip:{self.identity.realm} SIP/2.0", headers)
+
+    def _authorization(
+        self, credentials: Challenge, nc: int, account: Account, cnonce: str
+    ) -> tuple[str, str]:
+        challenge = digest.parse_challenge(credentials.header)
+        assert isinstance(challenge, digest.DigestChallenge)  # answer_of() checked it
+        value = digest.authorization(
+            challenge,
+            digest.Credentials(account.auth_user, account.password),
+            "REGISTER",
+            f"sip:{self.identity.realm}",
+            cnonce=cnonce,
+            nc=nc,
+        )
+        return ("Proxy-Authorization" if credentials.proxy else "Authorization", value)
+
+
+def answer_of(response: Response, contact: str | None) -> Answer:
+    """A final response to our REGISTER, as the machine needs it."""
+    headers = response.headers
+    challenge = None
+    raw = headers.get("WWW-Authenticate") or headers.get("Proxy-Authenticate")
+    if response.code in (401, 407) and raw is not None:
+        parsed = digest.parse_challenge(raw)
+        if isinstance(parsed, digest.DigestChallenge):
+            challenge = Challenge(raw, parsed.nonce, response.code == 407, parsed.stale)
+    return Answer(
+        response.code,
+        response.reason,
+        challenge,
+        _seconds(headers.get("Min-Expires")),
+        granted(response, contact),
+    )
+
+
+def granted(response: Response, contact: str | None) -> int | None:
+    """The expiry granted to our contact; else the Expires header (RFC 3261 §10.2.4)."""
+    for value in response.headers.get_all("Contact"):
+        parsed = parse_name_addr(value)
+        if parsed is not None and parsed.uri == contact:
+            return _seconds(parsed.params.get("expires"))
+    return _seconds(response.headers.get("Expires"))
+
+
+def public_address(
+    via_params: dict[str, str], advertised: Address, reliable: bool
+) -> Address | None:
+    """RFC 3581: where the registrar saw our request come from, when it says.
+
+    On a connection only `received` counts: `rport` names the connection's own port,
+    not the port where we listen.
+    """
+    received, rport = via_params.get("received"), _seconds(via_params.get("rport"))
+    if reliable:
+        return (received, advertised[1]) if received else None
+    if received is None and rport is None:
+        return None
+    return (received or advertised[0], rport if rport is not None else advertised[1])
+
+
+def _seconds(text: str | None) -> int | None:
+    if text is None or not text.isascii() or not text.isdigit() or len(text) > _MAX_DIGITS:
+        return None
+    return int(text)
