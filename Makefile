@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench peers clean
+.PHONY: install run test lint bench bench-apply peers clean
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ test: lint peers
 
 bench: install
 	$(BIN)/python bench/api.py
+
+# As root, with Debian's tshark: it captures loopback.
+bench-apply: install peers
+	$(BIN)/python bench/apply.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -30,7 +30,7 @@ CREATE TABLE settings (
     record TEXT NOT NULL
 );
 CREATE TABLE history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,  -- no AUTOINCREMENT: only the oldest rows go, so ids still grow
     at REAL NOT NULL,
     actor TEXT NOT NULL,
     settings TEXT NOT NULL,
