@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 from . import binaries, process, stun
 
@@ -17,7 +16,7 @@ class PortBusy(RuntimeError):
     """Something already answers STUN on the chosen port."""
 
 
-class Coturn:
+class Coturn(process.Peer):
     """turnserver answering STUN Binding requests on 127.0.0.1:`port` (UDP)."""
 
     def __init__(self, port: int) -> None:
@@ -86,15 +85,3 @@ class Coturn:
         raise TimeoutError(
             f"turnserver not ready after {timeout} s:\n{process.tail(self.log_path)}"
         )
-
-    def __enter__(self) -> Coturn:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -14,7 +14,6 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 from . import binaries, certs, kamcmd, process, sipclient
@@ -25,7 +24,7 @@ Certificate = Literal["valid", "untrusted", "wrong-name"]
 HOST = "127.0.0.1"
 
 
-class Kamailio:
+class Kamailio(process.Peer):
     """A Kamailio registrar/proxy on 127.0.0.1: UDP and TCP on `sip_port`, TLS on `tls_port`.
 
     `users` maps auth user to password. `certificate` chooses what the TLS side presents:
@@ -132,18 +131,6 @@ class Kamailio:
     def log_text(self) -> str:
         """Everything kamailio has logged so far."""
         return self.log_path.read_text(errors="replace") if self._dir else ""
-
-    def __enter__(self) -> Kamailio:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _command(self) -> list[str]:
         d = self.directory

@@ -9,12 +9,13 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
-from types import TracebackType
+
+from . import process
 
 Address = tuple[str, int]
 
 
-class UdpRelay:
+class UdpRelay(process.Peer):
     """Forward datagrams sent to `address` on to `target`, from a per-client outside port."""
 
     def __init__(self, target: Address, host: str = "127.0.0.1") -> None:
@@ -44,6 +45,9 @@ class UdpRelay:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._thread = threading.Thread(target=self._run, name="udp-relay", daemon=True)
         self._thread.start()
+
+    def close(self) -> None:
+        self.stop()
 
     def stop(self) -> None:
         """Stop the thread and close every socket."""
@@ -80,15 +84,3 @@ class UdpRelay:
         except ConnectionRefusedError:  # ICMP from a target that is gone; nothing to relay
             return
         self._inside.sendto(data, client)
-
-    def __enter__(self) -> UdpRelay:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
