@@ -55,7 +55,7 @@ def make_rig(data_dir: Path) -> Rig:
     clock = FakeClock()
     hasher = Worker("hash")
     device = Device(store, NoAgent(), wallclock=clock)
-    admin = Admin(Store.open(data_dir), hasher, clock=clock)
+    admin = Admin(store, hasher, clock=clock)
 
     async def startup() -> None:
         device.start()

@@ -31,19 +31,20 @@ class Login:
 class Admin:
     """Checks logins against the stored credential and keeps the tokens it issued.
 
-    `watcher` is a second connection to the store: its data_version moves when the
-    command line changes the password, and then every token ends.
+    The command line changes the password in the store; the store's credential stamp
+    tells, and then every token ends.
     """
 
-    def __init__(self, watcher: Store, hasher: Worker, clock: auth.Clock = time.monotonic) -> None:
-        self._watcher, self._hasher = watcher, hasher
+    def __init__(self, store: Store, hasher: Worker, clock: auth.Clock = time.monotonic) -> None:
+        self._store, self._hasher = store, hasher
         self._tokens = auth.Tokens(clock, os.urandom)
         self._throttle = auth.LoginThrottle(clock)
-        self._version = watcher.data_version()
+        self._stamp = store.credential_stamp()
         self._credential = self._read_credential()
+        self.watched = False  # True while something calls notice_changes() for us
 
     async def login(self, username: str, md5hex: str, address: str) -> Login:
-        self._notice_changes()
+        self.notice_changes()
         if self._throttle.blocked(address):
             return Login(LoginResult.THROTTLED)
         credential = self._credential
@@ -58,17 +59,19 @@ class Admin:
         return Login(LoginResult.OK, self._tokens.issue())
 
     def authorized(self, token: str) -> bool:
-        self._notice_changes()
+        if not self.watched:
+            self.notice_changes()
         return self._tokens.valid(token)
 
     def logout(self, token: str) -> None:
         self._tokens.revoke(token)
 
-    def _notice_changes(self) -> None:
-        version = self._watcher.data_version()
-        if version == self._version:
+    def notice_changes(self) -> None:
+        """End every token if the credential changed since we last looked."""
+        stamp = self._store.credential_stamp()
+        if stamp == self._stamp:
             return
-        self._version = version
+        self._stamp = stamp
         credential = self._read_credential()
         if credential != self._credential:
             log.info("administrator's password changed: every token ends")
@@ -76,7 +79,7 @@ class Admin:
             self._credential = credential
 
     def _read_credential(self) -> Credential:
-        credential = self._watcher.load_credential()
+        credential = self._store.load_credential()
         if credential is None:  # the store makes one at first open; be safe anyway
             raise RuntimeError("the store holds no administrator credential")
         return credential

@@ -52,8 +52,10 @@ class OneOf:
     choices: tuple[int | str, ...]
 
     def reason(self, value: Any, ctx: Context) -> str | None:
-        if value in self.choices:
-            return None
+        return None if value in self.choices else self._refusal
+
+    @functools.cached_property
+    def _refusal(self) -> str:
         return "must be one of " + ", ".join(str(choice) for choice in self.choices)
 
     def schema(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from intercom_sip.device import Device
 from intercom_sip.sip.registration import Timers
 from intercom_sip.sip.transport import TlsOptions
 from intercom_sip.store import Store
+from intercom_sip.watch import DirectoryWatch
 from intercom_sip.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -49,14 +50,18 @@ def run(config: ServiceConfig) -> None:
     sip_sockets = bind_sip(config.sip_host, config.sip_port)
     agent = Agent(agent_options(config, store))
     device = Device(store, agent)
-    admin = Admin(Store.open(config.data_dir), hasher)
+    admin = Admin(store, hasher)
+
+    watch = DirectoryWatch(config.data_dir, admin.notice_changes)
 
     async def startup() -> None:
+        admin.watched = watch.start(asyncio.get_running_loop())
         await agent.start(*sip_sockets)
         device.start()
 
     async def shutdown() -> None:
         await agent.stop()  # unregisters, bounded in time
+        watch.close(asyncio.get_running_loop())
         hasher.close()
 
     api = Api(
