@@ -51,6 +51,7 @@ def test_refresh_reuses_call_id_and_cached_nonce() -> None:
     assert reg.due(25.0)
     refresh = reg.register(25.0)
     assert refresh == Send(cseq=3, expires=30, credentials=NONCE_A, nonce_count=2)
+    assert reg.next_at is None  # in flight: the answer sets the next timer, not the past one
     assert reg.call_id == call_id
     assert reg.shown_state(25.0) is State.REGISTERED  # a refresh in flight stays registered
     assert reg.on_answer(OK_30, 25.01) is None

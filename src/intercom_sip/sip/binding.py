@@ -8,6 +8,7 @@ transaction's timeout, the refresh or retry, a keep-alive.
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import secrets
 import socket
@@ -38,7 +39,6 @@ trace = logging.getLogger("intercom_sip.sip.trace")  # whole messages, at debug 
 
 KEEPALIVE_EVERY: Final = {"udp": 25.0, "tcp": 90.0, "tls": 90.0}  # RFC 5626 §4.4.1
 STUN_TIMEOUT: Final = 2.0
-_FAR: Final = 3600.0
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Binding:
         self._public: Address | None = None  # as STUN or received/rport say
         self._stale_contact: str | None = None  # removed with the next REGISTER
         self._contact: str | None = None
-        self._keepalive_at = _FAR
+        self._keepalive_at = math.inf  # a loop-clock instant; none until a flow is open
         self._stopping = False
         self.done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -174,13 +174,16 @@ class Binding:
         else:
             await self._on_tick(now)
 
-    def _deadline(self) -> float:
+    def _deadline(self) -> float | None:
+        """The earliest timer; None waits for an event alone. Every timer here is reset
+        or cleared when it fires, so a deadline in the past cannot recur (no busy loop)."""
         deadlines = [self._keepalive_at]
         if self._transaction is not None:
             deadlines.append(self._transaction.deadline())
         if self._machine.next_at is not None:
             deadlines.append(self._machine.next_at)
-        return min(deadlines)
+        earliest = min(deadlines)
+        return None if earliest == math.inf else earliest
 
     async def _on_tick(self, now: float) -> None:
         if self._transaction is not None:
@@ -193,9 +196,10 @@ class Binding:
                 self._drop_stream()
         if self._machine.due(now) and self._transaction is None:
             await self._transmit(self._machine.register(now))
-        if now >= self._keepalive_at and self._flow is not None:
-            self._send_on_flow(KEEPALIVE)
-            self._keepalive_at = now + self._keepalive_every()
+        if now >= self._keepalive_at:
+            if self._flow is not None:
+                self._send_on_flow(KEEPALIVE)
+            self._keepalive_at = now + self._keepalive_every() if self._flow else math.inf
 
     async def _on_response(self, response: Response, flow: Flow, now: float) -> None:
         via = parse_via(response.headers.get("Via") or "")

@@ -103,6 +103,7 @@ class Registration:
         """A REGISTER the agent decided to send: first, refresh, retry, or update."""
         self.state = State.REGISTERING
         self.last_attempt = now
+        self.next_at = None  # the answer, or its absence, sets the next one
         self._answered = None
         return self._send(now, self.expires_asked)
 
