@@ -47,7 +47,7 @@ class Device:
 
     @property
     def settings_json(self) -> bytes:
-        """The GET answer, encoded once per change."""
+        """The GET answer's body, encoded once per change."""
         return self._current_json
 
     def start(self) -> None:

@@ -46,7 +46,8 @@ class Api:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
+        logged = access_log.isEnabledFor(logging.DEBUG)
+        started = time.perf_counter() if logged else 0.0
         client = scope["client"][0] if scope.get("client") else "-"
         try:
             response = await self._answer(scope, receive, client)
@@ -54,7 +55,7 @@ class Api:
             log.exception("unhandled error in %s %s", scope["method"], ascii(scope["path"]))
             response = http.INTERNAL
         await http.send_response(send, response)
-        if access_log.isEnabledFor(logging.DEBUG):
+        if logged:
             # At debug level: a poll every second would drown the log's real events.
             # The path only: a query string may hold the login's password hash.
             access_log.debug(

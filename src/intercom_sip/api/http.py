@@ -20,11 +20,21 @@ MAX_BODY: Final = 65536
 class Response:
     status: int
     body: bytes
-    content_type: bytes = b"application/json"
+    headers: tuple[tuple[bytes, bytes], ...]
+
+
+def response(status: int, body: bytes) -> Response:
+    """A JSON answer with its headers made once: most answers are made once and reused."""
+    headers = (
+        (b"content-type", b"application/json"),
+        (b"cache-control", b"no-store"),
+        (b"content-length", str(len(body)).encode()),
+    )
+    return Response(status, body, headers)
 
 
 def json_response(status: int, value: object) -> Response:
-    return Response(status, json.dumps(value).encode())
+    return response(status, json.dumps(value).encode())
 
 
 @functools.lru_cache(maxsize=512)  # messages never hold what a client sent: few of them
@@ -41,14 +51,10 @@ MISDIRECTED: Final = error(421, errors.MISDIRECTED)
 INTERNAL: Final = error(500, errors.INTERNAL)
 
 
-async def send_response(send: Send, response: Response) -> None:
-    headers = [
-        (b"content-type", response.content_type),
-        (b"cache-control", b"no-store"),
-        (b"content-length", str(len(response.body)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
+async def send_response(send: Send, answer: Response) -> None:
+    start = {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY) -> bytes | None:
@@ -56,19 +62,20 @@ async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY) -> by
     for name, value in scope["headers"]:
         if name == b"content-length" and (not value.isdigit() or int(value) > limit):
             return None  # httptools refuses a non-numeric length before we get here
-    chunks: list[bytes] = []
-    size = 0
-    while True:
+    message = await receive()
+    if not message.get("more_body", False):  # the common case: all in one message
+        first: bytes = message.get("body", b"")
+        return first if len(first) <= limit else None
+    chunks = [message.get("body", b"")]
+    size = len(chunks[0])
+    while message.get("more_body", False):
         message = await receive()
         if message["type"] != "http.request":
             break  # the client left; nobody reads the answer
-        chunk = message.get("body", b"")
-        size += len(chunk)
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
         if size > limit:
             return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
     return b"".join(chunks)
 
 

@@ -34,6 +34,7 @@ class Routes:
     def __init__(self, device: Device, admin: Admin, openapi: dict[str, Any]) -> None:
         self._device, self._admin = device, admin
         self._openapi = http.json_response(200, openapi)
+        self._settings = http.response(200, b"")
         self._info = http.json_response(
             200,
             {
@@ -66,7 +67,10 @@ class Routes:
         return http.json_response(200, {})
 
     async def get_settings(self, call: Call) -> Response:
-        return Response(200, self._device.settings_json)
+        body = self._device.settings_json
+        if self._settings.body is not body:  # the settings changed: a new answer, once
+            self._settings = http.response(200, body)
+        return self._settings
 
     async def post_settings(self, call: Call) -> Response:
         raw = await http.read_body(call.scope, call.receive)
@@ -79,7 +83,7 @@ class Routes:
             return http.error(503, errors.STORAGE_FAILED)
         if isinstance(result, Invalid):
             return http.error(400, result.message)
-        return Response(200, json.dumps(to_view(result)).encode())
+        return http.response(200, json.dumps(to_view(result)).encode())
 
     async def sip_status(self, call: Call) -> Response:
         return http.json_response(200, self._device.status_view())
