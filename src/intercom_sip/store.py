@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -63,6 +63,16 @@ class Credential:
 
 
 @dataclass(frozen=True)
+class Change:
+    """One accepted POST: the settings it made, those it replaced, when and by whom."""
+
+    new: Settings
+    old: Settings
+    at: float
+    actor: str
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     at: float
     actor: str
@@ -105,15 +115,23 @@ class Store:
 
     def save_settings(self, new: Settings, old: Settings, at: float, actor: str) -> None:
         """Replace the settings and record the change, in one durable transaction."""
+        self.save_changes([Change(new, old, at, actor)])
+
+    def save_changes(self, changes: Sequence["Change"]) -> None:
+        """Record each change and keep the last one's settings: one durable transaction
+        (one fsync) for a whole group of changes made in a row."""
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO settings (id, record) VALUES (1, ?)"
                 " ON CONFLICT (id) DO UPDATE SET record = excluded.record",
-                (to_record(new),),
+                (to_record(changes[-1].new),),
             )
-            db.execute(
+            db.executemany(
                 "INSERT INTO history (at, actor, settings, password_changed) VALUES (?, ?, ?, ?)",
-                (at, actor, json.dumps(to_view(new)), new.password != old.password),
+                [
+                    (c.at, c.actor, json.dumps(to_view(c.new)), c.new.password != c.old.password)
+                    for c in changes
+                ],
             )
             db.execute(
                 "DELETE FROM history WHERE id <= (SELECT MAX(id) FROM history) - ?",

@@ -375,7 +375,7 @@ def test_storage_failure_changes_nothing(rig: Rig, monkeypatch: pytest.MonkeyPat
     def broken(*args: object) -> None:
         raise StoreError("disk I/O error")
 
-    monkeypatch.setattr(rig.store, "save_settings", broken)
+    monkeypatch.setattr(rig.store, "save_changes", broken)
     assert rig.client.post(SETTINGS, BASE, token) == (
         503,
         {"error": "Settings could not be stored"},
@@ -389,7 +389,7 @@ def test_a_bug_answers_json_and_serving_goes_on(rig: Rig, monkeypatch: pytest.Mo
     def broken(*args: object) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(rig.store, "save_settings", broken)
+    monkeypatch.setattr(rig.store, "save_changes", broken)
     assert rig.client.post(SETTINGS, BASE, token) == (500, {"error": "Internal error"})
     assert rig.client.get(SETTINGS, token) == (200, FACTORY_VIEW)
 

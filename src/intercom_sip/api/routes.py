@@ -77,7 +77,7 @@ class Routes:
         if raw is None:
             return http.TOO_LARGE
         try:
-            result = self._device.change(raw, f"admin@{call.client}")
+            result = await self._device.change(raw, f"admin@{call.client}")
         except StoreError as exc:
             log.error("settings not stored: %s", exc)
             return http.error(503, errors.STORAGE_FAILED)
