@@ -1,6 +1,7 @@
 """Contract §3.2 step 1: anything but a JSON object within the limits is refused."""
 
 import json
+import time
 
 import pytest
 
@@ -70,3 +71,37 @@ def nested(depth: int) -> list[object]:
 )
 def test_accepted(raw: bytes, expected: object) -> None:
     assert parse_object(raw) == expected
+
+
+def _padded(head: bytes, unit: bytes, tail: bytes = b"") -> bytes:
+    """head, then unit repeated, then tail: a body of exactly 64 KiB."""
+    room = 65536 - len(head) - len(tail)
+    return head + (unit * (room // len(unit) + 1))[:room] + tail
+
+
+# The worst bodies we could construct for each step of the reader, at the size limit.
+WORST_CASES = {
+    "escaped quotes after deep brackets (was 7.9 s)": _padded(b"[" * 33, b'\\"'),
+    "escaped quotes inside a string": _padded(b'{"a": "', b'\\"', b'"}'),
+    "an unterminated string": _padded(b'{"a": "', b"\\"),
+    "brackets inside a string": _padded(b'{"a": "', b"[{", b'"}'),
+    "64 Ki of opening brackets": b"[" * 65536,
+    "nesting at the limit, then wide": _padded(
+        b'{"a": ' + b"[" * 30, b"[],", b"[]" + b"]" * 30 + b"}"
+    ),
+    "tiny objects": _padded(b'{"a": [', b'{"k": 1},', b'{"k": 1}]}'),
+    "many keys": b"{" + b",".join(b'"k%d": 0' % n for n in range(6000)) + b"}",
+    "longest numbers": _padded(b'{"a": [', b"1." + b"1" * 30 + b",", b"1]}"),
+    "unicode escapes": _padded(b'{"a": "', b"\\u00e9", b'"}'),
+}
+
+
+@pytest.mark.parametrize("raw", WORST_CASES.values(), ids=WORST_CASES.keys())
+def test_bounded_work_on_the_worst_bodies(raw: bytes) -> None:
+    # A ceiling on work, not a speed claim: each of these takes about a millisecond;
+    # the string-aware bracket regex took seconds on the first (contract §3.2: bounded
+    # work). bench/hostile.py prints the figure.
+    assert len(raw) <= 65536
+    started = time.process_time()
+    parse_object(raw)
+    assert time.process_time() - started < 1.0

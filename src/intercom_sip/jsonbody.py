@@ -1,15 +1,11 @@
 """Request bodies to JSON objects, with bounded work for any input (contract §3.2 step 1)."""
 
 import json
-import re
 from typing import Any, Final
 
 MAX_DEPTH: Final = 32
 MAX_DIGITS: Final = 32
 
-_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACKET_RE = re.compile(r"[\[\]{}]")
-_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class _Refused(ValueError):
@@ -20,22 +16,28 @@ def parse_object(raw: bytes) -> dict[str, Any] | None:
     """The body as a JSON object, or None when it is anything else or breaks a limit."""
     try:
         text = raw.decode("utf-8")
-        if _too_deep(text):
-            return None
+        # The C decoder is linear and guards its own recursion (RecursionError, far past
+        # our limit), so the depth is checked on what it built: one visit per container.
+        # Scanning the text for brackets first would need string-aware matching, which a
+        # run of escaped quotes made quadratic.
         value = _DECODER.decode(text)
     except (ValueError, RecursionError):
         return None
-    return value if type(value) is dict else None
+    if type(value) is not dict or _too_deep(value, text):
+        return None
+    return value
 
 
-def _too_deep(text: str) -> bool:
+def _too_deep(value: dict[str, Any], text: str) -> bool:
     if text.count("[") + text.count("{") <= MAX_DEPTH:
         return False  # the common case: too few brackets to nest that deep
-    depth = 0
-    for match in _BRACKET_RE.finditer(_STRING_RE.sub("", text)):
-        depth += _STEP[match[0]]
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
         if depth > MAX_DEPTH:
             return True
+        children = node.values() if type(node) is dict else node
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
     return False
 
 
