@@ -72,12 +72,11 @@ def test_supervisor_starts_again_from_the_desired_settings(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(agent, "Binding", ExplodingBinding)
-    monkeypatch.setattr(agent, "RESTART_PAUSE", 0.01)
 
     async def scenario() -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
-        sip = Agent(AgentOptions(instance="urn:uuid:x", user_agent="test"))
+        sip = Agent(AgentOptions(instance="urn:uuid:x", user_agent="test", restart_pause=0.01))
         await sip.start(sock)
         sip.apply(ON)
         for _ in range(100):
@@ -89,3 +88,57 @@ def test_supervisor_starts_again_from_the_desired_settings(
     asyncio.run(scenario())
     assert len(ExplodingBinding.made) == 2
     assert "SIP agent failed; starting again from the stored settings" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("crashes_at", "pauses"),
+    [
+        ([0.0], [1.0]),
+        ([0.0, 1.0, 3.0, 7.0, 15.0], [1.0, 2.0, 4.0, 8.0, 16.0]),
+        ([0, 1, 3, 7, 15, 31, 63, 123, 183], [1, 2, 4, 8, 16, 32, 60, 60, 60]),
+        ([0.0, 1.0, 10.0], [1.0, 2.0, 1.0]),  # ran 7 s after a 2 s pause: calm again
+        ([0.0, 1.0, 3.0, 7.0, 8.0], [1.0, 2.0, 4.0, 8.0, 16.0]),  # crashed during a pause
+    ],
+)
+def test_restarts_back_off_and_are_forgotten_when_calm(
+    crashes_at: list[float], pauses: list[float]
+) -> None:
+    restarts = agent.Restarts()
+    assert [restarts.pause(now) for now in crashes_at] == pauses
+
+
+class CrashingBinding:
+    """A binding whose task dies of a bug each time it starts."""
+
+    made: ClassVar[list["CrashingBinding"]] = []
+
+    def __init__(self, *args: Any) -> None:
+        self.call_id = "x"
+        CrashingBinding.made.append(self)
+
+    def start(self, crashed: Any) -> None:
+        asyncio.get_running_loop().call_soon(crashed, self)
+
+    async def stop(self, within: float) -> None:
+        pass
+
+    def abandon(self) -> None:
+        pass
+
+
+def test_a_binding_that_keeps_crashing_is_restarted_with_growing_pauses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(agent, "Binding", CrashingBinding)
+
+    async def scenario() -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sip = Agent(AgentOptions(instance="urn:uuid:x", user_agent="test", restart_pause=0.05))
+        await sip.start(sock)
+        sip.apply(ON)
+        await asyncio.sleep(1.0)  # pauses 0.05, 0.1, 0.2, 0.4: five bindings at most
+        await sip.stop()
+
+    asyncio.run(scenario())
+    assert 3 <= len(CrashingBinding.made) <= 5

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,42 @@ def test_history_shows_who_changed_what(served: Served) -> None:
     assert '"timeout": 600' in lines[0]
     assert " admin@127.0.0.1 (password changed) {" in lines[1]
     assert "secret1" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda path: path / "missing.pem", "No such file or directory"),
+        (lambda path: path, "Is a directory"),
+        (
+            lambda path: _written(path / "junk.pem", "not a certificate\n"),
+            "no CA certificate in it",
+        ),
+    ],
+    ids=["missing", "a directory", "no PEM"],
+)
+def test_serve_refuses_a_tls_ca_file_it_cannot_use(
+    tmp_path: Path, make: Callable[[Path], Path], reason: str
+) -> None:
+    ca_file = make(tmp_path)
+    data = tmp_path / "data"
+    done = cli(
+        "serve",
+        "--port",
+        "0",
+        "--sip-port",
+        "0",
+        "--data-dir",
+        str(data),
+        "--tls-ca-file",
+        str(ca_file),
+    )
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"intercom-sip: cannot use the TLS CA file {ca_file}: {reason}\n",
+    )
+
+
+def _written(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -8,6 +8,7 @@ settings; if it fails, it is logged and started again from those settings.
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import secrets
 import socket
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 trace = logging.getLogger("intercom_sip.sip.trace")
 
 UNREGISTER_WAIT: Final = 3.0  # seconds a replaced or disabled binding may take to go
-RESTART_PAUSE: Final = 1.0
+RESTART_PAUSE: Final = 1.0  # after a crash; doubled for each crash that follows soon
+RESTART_PAUSE_MAX: Final = 60.0
 
 
 class Step(Enum):
@@ -70,6 +72,24 @@ _ANSWERS: Final = {
 
 
 @dataclass
+class Restarts:
+    """Pauses before starting again after crashes: 1, 2, 4 … 60 s, so that a bug that
+    recurs at once cannot fill the log; forgotten once a pause has passed calmly."""
+
+    first: float = RESTART_PAUSE
+    longest: float = RESTART_PAUSE_MAX
+    _pause: float = 0.0
+    _last: float = -math.inf
+
+    def pause(self, now: float) -> float:
+        """The pause after a crash at `now`."""
+        calm = now - self._last > 2 * self._pause + self.first
+        self._pause = self.first if calm else min(2 * self._pause, self.longest)
+        self._last = now
+        return self._pause
+
+
+@dataclass
 class _Slot:
     settings: Settings | None = None
     binding: Binding | None = None
@@ -85,6 +105,7 @@ class AgentOptions:
     instance: str = ""
     user_agent: str = ""
     keepalive: float | None = None  # None: per transport (RFC 5626)
+    restart_pause: float = RESTART_PAUSE
 
 
 class Agent:
@@ -98,6 +119,7 @@ class Agent:
         self._wake = asyncio.Event()
         self._busy = False
         self._task: asyncio.Task[None] | None = None
+        self._restarts = Restarts(first=options.restart_pause)
 
     # --- the device's side ---------------------------------------------------------------
 
@@ -165,9 +187,12 @@ class Agent:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("SIP agent failed; starting again from the stored settings")
+                pause = self._restarts.pause(asyncio.get_running_loop().time())
+                log.exception(
+                    "SIP agent failed; starting again from the stored settings in %.0f s", pause
+                )
                 self._abandon()
-                await asyncio.sleep(RESTART_PAUSE)
+                await asyncio.sleep(pause)
                 self._wake.set()
 
     def _abandon(self) -> None:
@@ -221,7 +246,10 @@ class Agent:
         """A binding's task died of a bug: start again from the desired settings."""
         if self._applied.binding is binding:
             self._applied = _Slot()
-            self._wake.set()
+            loop = asyncio.get_running_loop()
+            pause = self._restarts.pause(loop.time())
+            log.error("SIP binding starts again in %.0f s", pause)
+            loop.call_later(pause, self._wake.set)
 
     async def _let_go(self, binding: Binding) -> None:
         self._leaving.append(binding)  # its answers must still reach it

@@ -7,7 +7,6 @@ MAX_DEPTH: Final = 32
 MAX_DIGITS: Final = 32
 
 
-
 class _Refused(ValueError):
     """A parser limit was broken."""
 

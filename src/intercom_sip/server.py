@@ -22,7 +22,7 @@ from intercom_sip.api.routes import Routes
 from intercom_sip.config import ServiceConfig
 from intercom_sip.device import Device
 from intercom_sip.sip.registration import Timers
-from intercom_sip.sip.transport import TlsOptions
+from intercom_sip.sip.transport import FlowError, TlsOptions
 from intercom_sip.store import Store
 from intercom_sip.watch import DirectoryWatch
 from intercom_sip.worker import Worker
@@ -46,9 +46,14 @@ def run(config: ServiceConfig) -> None:
             f"refusing to listen on {config.host} with the factory password:"
             " set one with `intercom-sip passwd`, or pass --allow-factory-password"
         )
+    options = agent_options(config, store)
+    try:
+        options.tls.context()  # a CA file that cannot be used stops the start, not a flow
+    except FlowError as exc:
+        raise RefusedToStart(str(exc)) from exc
     hasher = Worker("hash", threads=2)
     sip_sockets = bind_sip(config.sip_host, config.sip_port)
-    agent = Agent(agent_options(config, store))
+    agent = Agent(options)
     device = Device(store, agent)
     admin = Admin(store, hasher)
 

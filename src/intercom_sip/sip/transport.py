@@ -34,7 +34,13 @@ class TlsOptions:
     verify: bool = True
 
     def context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.ca_file)
+        """Raises FlowError when the CA file cannot be used: missing, unreadable, no PEM."""
+        try:
+            context = ssl.create_default_context(cafile=self.ca_file)
+        except OSError as exc:  # ssl.SSLError is one
+            unreadable = exc.strerror if not isinstance(exc, ssl.SSLError) else None
+            reason = unreadable or "no CA certificate in it"
+            raise FlowError(f"cannot use the TLS CA file {self.ca_file}: {reason}") from exc
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         if not self.verify:
             context.check_hostname = False
