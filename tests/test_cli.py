@@ -152,6 +152,9 @@ def test_serve_reads_the_environment(tmp_path: Path) -> None:
             "INTERCOM_SIP_PORT": "0",
             "INTERCOM_SIP_DATA_DIR": str(env_dir),
             "INTERCOM_SIP_ALLOWED_HOSTS": "a.example, b.example",
+            # Not the default 5060: a registrar of another test may hold it.
+            "INTERCOM_SIP_SIP_HOST": "127.0.0.1",
+            "INTERCOM_SIP_SIP_PORT": "0",
         },
     ).start()
     try:
