@@ -8,7 +8,7 @@ we cannot take is a `NotAcceptable` value: the INVITE is answered 488.
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Final, Literal
 
 from .sdes import Crypto, crypto_value, first_usable
 from .sdp import Attribute, Connection, Media, Origin, SessionDescription
@@ -20,14 +20,18 @@ OUR_EVENT_TYPE: Final = 101
 G711: Final = {"PCMU": 0, "PCMA": 8}  # name -> static payload type (RFC 3551)
 STATIC: Final = {str(pt): (name, "8000") for name, pt in G711.items()}
 
+Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
+
 # What each direction lets us do (RFC 3264 §6.1); the answer's is the mirror of the offer's.
-ABILITIES: Final = {
+ABILITIES: Final[dict[Direction, frozenset[str]]] = {
     "sendrecv": frozenset({"send", "recv"}),
     "sendonly": frozenset({"send"}),
     "recvonly": frozenset({"recv"}),
     "inactive": frozenset(),
 }
-DIRECTIONS: Final = {abilities: name for name, abilities in ABILITIES.items()}
+DIRECTIONS: Final[dict[frozenset[str], Direction]] = {
+    abilities: name for name, abilities in ABILITIES.items()
+}
 MIRROR: Final = {"send": "recv", "recv": "send"}
 # RFC 3264 §8.4: RFC 2543 held a call with c=0.0.0.0; we must not send there.
 HOLD_ADDRESSES: Final = frozenset({"0.0.0.0", "::"})  # noqa: S104 - not a bind
@@ -51,7 +55,7 @@ class Local:
     port: int
     session_id: int
     key: bytes | None = field(default=None, repr=False)  # our 30 bytes: offer RTP/SAVP
-    direction: str = "sendrecv"  # our wish: "sendonly" puts the peer on hold
+    direction: Direction = "sendrecv"  # our wish: "sendonly" puts the peer on hold
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class Negotiated:
     event_payload_type: int | None
     remote_address: str | None  # None: send nothing (the peer is on 0.0.0.0 hold)
     remote_port: int
-    direction: str  # ours
+    direction: Direction  # ours
     remote_key: bytes | None = field(default=None, repr=False)  # the peer's SRTP key
 
 
@@ -201,12 +205,10 @@ def _address(media: Media, sdp: SessionDescription) -> str | None:
     return None if connection is None else connection.address
 
 
-def _direction(media: Media, sdp: SessionDescription) -> str:
+def _direction(media: Media, sdp: SessionDescription) -> Direction:
     """The stream's direction attribute, else the session's, else sendrecv."""
     for attributes in (media.attributes, sdp.attributes):
-        found = next(
-            (name for name, value in attributes if name in ABILITIES and value is None), None
-        )
+        found = next((name for name in ABILITIES if (name, None) in attributes), None)
         if found is not None:
             return found
     return "sendrecv"
