@@ -1,0 +1,1 @@
+"""Tests of the media modules: G.711, RTP, RFC 4733 events, sources and recording."""
