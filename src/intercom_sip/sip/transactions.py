@@ -349,11 +349,18 @@ class Transaction:
         """Fire every timer due by `now`, earliest first."""
         outputs: list[Output] = []
         while (due := self._next_due(now)) is not None:
-            del self._due[due]
-            row = self._table.get((self.state, due))
-            if row is not None:
-                outputs += self._enter(row, None, now)
+            outputs += self.fire(due, now)
         return outputs
+
+    def fire(self, timer: Timer, now: float) -> list[Output]:
+        """One timer's row, whatever its due time (`tick` calls it when due)."""
+        self._due.pop(timer, None)
+        row = self._table.get((self.state, timer))
+        return self._enter(row, None, now) if row is not None else []
+
+    def pending(self) -> dict[Timer, float]:
+        """The running timers and when each fires."""
+        return dict(self._due)
 
     @property
     def terminated(self) -> bool:
