@@ -1,0 +1,465 @@
+"""One SIP port's protocol core, sans-IO: bytes in, typed events out (RFC 3261 §17, §18).
+
+In h11's manner: the shell feeds `receive(data, flow, now)` and drains `next_event()`;
+the transaction users (registration, calls) call `request`, `respond`, `cancel` and
+`send`; `deadline()` / `tick(now)` drive every timer. Transactions live in one dict keyed
+by their `TransactionId`, as aioice keeps its STUN transactions: matching a message is
+computing its id (§17.1.3, §17.2.3) and one lookup.
+
+Requests that start a transaction go to the user named by their Request-URI (`add_user`),
+so that one port can serve several accounts. Requests for nobody are answered here, from
+the `Strays` table, through a server transaction like any other: its retransmissions get
+the same response, To-tag included. Responses go back on the flow the request came on
+(RFC 3581's symmetric response, always: the monitor sits behind NAT).
+"""
+
+import random
+from collections import deque
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import unquote
+
+from intercom_sip.sip.message import (
+    MAX_HEADERS,
+    MAX_MESSAGE,
+    Headers,
+    ParseError,
+    Request,
+    Response,
+    canonical,
+    parse,
+    parse_name_addr,
+    parse_via,
+    request_bytes,
+    response_bytes,
+    response_to,
+)
+from intercom_sip.sip.transactions import (
+    MAGIC,
+    Event,
+    Failed,
+    Kind,
+    Output,
+    Send,
+    State,
+    TimedOut,
+    Timers,
+    Transaction,
+    TransactionId,
+    cancel_for,
+    client_id,
+    event_of,
+    server_id,
+)
+
+Address = tuple[str, int]
+DEFAULT_TIMERS: Final = Timers()
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Where a message came from or goes: the shell's own id for a socket or connection,
+    whether it is reliable (TCP/TLS), and the remote address."""
+
+    key: Hashable
+    reliable: bool
+    remote: Address
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestReceived:
+    """A new request for `user`; answer it with `respond(transaction_id, ...)`. An ACK
+    for a 2xx has no transaction (§17): its `transaction_id` is None."""
+
+    request: Request
+    transaction_id: TransactionId | None
+    flow: Flow
+    user: str
+
+
+@dataclass(frozen=True)
+class CancelReceived:
+    """The caller cancelled this INVITE: the core answered the CANCEL 200 and, while the
+    INVITE had no final response yet, the INVITE 487 (§9.2)."""
+
+    invite_id: TransactionId
+    user: str
+
+
+@dataclass(frozen=True)
+class ResponseReceived:
+    response: Response
+    transaction_id: TransactionId
+
+
+@dataclass(frozen=True)
+class TransactionTimedOut:
+    """A client transaction got no final response (B, F, §9.1), or a server one no ACK (H)."""
+
+    transaction_id: TransactionId
+
+
+@dataclass(frozen=True)
+class TransportError:
+    """The flow of this transaction failed or closed (`send_failed`, `flow_closed`)."""
+
+    transaction_id: TransactionId
+
+
+@dataclass(frozen=True)
+class Transmit:
+    """Send these bytes on this flow; report a failure with `send_failed(transaction_id)`."""
+
+    data: bytes
+    flow: Flow
+    transaction_id: TransactionId | None = None
+
+
+CoreEvent = (
+    RequestReceived
+    | CancelReceived
+    | ResponseReceived
+    | TransactionTimedOut
+    | TransportError
+    | Transmit
+)
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Strays:
+    """What the core answers to a request for no user: by method, else `otherwise`."""
+
+    answers: Mapping[str, tuple[int, str]] = field(
+        default_factory=lambda: {
+            "OPTIONS": (200, "OK"),
+            "INVITE": (404, "Not Found"),
+            "BYE": (481, "Call/Transaction Does Not Exist"),
+            "CANCEL": (481, "Call/Transaction Does Not Exist"),
+            "INFO": (481, "Call/Transaction Does Not Exist"),
+            "UPDATE": (481, "Call/Transaction Does Not Exist"),
+            "PRACK": (481, "Call/Transaction Does Not Exist"),
+        }
+    )
+    otherwise: tuple[int, str] = (405, "Method Not Allowed")
+    allow: str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+
+    def answer(self, request: Request, to_tag: str) -> Response:
+        code, reason = self.answers.get(request.method, self.otherwise)
+        extra = [("Allow", self.allow)] if code in (200, 405) else []
+        return response_to(request, code, reason, to_tag, extra)
+
+
+@dataclass(frozen=True)
+class Limits:
+    transactions: int = 512  # live at once; beyond, new requests get 503 (§21.5.4)
+    events: int = 1024  # queued; beyond, received messages are dropped (peers resend)
+    retry_after: int = 10  # seconds, in those 503s
+
+
+@dataclass
+class _Live:
+    transaction: Transaction
+    flow: Flow
+    user: str = ""  # server side: whose request it is ("" for strays)
+
+
+# --- the core ---------------------------------------------------------------------------------
+
+
+class Core:
+    """One SIP port: its transactions, its users, and the events waiting for the shell."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        timers: Timers = DEFAULT_TIMERS,
+        limits: Limits = Limits(),
+        strays: Strays = Strays(),
+    ) -> None:
+        self._rng, self._timers, self._limits, self._strays = rng, timers, limits, strays
+        self._transactions: dict[TransactionId, _Live] = {}
+        self._held_cancels: dict[TransactionId, Request] = {}  # §9.1: until a 1xx
+        self._users: dict[str, str] = {}
+        self._events: deque[CoreEvent] = deque()
+        self.dropped = 0  # messages dropped because the event queue was full
+
+    # --- users ---------------------------------------------------------------------------
+
+    def add_user(self, user: str, handler: str | None = None) -> None:
+        """Requests whose Request-URI names `user` go to `handler` (default: `user`)."""
+        self._users[user] = handler if handler is not None else user
+
+    def remove_user(self, user: str) -> None:
+        self._users.pop(user, None)
+
+    # --- the shell's side ----------------------------------------------------------------
+
+    def receive(self, data: bytes, flow: Flow, now: float) -> None:
+        """One whole message (a datagram, or what the framer cut from a stream)."""
+        if len(self._events) >= self._limits.events:
+            self.dropped += 1
+            return
+        message = parse(data, stream=flow.reliable)
+        if isinstance(message, ParseError):
+            self._refuse(data, message, flow)
+        elif isinstance(message, Response):
+            self._on_response(message, now)
+        else:
+            self._on_request(message, flow, now)
+
+    def next_event(self) -> CoreEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def deadline(self) -> float | None:
+        deadlines = (live.transaction.deadline() for live in self._transactions.values())
+        return min((at for at in deadlines if at is not None), default=None)
+
+    def tick(self, now: float) -> None:
+        for tid, live in list(self._transactions.items()):
+            at = live.transaction.deadline()
+            if at is not None and at <= now:
+                self._after(tid, live, live.transaction.tick(now), now)
+
+    def send_failed(self, transaction_id: TransactionId, now: float) -> None:
+        """A `Transmit` of this transaction could not be sent."""
+        live = self._transactions.get(transaction_id)
+        if live is not None:
+            self._handle(transaction_id, live, Event.TRANSPORT_ERROR, None, now)
+
+    def flow_closed(self, key: Hashable, now: float) -> None:
+        """A connection closed: its transactions can send and hear nothing more."""
+        for tid, live in list(self._transactions.items()):
+            if live.flow.key == key and live.flow.reliable:
+                self._handle(tid, live, Event.TRANSPORT_ERROR, None, now)
+
+    # --- the transaction users' side -----------------------------------------------------
+
+    def request(self, request: Request, flow: Flow, now: float) -> TransactionId | None:
+        """Start a client transaction; the top Via gets a branch unless it has one.
+        None: too many live transactions, nothing was sent."""
+        if len(self._transactions) >= self._limits.transactions:
+            return None
+        request = self._with_branch(request)
+        tid = client_id(request)
+        if tid is None or tid in self._transactions:
+            raise ValueError("the request needs a CSeq and a Via with a new branch")
+        kind = Kind.of(request.method, server=False)
+        live = _Live(Transaction(kind, request, flow.reliable, self._timers), flow)
+        self._transactions[tid] = live
+        self._after(tid, live, live.transaction.start(now), now)
+        return tid
+
+    def respond(self, transaction_id: TransactionId, response: Response, now: float) -> bool:
+        """The TU's response on a server transaction; False when the transaction is gone
+        or no longer takes one (RFC 3261 discards it)."""
+        live = self._transactions.get(transaction_id)
+        if live is None or not transaction_id.server or not 100 <= response.code <= 699:
+            return False
+        event = event_of(response.code, tu=True)
+        return self._handle(transaction_id, live, event, response, now)
+
+    def cancel(self, invite_id: TransactionId, now: float) -> TransactionId | None:
+        """CANCEL our INVITE (§9.1); None when it has a final response already. Before any
+        provisional response the CANCEL waits for one; a final response instead drops it."""
+        live = self._transactions.get(invite_id)
+        states = (State.CALLING, State.PROCEEDING)
+        if live is None or live.transaction.kind is not Kind.INVITE_CLIENT:
+            return None
+        if live.transaction.state not in states:
+            return None
+        cancel_id = TransactionId(False, invite_id.branch, "CANCEL")
+        if cancel_id in self._transactions or invite_id in self._held_cancels:
+            return cancel_id
+        self._held_cancels[invite_id] = cancel_for(live.transaction.request)
+        self._release_cancel(invite_id, now)
+        return cancel_id
+
+    def send(self, request: Request, flow: Flow) -> None:
+        """Outside any transaction: the ACK for a 2xx (§13.2.2.4), a new branch each time."""
+        self._events.append(Transmit(request_bytes(self._with_branch(request)), flow))
+
+    # --- requests --------------------------------------------------------------------------
+
+    def _on_request(self, request: Request, flow: Flow, now: float) -> None:
+        tid = server_id(request)
+        if tid is None:
+            return  # no Via: nowhere to answer
+        live = self._transactions.get(tid)
+        if live is not None:
+            event = Event.ACK if request.method == "ACK" else Event.REQUEST
+            self._handle(tid, live, event, request, now)
+        elif request.method == "ACK":
+            self._deliver_ack(request, flow)
+        elif len(self._transactions) >= self._limits.transactions:
+            extra = [("Retry-After", str(self._limits.retry_after))]
+            busy = response_to(request, 503, "Service Unavailable", self._tag(), extra)
+            self._events.append(Transmit(response_bytes(busy), flow))
+        elif request.method == "CANCEL":
+            self._on_cancel(request, tid, flow, now)
+        else:
+            self._on_new_request(request, tid, flow, now)
+
+    def _on_new_request(
+        self, request: Request, tid: TransactionId, flow: Flow, now: float
+    ) -> None:
+        user = self._users.get(user_of(request.uri), "")
+        live = self._open_server(request, tid, flow, user, now)
+        if user:
+            self._events.append(RequestReceived(request, tid, flow, user))
+        else:
+            self._handle(tid, live, *self._stray_answer(request), now)
+
+    def _on_cancel(self, cancel: Request, tid: TransactionId, flow: Flow, now: float) -> None:
+        """§9.2: a CANCEL is a transaction of its own, matched to its INVITE for the TU."""
+        invite_id = tid.cancelled()
+        invite = self._transactions.get(invite_id)
+        live = self._open_server(cancel, tid, flow, invite.user if invite else "", now)
+        if invite is None:
+            self._handle(tid, live, *self._stray_answer(cancel), now)
+            return
+        tag = self._tag_of(invite.transaction.last_response) or self._tag()
+        self._handle(tid, live, Event.TU_SUCCESS, response_to(cancel, 200, "OK", tag), now)
+        if invite.transaction.state is State.PROCEEDING:
+            terminated = response_to(invite.transaction.request, 487, "Request Terminated", tag)
+            self._handle(invite_id, invite, Event.TU_FAILURE, terminated, now)
+            self._events.append(CancelReceived(invite_id, invite.user))
+
+    def _deliver_ack(self, ack: Request, flow: Flow) -> None:
+        user = self._users.get(user_of(ack.uri))
+        if user:  # else: the ACK of a stray 2xx? There is none; never answer an ACK
+            self._events.append(RequestReceived(ack, None, flow, user))
+
+    def _open_server(
+        self, request: Request, tid: TransactionId, flow: Flow, user: str, now: float
+    ) -> _Live:
+        kind = Kind.of(request.method, server=True)
+        live = _Live(Transaction(kind, request, flow.reliable, self._timers), flow, user)
+        self._transactions[tid] = live
+        self._after(tid, live, live.transaction.start(now), now)
+        return live
+
+    def _stray_answer(self, request: Request) -> tuple[Event, Response]:
+        answer = self._strays.answer(request, self._tag())
+        return event_of(answer.code, tu=True), answer
+
+    def _refuse(self, data: bytes, error: ParseError, flow: Flow) -> None:
+        """A malformed request whose Via we can read gets the error's status, statelessly;
+        anything else is dropped."""
+        salvaged = salvage(data)
+        if salvaged is not None:
+            answer = response_to(salvaged, error.status, error.reason, self._tag())
+            self._events.append(Transmit(response_bytes(answer), flow))
+
+    # --- responses -------------------------------------------------------------------------
+
+    def _on_response(self, response: Response, now: float) -> None:
+        tid = client_id(response)
+        live = self._transactions.get(tid) if tid is not None else None
+        if tid is None or live is None or tid.server:
+            return  # §18.1.2: no transaction, silently discarded
+        self._handle(tid, live, event_of(response.code), response, now)
+
+    def _release_cancel(self, invite_id: TransactionId, now: float) -> None:
+        """§9.1: a held CANCEL goes once the INVITE is Proceeding; a final response (or
+        the INVITE's end) makes it pointless."""
+        live = self._transactions.get(invite_id)
+        state = live.transaction.state if live else State.TERMINATED
+        if invite_id not in self._held_cancels or state is State.CALLING:
+            return
+        cancel = self._held_cancels.pop(invite_id)
+        if live is not None and state is State.PROCEEDING:
+            self.request(cancel, live.flow, now)
+            self._handle(invite_id, live, Event.CANCEL_SENT, None, now)
+
+    # --- running a transaction ---------------------------------------------------------------
+
+    def _handle(
+        self,
+        tid: TransactionId,
+        live: _Live,
+        event: Event,
+        message: Request | Response | None,
+        now: float,
+    ) -> bool:
+        outputs = live.transaction.handle(event, now, message)
+        self._after(tid, live, outputs, now)
+        return bool(outputs)
+
+    def _after(self, tid: TransactionId, live: _Live, outputs: list[Output], now: float) -> None:
+        self._events.extend(self._event_of(tid, live, output) for output in outputs)
+        if live.transaction.terminated:
+            self._transactions.pop(tid, None)
+        if tid in self._held_cancels:
+            self._release_cancel(tid, now)
+
+    @staticmethod
+    def _event_of(tid: TransactionId, live: _Live, output: Output) -> CoreEvent:
+        if isinstance(output, Send):
+            return Transmit(output.data, live.flow, tid)
+        if isinstance(output, TimedOut):
+            return TransactionTimedOut(tid)
+        if isinstance(output, Failed):
+            return TransportError(tid)
+        if isinstance(output.message, Response):
+            return ResponseReceived(output.message, tid)
+        return RequestReceived(output.message, None, live.flow, live.user)  # ACK, RFC 6026
+
+    # --- small helpers ----------------------------------------------------------------------
+
+    def _tag(self) -> str:
+        return f"{self._rng.getrandbits(32):08x}"
+
+    def _with_branch(self, request: Request) -> Request:
+        fields = list(request.headers.fields)
+        at = next((i for i, (name, _) in enumerate(fields) if name == "Via"), None)
+        via = parse_via(fields[at][1]) if at is not None else None
+        if at is None or via is None:
+            raise ValueError("the request needs a Via")
+        if "branch" not in via.params:
+            branch = f"{MAGIC}{self._rng.getrandbits(64):016x}"
+            fields[at] = ("Via", f"{fields[at][1]};branch={branch}")
+        return Request(request.method, request.uri, Headers(tuple(fields)), request.body)
+
+    @staticmethod
+    def _tag_of(response: Response | None) -> str:
+        to = parse_name_addr(response.headers.get("To") or "") if response else None
+        return to.params.get("tag", "") if to else ""
+
+
+def user_of(uri: str) -> str:
+    """The user part of a sip: or sips: URI, unescaped (§19.1.2); "" when it has none."""
+    scheme, colon, rest = uri.partition(":")
+    if not colon or scheme.lower() not in ("sip", "sips"):
+        return ""
+    userinfo, at, _ = rest.rpartition("@")
+    return unquote(userinfo.partition(":")[0]) if at else ""
+
+
+_SALVAGED: Final = frozenset({"Via", "From", "To", "Call-ID", "CSeq"})
+
+
+def salvage(data: bytes) -> Request | None:
+    """What of a malformed request a 4xx needs (the headers a response copies); None for a
+    response, an ACK (never answered) or a message without a readable Via."""
+    head = data[:MAX_MESSAGE].replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    lines = head.decode("utf-8", "replace").split("\n")[: MAX_HEADERS + 1]
+    method = lines[0].partition(" ")[0]
+    if not method or method.startswith("SIP/") or method == "ACK":
+        return None
+    fields = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if colon and canonical(name.strip()) in _SALVAGED:
+            fields.append((canonical(name.strip()), value.strip()))
+    headers = Headers(tuple(fields))
+    vias = headers.get_all("Via")
+    if not vias or parse_via(vias[0]) is None:
+        return None
+    return Request(method, "", headers)
