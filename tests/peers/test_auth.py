@@ -94,6 +94,7 @@ def test_unregister_while_the_registrar_refuses_gives_up(
         (401, "0"),  # the cached nonce: answered once more
         (401, "0"),  # our answer to its new challenge refused: give up
     ]
+    assert "un-REGISTER answered 401 Unauthorized; the binding expires by itself" in device.log
 
 
 def test_stale_forever_is_bounded(device: Device) -> None:

@@ -186,3 +186,18 @@ def test_what_it_records_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
             "4 REGISTER",
             "5 REGISTER",
         ]
+
+
+def test_the_nonce_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from . import registrar as module
+
+    monkeypatch.setattr(module, "MAX_NONCES", 2)
+    with Registrar(Behaviour(nonces="per-challenge")) as registrar, connect(registrar) as conn:
+        oldest = first_register(conn).header("WWW-Authenticate") or ""
+        first_register(conn, 2)
+        first_register(conn, 3)  # the oldest nonce is dropped here
+        uri = f"sip:127.0.0.1:{registrar.port}"
+        auth = sipclient.digest_authorization(oldest, "REGISTER", uri, "101", "secret")
+        answer = first_register(conn, 4, auth)
+    assert answer.status == 401
+    assert (answer.header("WWW-Authenticate") or "").endswith(", stale=true")
