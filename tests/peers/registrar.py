@@ -116,6 +116,7 @@ class Registrar:
     def __init__(self, behaviour: Behaviour | None = None) -> None:
         self.behaviour = behaviour or Behaviour()
         self.port = 0
+        self.total = 0  # requests received, all of them (the records keep the last ones)
         self._lock = threading.Lock()
         self._received: collections.deque[Received] = collections.deque(maxlen=MAX_RECORDED)
         self._bindings: dict[str, dict[str, float]] = {}  # aor user -> contact -> until
@@ -185,6 +186,7 @@ class Registrar:
             answer = self._answer(request, behaviour, source)
             code = None if answer is None else answer.code
             self._received.append(Received(transport, source, request, code, time.monotonic()))
+            self.total += 1
         return answer
 
     def _answer(self, request: Request, b: Behaviour, source: Address) -> Response | None:

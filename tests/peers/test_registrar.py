@@ -186,6 +186,7 @@ def test_what_it_records_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
             "4 REGISTER",
             "5 REGISTER",
         ]
+        assert registrar.total == 5
 
 
 def test_the_nonce_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
