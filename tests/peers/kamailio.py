@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from . import binaries, certs, kamcmd, process, sipclient
-from .kamailio_config import CONFIG, TLS_CONFIG, fill, seed_lines
+from .kamailio_config import AUTH_PARAMS, CONFIG, TLS_CONFIG, NonceMode, fill, seed_lines
 from .kamcmd import Binding
 
 Certificate = Literal["valid", "untrusted", "wrong-name"]
@@ -29,7 +29,8 @@ class Kamailio(process.Peer):
 
     `users` maps auth user to password. `certificate` chooses what the TLS side presents:
     "valid" (signed by `ca_cert`, for localhost and 127.0.0.1), "untrusted" (signed by
-    another CA) or "wrong-name" (signed by `ca_cert`, for wrong.invalid only).
+    another CA) or "wrong-name" (signed by `ca_cert`, for wrong.invalid only). `nonces`
+    chooses the auth module's nonce mode (kamailio_config.AUTH_PARAMS).
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class Kamailio(process.Peer):
         min_expires_mode: int = 0,
         max_expires: int = 3600,
         certificate: Certificate = "valid",
+        nonces: NonceMode = "default",
     ) -> None:
         self.sip_port = sip_port
         self.tls_port = tls_port
@@ -52,6 +54,7 @@ class Kamailio(process.Peer):
             "MIN_EXPIRES": min_expires,
             "MIN_EXPIRES_MODE": min_expires_mode,
             "MAX_EXPIRES": max_expires,
+            "AUTH_PARAMS": AUTH_PARAMS[nonces],
         }
         self._certificate = certificate
         self._dir: Path | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Final, Literal
 
 _PLACEHOLDER = re.compile(r"@[A-Z_]+@")
 
@@ -52,6 +53,7 @@ modparam("registrar", "max_expires", @MAX_EXPIRES@)
 modparam("registrar", "received_avp", "$avp(RECEIVED)")
 modparam("nathelper", "received_avp", "$avp(RECEIVED)")
 modparam("tls", "config", "@TLS_CFG@")
+@AUTH_PARAMS@
 
 event_route[htable:mod-init] {
 @SEED@
@@ -151,6 +153,17 @@ method = TLSv1.2+
 verify_certificate = no
 require_certificate = no
 """
+
+
+# How the auth module keeps nonces: Kamailio's default (a nonce, made from the time, good
+# until it expires), or one that makes a new nonce with every challenge and takes each once
+# (one_time_nonce) or only with a growing nonce count (nonce_count, needs qop).
+AUTH_PARAMS: Final = {
+    "default": "",
+    "one_time_nonce": 'modparam("auth", "one_time_nonce", 1)',
+    "nonce_count": 'modparam("auth", "nonce_count", 1)',
+}
+NonceMode = Literal["default", "one_time_nonce", "nonce_count"]
 
 
 def fill(template: str, values: Mapping[str, object]) -> str:

@@ -5,12 +5,15 @@ import hashlib
 import pytest
 
 from intercom_sip.sip.digest import (
+    MAX_CHALLENGES,
     Credentials,
     DigestChallenge,
     Unsupported,
     authorization,
+    choose,
     parse_challenge,
     response,
+    split_challenges,
 )
 
 MUFASA = Credentials("Mufasa", "Circle of Life")
@@ -133,3 +136,87 @@ def test_the_password_is_never_in_the_repr() -> None:
     creds = Credentials("101", "Circle of Life")
     assert repr(creds) == "Credentials(username='101')"
     assert "Circle" not in str(creds)
+
+
+# --- choosing among several challenges (RFC 7616 §3.7, RFC 8760 §2.4) -----------------
+
+SHA512 = 'Digest realm="r", nonce="n1", algorithm=SHA-512-256, qop="auth"'
+MD5 = 'Digest realm="r", nonce="n2", algorithm=MD5, qop="auth"'
+
+
+@pytest.mark.parametrize(
+    ("headers", "text", "algorithm"),
+    [
+        ([SHA512, MD5], MD5, "MD5"),  # the lock-out of finding 12
+        ([MD5, SHA512], MD5, "MD5"),
+        (['Basic realm="r"', MD5], MD5, "MD5"),
+        (["Negotiate", 'Digest realm="r"', MD5], MD5, "MD5"),  # unknown scheme, no nonce
+        ([f"{SHA512}, {MD5}"], MD5, "MD5"),  # two in one header, HTTP style
+        (
+            ['Basic dXNlcjpwYXNz, Digest realm="r", nonce="n3"'],
+            'Digest realm="r", nonce="n3"',
+            "MD5",
+        ),
+        (
+            ['Digest realm="r", nonce="n4", algorithm=sha-256', MD5],
+            'Digest realm="r", nonce="n4", algorithm=sha-256',
+            "sha-256",
+        ),
+        (
+            ['Digest realm="r", nonce="n5", algorithm=Md5-Sess'],
+            'Digest realm="r", nonce="n5", algorithm=Md5-Sess',
+            "Md5-Sess",
+        ),
+        (['Digest realm="r", nonce="n6", qop="auth-int", algorithm=SHA-256', MD5], MD5, "MD5"),
+    ],
+)
+def test_the_first_challenge_we_can_answer_wins(
+    headers: list[str], text: str, algorithm: str
+) -> None:
+    chosen = choose(headers)
+    assert not isinstance(chosen, Unsupported)
+    assert chosen[0] == text
+    assert chosen[1].algorithm == algorithm  # echoed as the server spelled it
+
+
+def test_auth_and_auth_int_together_answer_with_auth() -> None:
+    chosen = choose(['Digest realm="r", nonce="n", qop="auth-int, auth"'])
+    assert not isinstance(chosen, Unsupported)
+    assert chosen[1].qop == ("auth-int", "auth")
+    value = authorization(chosen[1], Credentials("u", "p"), "REGISTER", "sip:r", cnonce="c", nc=1)
+    assert ", qop=auth, nc=00000001, " in value
+
+
+def test_no_challenge_we_can_answer() -> None:
+    assert choose([SHA512, 'Basic realm="r"', "Digest"]) == Unsupported(
+        "algorithm SHA-512-256; scheme Basic; no nonce or realm"
+    )
+    assert choose([]) == Unsupported("no challenge")
+
+
+def test_only_the_first_challenges_are_read() -> None:
+    junk = ['Digest realm="r", nonce="x", algorithm=SHA-1'] * MAX_CHALLENGES
+    assert isinstance(choose([*junk, MD5]), Unsupported)
+    assert choose([*junk[1:], MD5]) == (MD5, parse_challenge(MD5))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (MD5, [MD5]),
+        (f"{SHA512}, {MD5}", [SHA512, MD5]),
+        ('Digest realm="a, Digest b", nonce="n"', ['Digest realm="a, Digest b", nonce="n"']),
+        (
+            'Digest realm = "r" , nonce="n",Digest\trealm="s"',
+            ['Digest realm = "r", nonce="n"', 'Digest\trealm="s"'],
+        ),
+        ("Basic abc==, Bearer", ["Basic abc==", "Bearer"]),
+        (" , ", []),
+    ],
+)
+def test_split_challenges(value: str, expected: list[str]) -> None:
+    assert split_challenges(value) == expected
+
+
+def test_a_tab_after_the_scheme() -> None:
+    assert parse_challenge('Digest\trealm="r", nonce="n"') == DigestChallenge("r", "n")

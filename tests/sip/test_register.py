@@ -116,6 +116,27 @@ def test_a_challenge_we_cannot_answer_is_none(header: str) -> None:
     ) == Answer(401, "Unauthorized")
 
 
+def test_answer_of_several_headers_takes_the_first_we_support() -> None:
+    sha512 = 'Digest realm="example.com", nonce="n1", algorithm=SHA-512-256, qop="auth"'
+    md5 = 'Digest realm="example.com", nonce="n2", algorithm=MD5, qop="auth"'
+    answer = answer_of(
+        response(401, "Unauthorized", ("WWW-Authenticate", sha512), ("WWW-Authenticate", md5)),
+        CONTACT,
+    )
+    assert answer == Answer(401, "Unauthorized", Challenge(md5, "n2", proxy=False))
+    assert answer.challenge is not None
+    sent = request(Send(2, 30, answer.challenge, 1))
+    assert ', nonce="n2", ' in (sent.headers.get("Authorization") or "")
+    assert ", algorithm=MD5, " in (sent.headers.get("Authorization") or "")
+
+
+def test_each_code_reads_its_own_header() -> None:
+    www, proxy = ("WWW-Authenticate", KAMAILIO), ("Proxy-Authenticate", KAMAILIO)
+    assert answer_of(response(401, "Unauthorized", proxy), CONTACT).challenge is None
+    assert answer_of(response(407, "Proxy Auth", www), CONTACT).challenge is None
+    assert answer_of(response(403, "Forbidden", www), CONTACT).challenge is None
+
+
 def test_answer_of_423() -> None:
     assert answer_of(response(423, "Interval Too Brief", ("Min-Expires", "60")), None) == Answer(
         423, "Interval Too Brief", min_expires=60

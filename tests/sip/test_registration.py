@@ -242,3 +242,143 @@ def test_answers_after_disable_are_ignored() -> None:
 
 def test_password_never_in_repr() -> None:
     assert "secret1" not in repr(ACCOUNT)
+
+
+# --- a 401/407 reads by what the REGISTER carried (RFC 7616 §3.3) ----------------------
+
+
+def challenge(nonce: str, stale: bool = False, proxy: bool = False) -> Challenge:
+    header = f'Digest realm="r", nonce="{nonce}"' + (", stale=true" if stale else "")
+    return Challenge(header, nonce, proxy=proxy, stale=stale)
+
+
+def unauthorized(nonce: str, stale: bool = False) -> Answer:
+    return Answer(401, "Unauthorized", challenge(nonce, stale))
+
+
+def test_new_nonce_with_every_401_fails_after_two_registers() -> None:
+    reg = machine()
+    sent = [reg.register(0.0)]
+    sent.append(reg.on_answer(unauthorized("n1"), 0.1))
+    assert reg.on_answer(unauthorized("n2"), 0.2) is None  # our answer to n1 refused
+    assert sent == [Send(1, 30, None, 0), Send(2, 30, challenge("n1"), 1)]
+    assert (reg.state, reg.code, reg.reason) == (State.FAILED, 401, "Unauthorized")
+    assert reg.next_at is not None
+    assert 60.2 <= reg.next_at <= 75.2
+
+
+def test_a_refreshing_registrar_is_retried_only_after_the_auth_retry_time() -> None:
+    """Ten minutes against a registrar with a new nonce every 401: 2 REGISTERs a minute."""
+    reg = machine()
+    nonces = (f"n{i}" for i in range(10_000))
+    now, sent = 0.0, 0
+    send: Send | None = reg.register(now)
+    while now < 600.0 and sent < 1000:
+        if send is not None:
+            sent += 1
+            send = reg.on_answer(unauthorized(next(nonces)), now)
+            continue
+        assert reg.state is State.FAILED
+        assert reg.next_at is not None
+        assert reg.next_at - now >= 60.0
+        now = reg.next_at
+        send = reg.register(now)
+    assert 2 * 8 <= sent <= 2 * 10 + 2  # an attempt each 60-75 s, two REGISTERs each
+
+
+def test_a_cached_nonce_refused_is_answered_once_then_the_new_one_refused() -> None:
+    reg = registered()
+    assert reg.register(25.0) == Send(3, 30, NONCE_A, 2)  # the cached nonce, nc+1
+    # No stale=true, as many servers do: the nonce expired; answered once.
+    assert reg.on_answer(unauthorized("b"), 25.1) == Send(4, 30, challenge("b"), 1)
+    assert reg.on_answer(unauthorized("c"), 25.2) is None
+    assert (reg.state, reg.code) == (State.FAILED, 401)
+    assert reg.shown_state(25.2) is State.REGISTERED  # still bound until 30.0
+
+
+def test_a_cached_nonce_refused_then_granted() -> None:
+    reg = registered()
+    reg.register(25.0)
+    reg.on_answer(unauthorized("b"), 25.1)
+    assert reg.on_answer(OK_30, 25.2) is None
+    assert reg.state is State.REGISTERED
+    assert reg.register(50.0) == Send(5, 30, challenge("b"), 2)  # b is kept now
+
+
+def test_stale_after_a_fresh_answer_is_answered_once_more() -> None:
+    reg = machine()
+    reg.register(0.0)
+    reg.on_answer(unauthorized("n1"), 0.0)
+    assert reg.on_answer(unauthorized("n2", stale=True), 0.1) == Send(
+        3, 30, challenge("n2", stale=True), 1
+    )
+    assert reg.on_answer(OK_30, 0.2) is None
+    assert reg.state is State.REGISTERED
+
+
+def test_stale_forever_is_bounded() -> None:
+    reg = machine()
+    reg.register(0.0)
+    sends = [reg.on_answer(unauthorized("n1", stale=True), 0.0)]
+    sends += [reg.on_answer(unauthorized(f"s{i}", stale=True), 0.1) for i in range(3)]
+    assert sends == [
+        Send(2, 30, challenge("n1", stale=True), 1),
+        Send(3, 30, challenge("s0", stale=True), 1),
+        None,
+        None,
+    ]
+    assert (reg.state, reg.code) == (State.FAILED, 401)
+
+
+def test_the_stale_bound_is_per_attempt() -> None:
+    reg = machine()
+    reg.register(0.0)
+    reg.on_answer(unauthorized("n1"), 0.0)
+    reg.on_answer(unauthorized("n2", stale=True), 0.0)
+    reg.on_answer(OK_30, 0.0)
+    reg.register(25.0)
+    reg.on_answer(unauthorized("n3"), 25.0)  # cached n2 expired
+    assert reg.on_answer(unauthorized("n4", stale=True), 25.0) == Send(
+        6, 30, challenge("n4", stale=True), 1
+    )
+
+
+def test_407_with_a_new_nonce_every_time_fails_after_two_registers() -> None:
+    reg = machine()
+    reg.register(0.0)
+    first = Answer(407, "Proxy Authentication Required", challenge("p1", proxy=True))
+    assert reg.on_answer(first, 0.0) == Send(2, 30, challenge("p1", proxy=True), 1)
+    again = Answer(407, "Proxy Authentication Required", challenge("p2", proxy=True))
+    assert reg.on_answer(again, 0.1) is None
+    assert (reg.state, reg.code) == (State.FAILED, 407)
+    assert reg.next_at is not None
+    assert reg.next_at >= 60.1
+
+
+def test_unregister_refused_with_a_new_nonce_gives_up() -> None:
+    reg = registered()
+    assert reg.unregister(10.0) == Send(3, 0, NONCE_A, 2)
+    assert reg.on_answer(unauthorized("b"), 10.0) == Send(4, 0, challenge("b"), 1)
+    assert reg.on_answer(unauthorized("c"), 10.1) is None
+    assert (reg.state, reg.next_at) == (State.DISABLED, None)
+
+
+def test_unregister_with_stale_forever_gives_up() -> None:
+    reg = registered()
+    reg.unregister(10.0)
+    sends = [reg.on_answer(unauthorized(f"s{i}", stale=True), 10.0) for i in range(4)]
+    assert [s.expires if s else None for s in sends] == [0, 0, None, None]
+    assert reg.state is State.DISABLED
+
+
+def test_423_after_a_fresh_answer_then_a_new_nonce_is_answered_once() -> None:
+    reg = machine()
+    reg.register(0.0)
+    reg.on_answer(unauthorized("n1"), 0.0)
+    assert reg.on_answer(Answer(423, "Interval Too Brief", min_expires=60), 0.0) == Send(
+        3, 60, challenge("n1"), 2
+    )
+    # A one-time nonce: the registrar took n1 once, for the 423.
+    assert reg.on_answer(unauthorized("n2"), 0.0) == Send(4, 60, challenge("n2"), 1)
+    assert reg.on_answer(unauthorized("n3"), 0.0) is None
+    assert reg.state is State.FAILED

@@ -369,6 +369,13 @@ class Binding:
             log.warning(
                 "%s: REGISTER failed: %d %s", self.identity.aor, answer.code, answer.reason
             )
+        elif state == "disabled" and answer.code >= 300:
+            log.warning(
+                "%s: un-REGISTER answered %d %s; the binding expires by itself",
+                self.identity.aor,
+                answer.code,
+                answer.reason,
+            )
         elif state == "disabled":
             log.info("%s unregistered", self.identity.aor)
 

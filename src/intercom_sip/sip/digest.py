@@ -4,7 +4,9 @@ Pure: the client nonce and nonce count come in as values from the caller.
 """
 
 import hashlib
-from collections.abc import Callable
+import itertools
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -14,6 +16,10 @@ _HASHES: Final[dict[str, Callable[[bytes], str]]] = {
     "MD5": lambda data: hashlib.md5(data, usedforsecurity=False).hexdigest(),
     "SHA-256": lambda data: hashlib.sha256(data).hexdigest(),
 }
+MAX_CHALLENGES: Final = 8  # per response: a registrar offers one or two; the rest is noise
+# An item that opens a challenge: `Scheme param=...`, `Scheme token68`, or a bare `Scheme`.
+_OPENS_CHALLENGE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\s+\S.*)?", re.S)
+_PARAM_START: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\s*=")
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,9 @@ class Credentials:
 
 def parse_challenge(value: str) -> DigestChallenge | Unsupported:
     """`Digest realm="r", nonce="n", qop="auth,auth-int", algorithm=SHA-256`."""
-    scheme, _, rest = value.strip().partition(" ")
+    text = value.strip()
+    scheme = text.split(None, 1)[0] if text else ""
+    rest = text[len(scheme) :]
     if scheme.lower() != "digest":
         return Unsupported(f"scheme {scheme or '(none)'}")
     params: dict[str, str] = {}
@@ -63,6 +71,39 @@ def parse_challenge(value: str) -> DigestChallenge | Unsupported:
         opaque=params.get("opaque"),
         stale=params.get("stale", "").lower() == "true",
     )
+
+
+def split_challenges(value: str) -> list[str]:
+    """The challenges of one header value, each as its own text.
+
+    SIP puts one challenge in each header (RFC 3261 §25.1), but a server may follow HTTP
+    (RFC 7235 §4.1) and join several with commas: `Digest a=1, b=2, Digest a=3`. A comma
+    is the border of two challenges when what follows it is not a `name=value` parameter.
+    """
+    challenges: list[str] = []
+    for item in split_outside_quotes(value, ","):
+        text = item.strip()
+        if not text:
+            continue
+        if not challenges or _opens_challenge(text):
+            challenges.append(text)
+        else:
+            challenges[-1] += ", " + text
+    return challenges
+
+
+def choose(values: Iterable[str]) -> tuple[str, DigestChallenge] | Unsupported:
+    """The first challenge we can answer, across headers and within them, in the order the
+    server gave (RFC 8760 §2.4: the topmost one the client supports); each header value of
+    the right kind (WWW- or Proxy-Authenticate) is one item of `values`."""
+    reasons: list[str] = []
+    every = (text for value in values for text in split_challenges(value))
+    for text in itertools.islice(every, MAX_CHALLENGES):
+        parsed = parse_challenge(text)
+        if isinstance(parsed, DigestChallenge):
+            return text, parsed
+        reasons.append(parsed.reason)
+    return Unsupported("; ".join(reasons) or "no challenge")
 
 
 def response(
@@ -97,3 +138,7 @@ def authorization(
     if challenge.opaque is not None:
         parts.append(f"opaque={quote(challenge.opaque)}")
     return "Digest " + ", ".join(parts)
+
+
+def _opens_challenge(item: str) -> bool:
+    return _PARAM_START.match(item) is None and _OPENS_CHALLENGE.fullmatch(item) is not None

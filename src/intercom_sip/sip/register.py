@@ -3,6 +3,7 @@
 """
 
 from dataclasses import dataclass
+from typing import Final
 
 from intercom_sip.settings import Settings
 from intercom_sip.sip import digest
@@ -11,6 +12,7 @@ from intercom_sip.sip.registration import Account, Answer, Challenge, Send
 
 Address = tuple[str, int]
 _MAX_DIGITS = 8  # a number of seconds longer than this is no number we take
+_CHALLENGE_HEADERS: Final = {401: "WWW-Authenticate", 407: "Proxy-Authenticate"}
 
 
 @dataclass(frozen=True)
@@ -120,19 +122,26 @@ class Template:
 def answer_of(response: Response, contact: str | None) -> Answer:
     """A final response to our REGISTER, as the machine needs it."""
     headers = response.headers
-    challenge = None
-    raw = headers.get("WWW-Authenticate") or headers.get("Proxy-Authenticate")
-    if response.code in (401, 407) and raw is not None:
-        parsed = digest.parse_challenge(raw)
-        if isinstance(parsed, digest.DigestChallenge):
-            challenge = Challenge(raw, parsed.nonce, response.code == 407, parsed.stale)
     return Answer(
         response.code,
         response.reason,
-        challenge,
+        challenge_of(response),
         _seconds(headers.get("Min-Expires")),
         granted(response, contact),
     )
+
+
+def challenge_of(response: Response) -> Challenge | None:
+    """The first challenge we can answer: of a 401 in its WWW-Authenticate headers, of a
+    407 in its Proxy-Authenticate headers (RFC 3261 §22.2, §22.3), in the server's order."""
+    header = _CHALLENGE_HEADERS.get(response.code)
+    if header is None:
+        return None
+    chosen = digest.choose(response.headers.get_all(header))
+    if isinstance(chosen, digest.Unsupported):
+        return None
+    text, parsed = chosen
+    return Challenge(text, parsed.nonce, response.code == 407, parsed.stale)
 
 
 def granted(response: Response, contact: str | None) -> int | None:

@@ -3,12 +3,46 @@
 It owns its state and the numbers it needs (Call-ID, CSeq, nonce, granted expiry,
 attempt count); the clock and the random source come in as values. The shell turns
 `Send` into a REGISTER on the flow and `next_wakeup()` into a loop timer.
+
+A 401/407 reads by what the REGISTER it answers carried (`ON_CHALLENGE`): a challenge to
+a request without credentials, or with a nonce kept from an earlier transaction, is
+answered; a challenge to our answer of the previous challenge is a refusal (RFC 7616
+§3.3), unless it says stale=true, which is answered again, `MAX_STALE` times at most.
+So a wrong password costs two REGISTERs per attempt, whatever nonces the server makes.
 """
 
 import random
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
+
+
+class Carried(Enum):
+    """The credentials the REGISTER in flight carries."""
+
+    NOTHING = "nothing"
+    CACHED = "cached"  # a nonce from an earlier transaction, at the next nonce count
+    FRESH = "fresh"  # the answer to the challenge in the previous response
+
+
+class Verdict(Enum):
+    ANSWER = "answer"
+    ANSWER_IF_STALE_LEFT = "answer if stale left"
+    REFUSED = "refused"
+
+
+# A 401/407 by (what our REGISTER carried, stale=true): RFC 7616 §3.3, RFC 3261 §22.2.
+ON_CHALLENGE: Final = {
+    (Carried.NOTHING, False): Verdict.ANSWER,
+    (Carried.NOTHING, True): Verdict.ANSWER,
+    # A kept nonce the server no longer takes: it should say stale=true, many do not.
+    (Carried.CACHED, False): Verdict.ANSWER,
+    (Carried.CACHED, True): Verdict.ANSWER,
+    # Our answer to its own fresh challenge refused: the credentials are wrong.
+    (Carried.FRESH, False): Verdict.REFUSED,
+    (Carried.FRESH, True): Verdict.ANSWER_IF_STALE_LEFT,
+}
+MAX_STALE: Final = 1  # stale answers to fresh credentials, in a row, per attempt
 
 
 class State(Enum):
@@ -93,7 +127,8 @@ class Registration:
         self.last_attempt: float | None = None
         self._challenge: Challenge | None = None
         self._nonce_count = 0
-        self._answered: str | None = None  # the nonce our last credentials answered
+        self._carried = Carried.NOTHING  # by the REGISTER in flight
+        self._stale_answered = 0  # in this attempt
         self._sent_at = 0.0
         self._failures = 0
 
@@ -104,7 +139,7 @@ class Registration:
         self.state = State.REGISTERING
         self.last_attempt = now
         self.next_at = None  # the answer, or its absence, sets the next one
-        self._answered = None
+        self._stale_answered = 0
         return self._send(now, self.expires_asked)
 
     def update(self, account: Account, now: float) -> Send:
@@ -122,7 +157,7 @@ class Registration:
             return None
         self.state = State.UNREGISTERING
         self.next_at = None
-        self._answered = None
+        self._stale_answered = 0
         return self._send(now, 0)
 
     def on_answer(self, answer: Answer, now: float) -> Send | None:
@@ -173,26 +208,36 @@ class Registration:
 
     # --- inside ----------------------------------------------------------------------
 
-    def _send(self, now: float, expires: int) -> Send:
+    def _send(self, now: float, expires: int, fresh: bool = False) -> Send:
         self.cseq += 1
         self._sent_at = now
         credentials = self._challenge
         if credentials is None:
+            self._carried = Carried.NOTHING
             return Send(self.cseq, expires, None, 0)
         self._nonce_count += 1
-        self._answered = credentials.nonce
+        self._carried = Carried.FRESH if fresh else Carried.CACHED
         return Send(self.cseq, expires, credentials, self._nonce_count)
 
     def _on_challenge(self, challenge: Challenge, now: float) -> Send | None:
-        if challenge.nonce == self._answered and not challenge.stale:
-            if self.state is State.UNREGISTERING:
-                self._become_disabled()
-                return None
-            self._fail(now, auth=True)  # our answer to this very nonce was refused
+        verdict = ON_CHALLENGE[self._carried, challenge.stale]
+        if verdict is Verdict.ANSWER_IF_STALE_LEFT and self._stale_answered < MAX_STALE:
+            self._stale_answered += 1
+            verdict = Verdict.ANSWER
+        if verdict is not Verdict.ANSWER:
+            self._refused(now)
             return None
         self._challenge = challenge
         self._nonce_count = 0
-        return self._send(now, 0 if self.state is State.UNREGISTERING else self.expires_asked)
+        expires = 0 if self.state is State.UNREGISTERING else self.expires_asked
+        return self._send(now, expires, fresh=True)
+
+    def _refused(self, now: float) -> None:
+        """The registrar refused our credentials: no more answers in this attempt."""
+        if self.state is State.UNREGISTERING:
+            self._become_disabled()  # bounded: the binding expires by itself
+        else:
+            self._fail(now, auth=True)
 
     def _on_granted(self, answer: Answer, now: float) -> None:
         granted = answer.granted if answer.granted is not None else self.expires_asked
