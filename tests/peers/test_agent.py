@@ -22,7 +22,9 @@ SETTINGS = "/api/v1/device/sip/settings"
 class Device:
     """intercom-sip as a separate process, SIP on a fixed loopback port."""
 
-    def __init__(self, data_dir: Path, ca_file: Path, sip_port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, ca_file: Path | None = None, sip_port: int | None = None
+    ) -> None:
         self.sip_port = sip_port or free_port(both=True)
         self.data_dir, self.ca_file = data_dir, ca_file
         self.served: Served | None = None
@@ -36,8 +38,7 @@ class Device:
             "127.0.0.1",
             "--sip-port",
             str(self.sip_port),
-            "--tls-ca-file",
-            str(self.ca_file),
+            *(("--tls-ca-file", str(self.ca_file)) if self.ca_file else ()),
             "--sip-t1",
             "0.1",
             "--sip-auth-retry",
@@ -480,7 +481,7 @@ def test_a_registrar_speaking_junk_over_tcp(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    device = Device(tmp_path / "data", tmp_path / "none.pem").start()
+    device = Device(tmp_path / "data").start()
     try:
         device.post(
             {
@@ -606,7 +607,7 @@ class FakeRegistrar:
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_keepalives_hold_the_flow_open(tmp_path: Path, transport: str) -> None:
     registrar = FakeRegistrar(transport)
-    device = Device(tmp_path / "data", tmp_path / "none.pem")
+    device = Device(tmp_path / "data")
     device.extra = ("--sip-keepalive", "0.3")
     device.start()
     try:

@@ -50,7 +50,7 @@ def registrar() -> Iterator[Registrar]:
 
 @pytest.fixture
 def device(tmp_path: Path) -> Iterator[Device]:
-    made = Device(tmp_path / "data", tmp_path / "none.pem")
+    made = Device(tmp_path / "data")
     made.extra = ("--sip-auth-retry", str(AUTH_RETRY))
     made.start()
     yield made
