@@ -1,0 +1,285 @@
+"""Findings 1-5 of issue 6: the HTTP API under hostile clients."""
+
+import asyncio
+import collections
+import secrets
+import socket
+import threading
+import time
+
+from hostile_net import Held, connect_many, pump
+from hostile_service import FACTORY_MD5, Service, Watch
+from hostile_table import Options, Outcome, Row, api_row, lines_row, rss_row
+
+HOLD_AIM = 15.0  # seconds: every idle or slow connection closed by then
+DEEP_AIM_MS = 50.0
+GUESSES = 300
+GUESS_AIM = 5
+OTHER_LOGIN_AIM = 0.5  # seconds: one scrypt hash is ~50 ms
+
+
+def _info(port: int) -> bytes:
+    return f"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+
+# --- 1: pipelined requests whose answers are never read ---------------------------------
+
+
+def pipelined(options: Options) -> Outcome:
+    connections, seconds = 2, options.seconds(10)
+    with Service(options.nofile) as service:
+        socks = connect_many(service.port, connections)
+        try:
+            with Watch(service, options.rss_ceiling) as watch:
+                pumped = pump(socks, _info(service.port) * 2000, seconds, watch.over_ceiling)
+        finally:
+            for sock in socks:
+                sock.close()
+    did = (
+        f"{connections} connections x `GET /api/info` x2000 per write, no reads, {seconds:.0f} s:"
+        f" {pumped.sent // len(_info(service.port))} requests written,"
+        f" {pumped.dropped} connections dropped by the service"
+    )
+    return Outcome(
+        did,
+        (
+            rss_row(watch, "36 -> 335 MB in 10 s (2 GB in 15 s)"),
+            api_row(watch.latency, "-"),
+        ),
+    )
+
+
+# --- 2: no limit on request headers ------------------------------------------------------
+
+
+def big_heads(options: Options) -> Outcome:
+    connections, size = (10 if options.quick else 20), 10 * 1024 * 1024
+    with Service(options.nofile) as service:
+        head = (
+            f"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:{service.port}\r\nX-Big: ".encode()
+            + b"a" * size
+            + b"\r\n\r\n"
+        )
+        answers: collections.Counter[str] = collections.Counter()
+        with Watch(service, options.rss_ceiling) as watch:
+            threads = [
+                threading.Thread(target=_send_head, args=(service.port, head, answers))
+                for _ in range(connections)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            time.sleep(0.5)  # a last RSS sample with everything read
+    grown = watch.peak - watch.start_rss
+    did = (
+        f"{connections} connections each send a head with a 10 MB header;"
+        f" answers: {_counted(answers)}"
+    )
+    return Outcome(
+        did,
+        (
+            Row("peak RSS", "+550 MB (20 heads)", f"+{grown:.0f} MB, {watch.peak_text()}",
+                "≤ 100 MB; 431", watch.peak <= 100 and set(answers) == {"431"}),
+            api_row(watch.latency, "-"),
+        ),
+    )  # fmt: skip
+
+
+def _send_head(port: int, head: bytes, answers: collections.Counter[str]) -> None:
+    """One big head; the status line of the answer, or how the connection ended."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        try:
+            sock.sendall(head)
+        except OSError:
+            pass  # refused part-way: the answer may still be there to read
+        try:
+            first = sock.recv(64)
+        except OSError as exc:
+            answers[type(exc).__name__] += 1
+            return
+    answers[first.split(b" ")[1].decode() if first.count(b" ") >= 2 else "closed"] += 1
+
+
+def _counted(counter: collections.Counter[str]) -> str:
+    return ", ".join(f"{count} x {what}" for what, count in sorted(counter.items())) or "none"
+
+
+# --- 3: no idle or header timeout --------------------------------------------------------
+
+
+def idle(options: Options) -> Outcome:
+    count = 1100 if options.quick else 2000
+    return _held(options, count, "send nothing", b"", 0.0, b"", "all 2,000 held", lines=True)
+
+
+def slowloris(options: Options) -> Outcome:
+    count = 300 if options.quick else 3000
+    return _held(
+        options,
+        count,
+        "send a request line, then a header line every 2 s",
+        b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n",
+        2.0,
+        b"X-Slow: 1\r\n",
+        "all 3,000 held",
+    )
+
+
+def slow_body(options: Options) -> Outcome:
+    count = 50 if options.quick else 200
+    return _held(
+        options,
+        count,
+        "send a settings POST's head (Content-Length: 1000), then its body at 1 byte/s",
+        b"POST /api/v1/device/sip/settings HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+        b"Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n{",
+        1.0,
+        b" ",
+        "all 200 held",
+    )
+
+
+def _held(
+    options: Options,
+    count: int,
+    what: str,
+    first: bytes,
+    every: float,
+    then: bytes,
+    before: str,
+    lines: bool = False,
+) -> Outcome:
+    """`count` connections that `first` send their opening, then `then` every `every` s;
+    how many the service still holds HOLD_AIM seconds after they were opened."""
+    held = Held()
+    with Service(options.nofile) as service:
+        token = service.login().encode() if b"%s" in first else b""
+        opening = first.replace(b"%d", str(service.port).encode()).replace(b"%s", token)
+        try:
+            with Watch(service, options.rss_ceiling) as watch:
+                opened = time.monotonic()
+                conns = held.add(connect_many(service.port, count), opened)
+                for conn in conns if opening else ():
+                    held.send(conn, opening)
+                _trickle(held, opened + HOLD_AIM + 0.5, every, then)
+                kept = held.held_longer_than(HOLD_AIM, time.monotonic())
+        finally:
+            held.close()
+    answers = collections.Counter(
+        c.answer.split(b" ")[1].decode() if c.answer.count(b" ") >= 2 else "nothing"
+        for c in held.conns
+    )
+    did = (
+        f"{count} connections {what}; {len(conns)} connected;"
+        f" the service answered: {_counted(answers)}"
+    )
+    rows = [
+        Row(
+            f"held after {HOLD_AIM:.0f} s",
+            before,
+            f"{kept} of {len(conns)}",
+            "0",
+            kept == 0 and len(conns) > 0,
+        ),
+        api_row(watch.latency, "no answer once 1,100 held" if lines else "-"),
+    ]
+    if lines:
+        rows.append(lines_row(watch, "350,000 (155 MB) in 25 s"))
+    return Outcome(did, tuple(rows))
+
+
+def _trickle(held: Held, until: float, every: float, then: bytes) -> None:
+    due = time.monotonic() + every
+    while (now := time.monotonic()) < until:
+        if every and now >= due:
+            for conn in held.conns:
+                held.send(conn, then)
+            due += every
+        held.poll(0.1)
+
+
+# --- 4: quadratic parse ------------------------------------------------------------------
+
+
+def deep_body(options: Options) -> Outcome:
+    body = b"[" * 33 + b'\\"' * 32_000
+    with Service(options.nofile) as service:
+        token = service.login()
+        with Watch(service, options.rss_ceiling) as watch:
+            status, _, seconds = service.call("POST", "/api/v1/device/sip/settings", token, body)
+    did = f"POST /api/v1/device/sip/settings, {len(body)} bytes: 33 `[` then `\\\"` x32,000"
+    return Outcome(
+        did,
+        (
+            Row("answer time", "7.9 s", f"{seconds * 1000:.0f} ms ({status})",
+                f"< {DEEP_AIM_MS:.0f} ms", seconds * 1000 < DEEP_AIM_MS),
+            api_row(watch.latency, "blocked 7.9 s"),
+        ),
+    )  # fmt: skip
+
+
+# --- 5: the login limit is not atomic ----------------------------------------------------
+
+
+def login_flood(options: Options) -> Outcome:
+    with Service(options.nofile) as service:
+        unloaded = asyncio.run(_login(service.port, FACTORY_MD5, "127.0.0.3"))
+        with Watch(service, options.rss_ceiling) as watch:
+            flood, other = asyncio.run(_flood(service.port))
+    wrong = flood[:-1]
+    evaluated = [seconds for status, seconds in wrong if status == 400]
+    refused = sum(1 for status, _ in wrong if status == 429)
+    span = max(evaluated, default=0.0)
+    rate = f", {len(evaluated) / span:.0f}/s" if span else ""
+    right = flood[-1][0]
+    did = (
+        f"{GUESSES} concurrent logins from 127.0.0.1, {GUESSES - 1} distinct wrong MD5s then"
+        f" the right one; meanwhile a right login from 127.0.0.2"
+        f" (unloaded, from 127.0.0.3: {unloaded[1] * 1000:.0f} ms);"
+        f" answers: {_counted(collections.Counter(str(status) for status, _ in wrong))}"
+    )
+    return Outcome(
+        did,
+        (
+            Row("wrong guesses evaluated", "300 of 300, none 429, ~70/s",
+                f"{len(evaluated)} of {len(wrong)}, {refused} 429{rate}",
+                f"≤ {GUESS_AIM} per minute", len(evaluated) <= GUESS_AIM),
+            Row("right pair amid the flood", "200: a token", str(right), "429: no token",
+                right != 200),
+            Row("right login from 127.0.0.2", "8 s", f"{other[1] * 1000:.0f} ms ({other[0]})",
+                f"< {OTHER_LOGIN_AIM * 1000:.0f} ms", other[0] == 200
+                and other[1] < OTHER_LOGIN_AIM),
+            api_row(watch.latency, "-"),
+        ),
+    )  # fmt: skip
+
+
+async def _flood(port: int) -> tuple[list[tuple[int, float]], tuple[int, float]]:
+    guesses = [secrets.token_hex(16) for _ in range(GUESSES - 1)] + [FACTORY_MD5]
+    flood = asyncio.gather(*(_login(port, guess, "127.0.0.1") for guess in guesses))
+    await asyncio.sleep(0.2)  # the flood's requests are in: this one waits behind them
+    other = await _login(port, FACTORY_MD5, "127.0.0.2")
+    return list(await flood), other
+
+
+async def _login(port: int, md5: str, source: str) -> tuple[int, float]:
+    """The status of one login on a connection of its own from `source`, and its time."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(60):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, local_addr=(source, 0)
+            )
+            writer.write(
+                f"GET /api/v1/login?username=admin&password={md5} HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+            )
+            line = await reader.readline()
+            writer.close()
+    except (OSError, TimeoutError):
+        return 0, time.perf_counter() - started
+    parts = line.split(b" ")
+    status = int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
+    return status, time.perf_counter() - started
