@@ -45,8 +45,13 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="+", metavar="N", help="findings to run (1 2 3 4 5 8 13); default all"
     )
-    parser.add_argument("--rss-ceiling", type=float, default=1024, metavar="MB",
-                        help="stop an attack once the service's RSS passes this")  # fmt: skip
+    parser.add_argument(
+        "--rss-ceiling",
+        type=float,
+        default=1024,
+        metavar="MB",
+        help="stop an attack once the service's RSS passes this",
+    )
     parser.add_argument("--nofile", type=int, default=1024, help="the service's file limit")
     args = parser.parse_args()
     missing = needs()
@@ -73,7 +78,7 @@ def _run(name: str, run: Callable[[Options], Outcome], options: Options) -> Outc
     print(f"finding {name} ...", end=" ", flush=True)
     try:
         outcome = run(options)
-    except Exception as exc:  # noqa: BLE001 (a bench reports and goes on)
+    except Exception as exc:  # a bench reports and goes on
         traceback.print_exc()
         failure = f"failed: {type(exc).__name__}: {exc}"
         outcome = Outcome(failure, (Row("the run", "-", failure[:60], "-", None),))

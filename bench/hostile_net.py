@@ -32,22 +32,20 @@ def connect_many(port: int, count: int, source: str = "127.0.0.1") -> list[socke
         if sock.connect_ex(("127.0.0.1", port)) not in (0, errno.EINPROGRESS):
             sock.close()
             continue
-        selector.register(sock, selectors.EVENT_WRITE)
+        selector.register(sock, selectors.EVENT_WRITE, sock)
         pending.append(sock)
     made: list[socket.socket] = []
     deadline = time.monotonic() + CONNECT_WAIT
     while selector.get_map() and time.monotonic() < deadline:
         for key, _ in selector.select(0.2):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            sock = key.data
             selector.unregister(sock)
             if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
                 made.append(sock)
             else:
                 sock.close()
     for key in list(selector.get_map().values()):
-        assert isinstance(key.fileobj, socket.socket)
-        key.fileobj.close()
+        key.data.close()
     selector.close()
     return made
 
@@ -55,8 +53,32 @@ def connect_many(port: int, count: int, source: str = "127.0.0.1") -> list[socke
 @dataclass
 class Pumped:
     sent: int = 0  # bytes
+    opened: int = 0  # connections
     dropped: int = 0  # connections the service closed on us
     first_drop: float | None = None  # seconds after the start
+
+
+def pump_for(
+    port: int, connections: int, payload: bytes, seconds: float, stop: threading.Event
+) -> Pumped:
+    """`pump` on `connections` connections, opened again whenever the service has
+    dropped them all, as an attacker would, until `seconds` pass."""
+    total = Pumped()
+    started = time.monotonic()
+    while not stop.is_set() and (left := seconds - (time.monotonic() - started)) > 0:
+        socks = connect_many(port, connections)
+        try:
+            round_ = pump(socks, payload, left, stop)
+        finally:
+            for sock in socks:
+                sock.close()
+        if total.first_drop is None and round_.first_drop is not None:
+            total.first_drop = seconds - left + round_.first_drop
+        total.sent += round_.sent
+        total.opened += len(socks)
+        total.dropped += round_.dropped
+        stop.wait(0.05)  # the service refuses us at once: do not spin
+    return total
 
 
 def pump(
@@ -70,12 +92,11 @@ def pump(
     selector = selectors.DefaultSelector()
     offsets = {}
     for sock in socks:
-        selector.register(sock, selectors.EVENT_WRITE)
+        selector.register(sock, selectors.EVENT_WRITE, sock)
         offsets[sock] = 0
     while selector.get_map() and not stop.is_set() and time.monotonic() - started < seconds:
         for key, _ in selector.select(0.1):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            sock = key.data
             try:
                 offset = offsets[sock]
                 sent = sock.send(memoryview(payload)[offset:])
@@ -149,7 +170,9 @@ class Held:
 
     def held_longer_than(self, seconds: float, now: float) -> int:
         return sum(
-            1 for c in self.conns if (c.closed if c.closed is not None else now) - c.opened > seconds
+            1
+            for c in self.conns
+            if (c.closed if c.closed is not None else now) - c.opened > seconds
         )
 
     def close(self) -> None:

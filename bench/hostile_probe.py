@@ -31,10 +31,15 @@ def probe(host: str, port: int) -> float | None:
     return (time.perf_counter() - started) * 1000
 
 
+def _until_stdin_closes(done: threading.Event) -> None:
+    sys.stdin.read()
+    done.set()
+
+
 def main() -> None:
     host, port, interval = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     done = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    threading.Thread(target=_until_stdin_closes, args=(done,), daemon=True).start()
     latencies: list[float | None] = []
     while not done.is_set() and len(latencies) < MAX_PROBES:
         started = time.monotonic()

@@ -183,14 +183,14 @@ class Watch:
     def __init__(self, service: Service, rss_ceiling: float) -> None:
         self.service, self.rss_ceiling = service, rss_ceiling
         self.peak = self.start_rss = service.rss_mb()
-        self.lines = 0
+        self.lines = self.log_bytes = 0
         self.seconds = 0.0
         self.latency = Latency((), 0)
         self.over_ceiling = threading.Event()
         self._done = threading.Event()
 
     def __enter__(self) -> "Watch":
-        self._lines0 = self.service.lines
+        self._lines0, self._bytes0 = self.service.lines, self.service.log_bytes
         self._started = time.monotonic()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -212,6 +212,7 @@ class Watch:
     ) -> None:
         self.seconds = time.monotonic() - self._started
         self.lines = self.service.lines - self._lines0
+        self.log_bytes = self.service.log_bytes - self._bytes0
         self._done.set()
         self._sampler.join(5)
         output, _ = self._probe.communicate(timeout=10)  # closing stdin stops it

@@ -55,7 +55,7 @@ def lines_row(watch: Watch, before: str) -> Row:
     return Row(
         "log lines",
         before,
-        f"{watch.lines} in {watch.seconds:.0f} s ({rate:.1f}/s)",
+        f"{watch.lines} ({watch.log_bytes / 1e6:.1f} MB) in {watch.seconds:.0f} s ({rate:.1f}/s)",
         "≤ 5/s",
         rate <= 5,
     )
@@ -69,10 +69,12 @@ def table(outcomes: list[tuple[str, Outcome]]) -> str:
     lines = [HEADER]
     for name, outcome in outcomes:
         for index, row in enumerate(outcome.rows):
-            lines.append(
-                (name if index == 0 else "", row.measure, row.before, row.now, row.aim, MET[row.met])
-            )
+            cells = (row.measure, row.before, row.now, row.aim, MET[row.met])
+            lines.append((name if index == 0 else "", *cells))
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
-    text = [" | ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in lines]
+    text = [
+        " | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        for line in lines
+    ]
     text.insert(1, "-+-".join("-" * width for width in widths))
     return "\n".join(line.rstrip() for line in text)
