@@ -15,10 +15,12 @@ Run: make bench-hostile   (Linux; about 3 minutes; `--quick` halves it, for a ch
 import argparse
 import os
 import platform
+import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 import hostile_http
 import hostile_sip
@@ -87,11 +89,28 @@ def _run(name: str, run: Callable[[Options], Outcome], options: Options) -> Outc
 
 
 def _machine(own_files: int, options: Options) -> str:
+    load = ", ".join(f"{figure:.1f}" for figure in os.getloadavg())
     return (
-        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores,"
-        f" {platform.system()} {platform.release()}; service file limit {options.nofile},"
-        f" bench file limit {own_files}{', quick' if options.quick else ''}"
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores"
+        f" (load {load}), {platform.system()} {platform.release()}; code {_commit()};"
+        f" service file limit {options.nofile}, bench file limit {own_files}"
+        f"{'; quick' if options.quick else ''}"
     )
+
+
+def _commit() -> str:
+    """The code under test, as git names it, when it is a checkout."""
+    try:
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 if __name__ == "__main__":

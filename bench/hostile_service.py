@@ -215,7 +215,11 @@ class Watch:
         self.log_bytes = self.service.log_bytes - self._bytes0
         self._done.set()
         self._sampler.join(5)
-        output, _ = self._probe.communicate(timeout=10)  # closing stdin stops it
+        try:
+            output, _ = self._probe.communicate(timeout=10)  # closing stdin stops it
+        except subprocess.TimeoutExpired:
+            self._probe.kill()
+            output, _ = self._probe.communicate()
         latencies: list[float | None] = json.loads(output or b"[]")
         answered = tuple(figure for figure in latencies if figure is not None)
         self.latency = Latency(answered, len(latencies) - len(answered))
