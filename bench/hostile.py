@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+import hostile_held
 import hostile_http
 import hostile_sip
 from hostile_net import raise_file_limit
@@ -31,9 +32,9 @@ from hostile_table import Options, Outcome, Row, table
 FINDINGS: tuple[tuple[str, Callable[[Options], Outcome]], ...] = (
     ("1", hostile_http.pipelined),
     ("2", hostile_http.big_heads),
-    ("3 idle", hostile_http.idle),
-    ("3 slowloris", hostile_http.slowloris),
-    ("3 slow body", hostile_http.slow_body),
+    ("3 idle", hostile_held.idle),
+    ("3 slowloris", hostile_held.slowloris),
+    ("3 slow body", hostile_held.slow_body),
     ("4", hostile_http.deep_body),
     ("5", hostile_http.login_flood),
     ("8", hostile_sip.register_flood),

@@ -1,4 +1,4 @@
-"""Findings 1-5 of issue 6: the HTTP API under hostile clients."""
+"""Findings 1, 2, 4 and 5 of issue 6: the HTTP API under hostile clients (3: hostile_held)."""
 
 import asyncio
 import collections
@@ -8,11 +8,10 @@ import socket
 import threading
 import time
 
-from hostile_net import Held, connect_many, pump_for
+from hostile_net import pump_for
 from hostile_service import FACTORY_MD5, Service, Watch
-from hostile_table import RSS_AIM_MB, Options, Outcome, Row, api_row, lines_row, rss_row
+from hostile_table import RSS_AIM_MB, Options, Outcome, Row, api_row, counted, rss_row, status_of
 
-HOLD_AIM = 15.0  # seconds: every idle or slow connection closed by then
 DEEP_AIM_MS = 50.0
 GUESSES = 300
 GUESS_AIM = 5
@@ -56,10 +55,10 @@ def big_heads(options: Options) -> Outcome:
             + b"a" * size
             + b"\r\n\r\n"
         )
-        answers: collections.Counter[str] = collections.Counter()
+        results: list[str] = []
         with Watch(service, options.rss_ceiling) as watch:
             threads = [
-                threading.Thread(target=_send_head, args=(service.port, head, answers))
+                threading.Thread(target=_send_head, args=(service.port, head, results))
                 for _ in range(connections)
             ]
             for thread in threads:
@@ -67,6 +66,7 @@ def big_heads(options: Options) -> Outcome:
             for thread in threads:
                 thread.join(60)
             time.sleep(0.5)  # a last RSS sample with everything read
+    answers = collections.Counter(results)
     grown = watch.peak - watch.start_rss
     did = f"{connections} connections each send a head with a 10 MB header, then read"
     return Outcome(
@@ -79,13 +79,13 @@ def big_heads(options: Options) -> Outcome:
                 f"≤ {RSS_AIM_MB:.0f} MB",
                 watch.peak <= RSS_AIM_MB,
             ),
-            Row("answers", "200 (read whole)", _counted(answers), "431", set(answers) == {"431"}),
+            Row("answers", "200 (read whole)", counted(answers), "431", set(answers) == {"431"}),
             api_row(watch.latency, "-"),
         ),
     )
 
 
-def _send_head(port: int, head: bytes, answers: collections.Counter[str]) -> None:
+def _send_head(port: int, head: bytes, results: list[str]) -> None:
     """One big head; the status line of the answer, or how the connection ended."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         with contextlib.suppress(OSError):  # refused part-way: the answer may be there
@@ -93,108 +93,9 @@ def _send_head(port: int, head: bytes, answers: collections.Counter[str]) -> Non
         try:
             first = sock.recv(64)
         except OSError as exc:
-            answers[type(exc).__name__] += 1
+            results.append(type(exc).__name__)
             return
-    answers[first.split(b" ")[1].decode() if first.count(b" ") >= 2 else "closed"] += 1
-
-
-def _counted(counter: collections.Counter[str]) -> str:
-    return ", ".join(f"{count} x {what}" for what, count in sorted(counter.items())) or "none"
-
-
-# --- 3: no idle or header timeout --------------------------------------------------------
-
-
-def idle(options: Options) -> Outcome:
-    count = 1100 if options.quick else 2000
-    return _held(options, count, "send nothing", b"", 0.0, b"", "all 2,000 held", lines=True)
-
-
-def slowloris(options: Options) -> Outcome:
-    count = 300 if options.quick else 3000
-    return _held(
-        options,
-        count,
-        "send a request line, then a header line every 2 s",
-        b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n",
-        2.0,
-        b"X-Slow: 1\r\n",
-        "all 3,000 held",
-    )
-
-
-def slow_body(options: Options) -> Outcome:
-    count = 50 if options.quick else 200
-    return _held(
-        options,
-        count,
-        "send a settings POST's head (Content-Length: 1000), then its body at 1 byte/s",
-        b"POST /api/v1/device/sip/settings HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-        b"Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 1000\r\n\r\n{",
-        1.0,
-        b" ",
-        "all 200 held",
-    )
-
-
-def _held(
-    options: Options,
-    count: int,
-    what: str,
-    first: bytes,
-    every: float,
-    then: bytes,
-    before: str,
-    lines: bool = False,
-) -> Outcome:
-    """`count` connections that `first` send their opening, then `then` every `every` s;
-    how many the service still holds HOLD_AIM seconds after they were opened."""
-    held = Held()
-    with Service(options.nofile) as service:
-        token = service.login().encode() if b"%s" in first else b""
-        opening = first.replace(b"%d", str(service.port).encode()).replace(b"%s", token)
-        try:
-            with Watch(service, options.rss_ceiling) as watch:
-                opened = time.monotonic()
-                conns = held.add(connect_many(service.port, count), opened)
-                for conn in conns if opening else ():
-                    held.send(conn, opening)
-                _trickle(held, opened + HOLD_AIM + 0.5, every, then)
-                kept = held.held_longer_than(HOLD_AIM, time.monotonic())
-        finally:
-            held.close()
-    answers = collections.Counter(
-        c.answer.split(b" ")[1].decode() if c.answer.count(b" ") >= 2 else "nothing"
-        for c in held.conns
-    )
-    did = (
-        f"{count} connections {what}; {len(conns)} connected;"
-        f" the service answered: {_counted(answers)}"
-    )
-    rows = [
-        Row(
-            f"held after {HOLD_AIM:.0f} s",
-            before,
-            f"{kept} of {len(conns)}",
-            "0",
-            kept == 0 and len(conns) > 0,
-        ),
-        api_row(watch.latency, "no answer once 1,100 held" if lines else "-"),
-    ]
-    if lines:
-        rows.append(lines_row(watch, "350,000 (155 MB) in 25 s"))
-    return Outcome(did, tuple(rows))
-
-
-def _trickle(held: Held, until: float, every: float, then: bytes) -> None:
-    due = time.monotonic() + every
-    while (now := time.monotonic()) < until:
-        if every and now >= due:
-            for conn in held.conns:
-                held.send(conn, then)
-            due += every
-        held.poll(0.1)
+    results.append(status_of(first))
 
 
 # --- 4: quadratic parse ------------------------------------------------------------------
@@ -240,7 +141,7 @@ def login_flood(options: Options) -> Outcome:
         f"{GUESSES} concurrent logins from 127.0.0.1, {GUESSES - 1} distinct wrong MD5s then"
         f" the right one; meanwhile a right login from 127.0.0.2"
         f" (unloaded, from 127.0.0.3: {unloaded[1] * 1000:.0f} ms);"
-        f" answers: {_counted(collections.Counter(str(status) for status, _ in wrong))}"
+        f" answers: {counted(collections.Counter(str(status) for status, _ in wrong))}"
     )
     return Outcome(
         did,

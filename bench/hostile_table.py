@@ -1,5 +1,6 @@
 """What a finding's run gives back, and the table they make."""
 
+import collections
 from dataclasses import dataclass
 
 from hostile_service import Latency, Watch
@@ -59,6 +60,17 @@ def lines_row(watch: Watch, before: str) -> Row:
         "≤ 5/s",
         rate <= 5,
     )
+
+
+def counted(counter: collections.Counter[str]) -> str:
+    """`3 x 200, 1 x 431`."""
+    return ", ".join(f"{count} x {what}" for what, count in sorted(counter.items())) or "none"
+
+
+def status_of(answer: bytes, otherwise: str = "closed") -> str:
+    """The status code of an HTTP answer's start, else `otherwise`."""
+    parts = answer.split(b" ", 2)
+    return parts[1].decode("ascii", "replace") if len(parts) == 3 else otherwise
 
 
 HEADER = ("finding", "measure", "before (issue)", "now", "aim", "met?")
