@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench bench-apply peers clean
+.PHONY: install run test lint bench bench-apply bench-hostile peers clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ bench: install
 # As root, with Debian's tshark: it captures loopback.
 bench-apply: install peers
 	$(BIN)/python bench/apply.py
+
+# Issue 6's hostile findings against a served instance (Linux: /proc, prlimit).
+bench-hostile: install
+	$(BIN)/python bench/hostile.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
