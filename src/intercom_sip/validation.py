@@ -21,8 +21,8 @@ class Invalid:
     a rule also names the field and the rule (`reason`), for the messages built on it."""
 
     message: str
-    field: str = ""
-    reason: str = ""
+    field: str = dataclasses.field(default="", compare=False)
+    reason: str = dataclasses.field(default="", compare=False)
 
     @classmethod
     def of(cls, field: str, reason: str) -> "Invalid":
