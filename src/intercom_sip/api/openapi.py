@@ -70,7 +70,10 @@ def build() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": _schemas(),
-            "responses": {name: _error(status) for status, (name, _) in _ERRORS.items()},
+            "responses": {
+                "BadRequest": _error(400, errors.BAD_REQUEST),
+                **{name: _error(status, text) for status, (name, text) in _ERRORS.items()},
+            },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
@@ -113,8 +116,7 @@ def _response(endpoint: Endpoint, code: int) -> dict[str, Any]:
     return {"$ref": f"#/components/responses/{_ERRORS[code][0]}"}
 
 
-def _error(status: int) -> dict[str, Any]:
-    text = _ERRORS[status][1]
+def _error(status: int, text: str) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": _DESCRIPTIONS.get(status, text),
         "content": _json(_error_object({"const": text})),
