@@ -5,6 +5,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, settings
+
 
 from intercom_sip import auth
 from intercom_sip.admin import Admin, ensure_credential
@@ -21,6 +23,12 @@ if TYPE_CHECKING:
     from tests.served import Served
 
 FACTORY_MD5 = auth.md5_hex("123456")
+
+# The machine is shared and loaded: no timing in property tests either.
+settings.register_profile(
+    "intercom", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("intercom")
 
 
 class FakeClock:
