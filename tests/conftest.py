@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import HealthCheck, settings
 
-
 from intercom_sip import auth
 from intercom_sip.admin import Admin, ensure_credential
 from intercom_sip.api import openapi

@@ -47,9 +47,9 @@ def schemathesis(served: Served, report: Path, *options: str) -> dict[str, Any]:
     )
     assert report.exists(), done.stdout + done.stderr
     result: dict[str, Any] = json.loads(report.read_text())
-    assert (result["exit_code"], result["failures"], result["errors"]) == (0, [], []), (
-        done.stdout[-6000:]
-    )
+    assert (result["exit_code"], result["failures"], result["errors"]) == (0, [], []), done.stdout[
+        -6000:
+    ]
     operations = result["operations"]
     assert operations["tested"] == operations["selected"] > 0
     return result

@@ -382,7 +382,9 @@ def test_absent_optional_fields_keep_stored_values() -> None:
         ({"realm": "other.example.com", "user_id": "auth1"}, "auth1"),
     ],
 )
-def test_user_id_left_out_is_dropped_with_the_account(change: dict[str, Any], user_id: str) -> None:
+def test_user_id_left_out_is_dropped_with_the_account(
+    change: dict[str, Any], user_id: str
+) -> None:
     """§3.4: a new account must not authenticate as the previous one's user id."""
     stored = validate({**BASE, "user_id": "auth1"}, FACTORY)
     assert isinstance(stored, Settings)

@@ -3,7 +3,7 @@ contract's forms, or 413; and a 400 changes nothing."""
 
 import json
 import re
-from typing import Any, Final
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -71,9 +71,7 @@ class Device:
     def start(self) -> None:
         self._agent.apply(self._current)
 
-    async def change(
-        self, raw: bytes, actor: str, rules: Rules = validate
-    ) -> Settings | Invalid:
+    async def change(self, raw: bytes, actor: str, rules: Rules = validate) -> Settings | Invalid:
         """Validate a POST body (a settings body, or another shape by its `rules`)
         against the last accepted settings; once the change is durable, return the new
         settings. Raises StoreError when the commit fails; then nothing changed.

@@ -53,7 +53,13 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         "SipSettings",
     ),
     Endpoint(
-        "GET", "/v1/sip/status", "sip_status", True, "SIP registration status", (200, 401), "SipStatus"
+        "GET",
+        "/v1/sip/status",
+        "sip_status",
+        True,
+        "SIP registration status",
+        (200, 401),
+        "SipStatus",
     ),
     Endpoint(
         "GET",

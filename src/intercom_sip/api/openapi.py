@@ -111,7 +111,9 @@ def _response(endpoint: Endpoint, code: int) -> dict[str, Any]:
         texts = _BAD_REQUESTS.get(endpoint.handler, [])
         return {
             "description": _DESCRIPTIONS[400],
-            "content": _json({**_error_object({"anyOf": [{"const": errors.BAD_REQUEST}, *texts]})}),
+            "content": _json(
+                {**_error_object({"anyOf": [{"const": errors.BAD_REQUEST}, *texts]})}
+            ),
         }
     return {"$ref": f"#/components/responses/{_ERRORS[code][0]}"}
 
