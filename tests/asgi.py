@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from intercom_sip.api.app import Api
+from tests.conformance import DOCUMENT
 
 
 class AsgiClient:
@@ -78,6 +79,8 @@ class AsgiClient:
         await self.app(scope, receive, send)
         start, body_message = sent
         assert (b"content-type", b"application/json") in start["headers"]
+        answer = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start["headers"]]
+        DOCUMENT.check(method, path, start["status"], answer, body_message["body"])
         return start["status"], body_message["body"]
 
     async def _lifespan(self, phase: str) -> None:

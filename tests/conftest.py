@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from intercom_sip import auth
 from intercom_sip.admin import Admin, ensure_credential
@@ -12,7 +13,7 @@ from intercom_sip.api import openapi
 from intercom_sip.api.app import Api
 from intercom_sip.api.hosts import HostCheck
 from intercom_sip.api.routes import Routes
-from intercom_sip.device import Device, NoAgent
+from intercom_sip.device import Agent, Device, NoAgent
 from intercom_sip.store import Store
 from intercom_sip.worker import Worker
 from tests.asgi import AsgiClient
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
     from tests.served import Served
 
 FACTORY_MD5 = auth.md5_hex("123456")
+
+# The machine is shared and loaded: no timing in property tests either.
+settings.register_profile(
+    "intercom", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("intercom")
 
 
 class FakeClock:
@@ -49,12 +56,12 @@ class Rig:
         return token
 
 
-def make_rig(data_dir: Path) -> Rig:
+def make_rig(data_dir: Path, agent: Agent | None = None) -> Rig:
     store = Store.open(data_dir)
     ensure_credential(store)
     clock = FakeClock()
     hasher = Worker("hash")
-    device = Device(store, NoAgent(), wallclock=clock)
+    device = Device(store, agent or NoAgent(), wallclock=clock)
     admin = Admin(store, hasher, clock=clock)
 
     async def startup() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from intercom_sip import auth
+from tests.conformance import DOCUMENT
 
 READY = re.compile(r"intercom-sip ready on (http://\S+)")
 
@@ -109,9 +110,11 @@ class Served:
             request.add_header("Authorization", f"Bearer {token}")
         try:
             with urllib.request.urlopen(request, timeout=15) as reply:
-                return reply.status, json.loads(reply.read())
+                status, headers, raw = reply.status, reply.headers.items(), reply.read()
         except urllib.error.HTTPError as reply:
-            return reply.code, json.loads(reply.read())
+            status, headers, raw = reply.code, reply.headers.items(), reply.read()
+        DOCUMENT.check(method, path.partition("?")[0], status, headers, raw)
+        return status, json.loads(raw)
 
     def login(self, password: str = "123456") -> str:
         status, answer = self.call(

@@ -369,6 +369,31 @@ def test_absent_optional_fields_keep_stored_values() -> None:
     ) == ("tcp", "auth1", True, 300)
 
 
+@pytest.mark.parametrize(
+    ("change", "user_id"),
+    [
+        ({}, "auth1"),
+        ({"password": "other-pass", "timeout": 600, "transport": "tcp"}, "auth1"),
+        ({"password": "WebPass"}, "auth1"),
+        ({"proxy": "sip:other.example.com"}, ""),
+        ({"realm": "other.example.com"}, ""),
+        ({"user": "102"}, ""),
+        ({"user": "102", "user_id": "auth2"}, "auth2"),
+        ({"realm": "other.example.com", "user_id": "auth1"}, "auth1"),
+    ],
+)
+def test_user_id_left_out_is_dropped_with_the_account(
+    change: dict[str, Any], user_id: str
+) -> None:
+    """§3.4: a new account must not authenticate as the previous one's user id."""
+    stored = validate({**BASE, "user_id": "auth1"}, FACTORY)
+    assert isinstance(stored, Settings)
+    body = {k: v for k, v in BASE.items() if k != "user_id"} | change
+    result = validate(body, stored)
+    assert isinstance(result, Settings)
+    assert result.user_id == user_id
+
+
 PLACEHOLDER_NEEDS_PASSWORD = errors.invalid(
     "password", "must be given again when proxy, realm, user or user_id change"
 )

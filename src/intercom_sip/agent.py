@@ -135,6 +135,12 @@ class Agent:
         if not done:
             self._wake.set()
 
+    def reregister(self) -> None:
+        """A REGISTER refresh now on the current binding (none while one is replaced)."""
+        binding = self._applied.binding
+        if binding is not None and not self._busy:
+            binding.refresh()
+
     def status(self) -> Status:
         binding = self._applied.binding
         if binding is not None:

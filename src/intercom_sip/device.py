@@ -3,9 +3,10 @@
 import asyncio
 import json
 import logging
+import secrets
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol
 
 from intercom_sip import errors, jsonbody, status
 from intercom_sip.fields import FACTORY
@@ -14,6 +15,11 @@ from intercom_sip.store import Change, Store
 from intercom_sip.validation import Invalid, validate
 
 log = logging.getLogger(__name__)
+
+SERIAL_KEY: Final = "serial_number"  # in the store's identity table, beside "instance"
+
+# A body and the last accepted settings -> the new settings, or why not.
+Rules = Callable[[Mapping[str, Any], Settings], Settings | Invalid]
 
 
 class Agent(Protocol):
@@ -24,10 +30,16 @@ class Agent(Protocol):
 
     def status(self) -> status.Status: ...
 
+    def reregister(self) -> None:
+        """Send a REGISTER refresh now, if a binding is up (returns at once)."""
+
 
 class NoAgent:
     def apply(self, settings: Settings) -> None:
         del settings
+
+    def reregister(self) -> None:
+        pass
 
     def status(self) -> status.Status:
         return status.NO_AGENT
@@ -40,6 +52,8 @@ class Device:
         self, store: Store, agent: Agent, wallclock: Callable[[], float] = time.time
     ) -> None:
         self._store, self._agent, self._wallclock = store, agent, wallclock
+        # Made once, stored, never changed: clients key their driver on it (contract §7.1).
+        self.serial_number = store.identity_value(SERIAL_KEY, secrets.token_hex(8).upper())
         self._set_current(store.load_settings() or FACTORY)
         self._tail = self._current  # the last accepted settings, durable or about to be
         self._group: list[Change] = []
@@ -57,10 +71,10 @@ class Device:
     def start(self) -> None:
         self._agent.apply(self._current)
 
-    async def change(self, raw: bytes, actor: str) -> Settings | Invalid:
-        """Validate a POST body against the last accepted settings; once the change is
-        durable, return the new settings. Raises StoreError when the commit fails; then
-        nothing changed.
+    async def change(self, raw: bytes, actor: str, rules: Rules = validate) -> Settings | Invalid:
+        """Validate a POST body (a settings body, or another shape by its `rules`)
+        against the last accepted settings; once the change is durable, return the new
+        settings. Raises StoreError when the commit fails; then nothing changed.
 
         Group commit: the changes accepted during one turn of the event loop are
         committed together at its end, on the loop itself, in one transaction. Check
@@ -71,7 +85,7 @@ class Device:
         body = jsonbody.parse_object(raw)
         if body is None:
             return Invalid(errors.WRONG_JSON_BODY)
-        new = validate(body, self._tail)
+        new = rules(body, self._tail)
         if isinstance(new, Invalid):
             return new
         if new == self._tail and self._group_done is None:
@@ -108,6 +122,13 @@ class Device:
                 log.info("settings changed by %s: %r", change.actor, change.new)
             self._agent.apply(self._current)
         done.set_result(None)
+
+    def reregister(self) -> bool:
+        """A REGISTER refresh now; False when SIP is disabled in the stored settings."""
+        if not self._current.enable:
+            return False
+        self._agent.reregister()
+        return True
 
     def status_view(self) -> dict[str, Any]:
         return status.to_view(self._current, self._agent.status())

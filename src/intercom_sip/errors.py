@@ -21,6 +21,10 @@ TOO_MANY_LOGINS: Final = "Too many login attempts"
 NO_CALL: Final = "No call"
 STORAGE_FAILED: Final = "Settings could not be stored"
 INTERNAL: Final = "Internal error"
+SIP_DISABLED: Final = "SIP is disabled"
+# Answered by the HTTP server itself, for any path.
+BAD_REQUEST: Final = "Bad request"
+HEADERS_TOO_LARGE: Final = "Request header fields too large"
 
 
 @functools.cache

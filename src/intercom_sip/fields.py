@@ -3,13 +3,35 @@ the factory defaults and the OpenAPI schema alike.
 """
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Protocol
 
 from intercom_sip import syntax
 from intercom_sip.settings import PASSWORD_PLACEHOLDER, Settings
+
+# ECMA-262 patterns (the OpenAPI document's dialect) that Python's `re.search` reads the
+# same way: `$` alone would also match before a final newline in Python.
+_END: Final = "(?!\\n)$"
+_PORT_RANGE: Final = (
+    "(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+
+
+def _host_pattern(stop: str) -> str:
+    """An IPv4 address, or a name (not only digits and dots) of at most 253 characters;
+    `stop` is what may follow the host."""
+    return f"(?:{syntax.IPV4}|(?![0-9.]+{stop})(?=[^:]{{1,253}}{stop}){syntax.DNS_NAME})"
+
+
+def _proxy_pattern(scheme: str) -> str:
+    return f"^{scheme}{_host_pattern('(?::|$)')}(?::{_PORT_RANGE})?{_END}"
+
+
+HOST_PATTERN: Final = f"^{_host_pattern('$')}{_END}"
+PROXY_PATTERN: Final = _proxy_pattern("(?:sips?:)?")
+SIPS_PROXY_PATTERN: Final = _proxy_pattern("sips:")  # the reading syntax.parse_proxy prefers
 
 CHARSET_TEXT: Final = 'letters, digits, space and ~`!@#$%^&;*()_-+={[}]|"<,>.?/'
 HOST_TEXT: Final = "an IPv4 address or a host name"
@@ -92,7 +114,7 @@ class Chars:
         return {
             "minLength": self.low,
             "maxLength": self.high,
-            "pattern": f"^[{syntax.SIP_CHARS}]{{{self.low},{self.high}}}$",
+            "pattern": f"^[{syntax.SIP_CHARS}]{{{self.low},{self.high}}}{_END}",
         }
 
 
@@ -102,7 +124,7 @@ class Host:
         return None if syntax.is_host(value) else f"must be {HOST_TEXT}"
 
     def schema(self) -> dict[str, Any]:
-        return {"maxLength": 253, "format": "hostname"}
+        return {"maxLength": 253, "pattern": HOST_PATTERN}
 
 
 @dataclass(frozen=True)
@@ -116,7 +138,7 @@ class Proxy:
         )
 
     def schema(self) -> dict[str, Any]:
-        return {"maxLength": 264}
+        return {"maxLength": 264, "pattern": PROXY_PATTERN}
 
 
 @dataclass(frozen=True)
@@ -133,7 +155,8 @@ class EmptyWhenDisabled:
         return self.rule.reason(value, ctx)
 
     def schema(self) -> dict[str, Any]:
-        return {key: val for key, val in self.rule.schema().items() if key != "minLength"}
+        # "" only while enable is false: the document's settings schema adds that `if`.
+        return {"anyOf": [{"const": ""}, self.rule.schema()]}
 
 
 class Password:
@@ -166,7 +189,7 @@ class EmptyOr:
         return None if reason is None else f"{reason}, or empty for none"
 
     def schema(self) -> dict[str, Any]:
-        return self.rule.schema()
+        return {"anyOf": [{"const": ""}, self.rule.schema()]}
 
 
 @dataclass(frozen=True)
@@ -180,6 +203,7 @@ class StunPort:
         return f"must be from {low} to 65535" + (" when stun.ip is empty" if low == 0 else "")
 
     def schema(self) -> dict[str, Any]:
+        # 1.. unless stun.ip is "": the document's stun schema adds that `if`.
         return {"minimum": 0, "maximum": 65535}
 
 
@@ -192,10 +216,25 @@ class Field:
     default: Any
     rule: Rule | None
     doc: str
+    # The value of an optional field left out, from the fields before it; None: the
+    # stored value is kept.
+    absent: Callable[[Context], Any] | None = None
 
     @functools.cached_property
     def path(self) -> tuple[str, ...]:
         return tuple(self.name.split("."))
+
+
+def _user_id_when_absent(ctx: Context) -> str:
+    """Kept for the same account only: else a new account would silently authenticate
+    as the previous one's user id (contract §3.4)."""
+    stored = ctx.stored
+    same = (ctx.values["proxy"], ctx.values["realm"], ctx.values["user"]) == (
+        stored.proxy,
+        stored.realm,
+        stored.user,
+    )
+    return stored.user_id if same else ""
 
 
 TRANSPORTS: Final = ("udp", "tcp", "tls")
@@ -231,7 +270,9 @@ FIELDS: Final[tuple[Field, ...]] = (
         "user_id",
         "",
         Chars(0, 31),
-        "Digest authentication user; empty means the user",
+        "Digest authentication user; empty means the user. Left out: kept while proxy,"
+        " realm and user stay, else empty",
+        _user_id_when_absent,
     ),
     Field(
         "is_enable_ring_code",
@@ -258,3 +299,8 @@ FIELDS: Final[tuple[Field, ...]] = (
 )
 
 FACTORY: Final = Settings(**{f.attr: f.default for f in FIELDS if f.attr is not None})
+
+# The body of POST /device/sip/enable (contract §7.2): one field, read like the others.
+SWITCH: Final = Field(
+    "sip_enable", Kind.BOOLEAN, True, "enable", False, None, "Whether SIP is enabled"
+)

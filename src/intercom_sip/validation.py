@@ -2,13 +2,14 @@
 contract's error (§3.2). Pure: no I/O, no clock.
 """
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from intercom_sip import errors, jsonbody, syntax
-from intercom_sip.fields import FACTORY, FIELDS, PYTHON_TYPE, Context
+from intercom_sip.fields import FACTORY, FIELDS, PYTHON_TYPE, SWITCH, Context, Field
 from intercom_sip.settings import PASSWORD_PLACEHOLDER, Settings, to_view
 
 _ABSENT: Final = object()
@@ -16,32 +17,37 @@ _ABSENT: Final = object()
 
 @dataclass(frozen=True)
 class Invalid:
-    """A rejected body; `message` is the whole client-facing error."""
+    """A rejected body; `message` is the whole client-facing error. A value that breaks
+    a rule also names the field and the rule (`reason`), for the messages built on it."""
 
     message: str
+    field: str = dataclasses.field(default="", compare=False)
+    reason: str = dataclasses.field(default="", compare=False)
+
+    @classmethod
+    def of(cls, field: str, reason: str) -> "Invalid":
+        return cls(errors.invalid(field, reason), field, reason)
 
 
 # Rules that involve two fields run once the later of the two is known, and
 # name the field whose value they reject.
-CrossCheck = Callable[[Context], str | None]
+CrossCheck = Callable[[Context], Invalid | None]
 
 
-def _sips_needs_tls(ctx: Context) -> str | None:
+def _sips_needs_tls(ctx: Context) -> Invalid | None:
     parsed = syntax.parse_proxy(ctx.values["proxy"])
     if parsed and parsed[0] == "sips" and ctx.values["transport"] != "tls":
-        return errors.invalid("transport", "must be tls when proxy starts with sips:")
+        return Invalid.of("transport", "must be tls when proxy starts with sips:")
     return None
 
 
-def _placeholder_keeps_account(ctx: Context) -> str | None:
+def _placeholder_keeps_account(ctx: Context) -> Invalid | None:
     if ctx.values["password"] != PASSWORD_PLACEHOLDER:
         return None
     sent = tuple(ctx.values[name] for name in ("proxy", "realm", "user", "user_id"))
     if sent == ctx.stored.identity():
         return None
-    return errors.invalid(
-        "password", "must be given again when proxy, realm, user or user_id change"
-    )
+    return Invalid.of("password", "must be given again when proxy, realm, user or user_id change")
 
 
 CROSS_CHECKS: Final[Mapping[str, tuple[CrossCheck, ...]]] = {
@@ -55,23 +61,40 @@ def validate(body: Mapping[str, Any], stored: Settings) -> Settings | Invalid:
     values: dict[str, Any] = {}
     ctx = Context(values, stored)
     for field, python_type, checks in _PLAN:
-        value = _lookup(body, field.path)
-        if value is _ABSENT:
-            if field.required:
-                return Invalid(errors.no_value(field.name))
-            value = getattr(stored, field.attr or "")
-        elif type(value) is not python_type:
-            return Invalid(errors.wrong_type(field.name))
-        elif field.rule is not None:
-            reason = field.rule.reason(value, ctx)
-            if reason is not None:
-                return Invalid(errors.invalid(field.name, reason))
+        value = _value(body, field, python_type, ctx)
+        if isinstance(value, Invalid):
+            return value
         values[field.name] = value
         for check in checks:
             problem = check(ctx)
             if problem is not None:
-                return Invalid(problem)
+                return problem
     return _settings(values, stored)
+
+
+def switch(body: Mapping[str, Any], stored: Settings) -> Settings | Invalid:
+    """`{"sip_enable": bool}` (contract §7.2): the stored settings with `enable` alone
+    changed, through the same checks as a settings body that changes only `enable`."""
+    enable = _value(body, SWITCH, bool, Context({}, stored))
+    if isinstance(enable, Invalid):
+        return enable
+    new = validate(record_body(dataclasses.replace(stored, enable=enable)), stored)
+    if isinstance(new, Invalid):  # an incomplete account cannot be turned on
+        return Invalid.of(SWITCH.name, f"{new.field} {new.reason}")
+    return new
+
+
+def _value(body: Mapping[str, Any], field: Field, python_type: type, ctx: Context) -> Any:
+    """The field's value, or the Invalid that rejects it."""
+    value = _lookup(body, field.path)
+    if value is _ABSENT:
+        if field.required:
+            return Invalid(errors.no_value(field.name))
+        return field.absent(ctx) if field.absent else getattr(ctx.stored, field.attr or "")
+    if type(value) is not python_type:
+        return Invalid(errors.wrong_type(field.name))
+    reason = None if field.rule is None else field.rule.reason(value, ctx)
+    return value if reason is None else Invalid.of(field.name, reason)
 
 
 def _lookup(body: Mapping[str, Any], path: tuple[str, ...]) -> Any:
@@ -98,12 +121,17 @@ def _settings(values: Mapping[str, Any], stored: Settings) -> Settings:
     return Settings(**attrs)
 
 
-def to_record(settings: Settings) -> str:
-    """The stored form: the POST body that yields these settings, password included."""
+def record_body(settings: Settings) -> dict[str, Any]:
+    """The POST body that yields these settings, password included."""
     body = to_view(settings)
     body["password"] = settings.password
     del body["user_agent"]
-    return json.dumps(body)
+    return body
+
+
+def to_record(settings: Settings) -> str:
+    """The stored form: the POST body that yields these settings, password included."""
+    return json.dumps(record_body(settings))
 
 
 def from_record(text: str) -> Settings | None:

@@ -81,13 +81,21 @@ def test_other_methods_on_open_routes(rig: Rig, method: str, path: str) -> None:
 
 
 def test_info(rig: Rig) -> None:
+    serial = rig.store.identity_value("serial_number", "not made here")
     assert rig.client.get("/api/info") == (
         200,
         {
             "device_name": "intercom-sip",
             "device_model": "intercom-sip/0.1.0",
+            "device_type": "monitor",
             "firmware_version": "0.1.0",
+            "framework_version": "0.1.0",
+            "frontend_version": "0.1.0",
             "api_version": "1.7.0",
+            "device_serial_number": serial,
+            "hybrid_enable": False,
+            "hybrid_version": None,
+            "commit": "v0.1.0",
         },
     )
 
@@ -461,11 +469,17 @@ def test_openapi_settings_schema_matches_get(rig: Rig) -> None:
 def test_openapi_lists_each_status_a_route_answers(rig: Rig) -> None:
     _, document = rig.client.get("/api/openapi.json")
     post = document["paths"][SETTINGS]["post"]
-    assert sorted(post["responses"]) == ["200", "400", "401", "413", "421", "503"]
+    server = ["421", "431", "500"]  # any request, from the server itself
+    assert sorted(post["responses"]) == ["200", "400", "401", "413", *server, "503"]
     assert sorted(document["paths"]["/api/v0/login"]["get"]["responses"]) == [
         "200",
         "400",
-        "421",
+        *server[:1],
         "429",
+        *server[1:],
     ]
-    assert post["responses"]["401"]["description"] == errors.LOG_IN
+    assert post["responses"]["401"] == {"$ref": "#/components/responses/LogIn"}
+    log_in = document["components"]["responses"]["LogIn"]
+    assert log_in["content"]["application/json"]["schema"]["properties"] == {
+        "error": {"const": errors.LOG_IN}
+    }

@@ -13,7 +13,9 @@ class Endpoint:
     handler: str  # the name of the Routes method that answers
     protected: bool
     summary: str
-    statuses: tuple[int, ...]  # every status this route can answer, 421 aside
+    statuses: tuple[int, ...]  # every status its handler or auth gives (the server's aside)
+    answer: str  # the schema of its 200 answer, in the OpenAPI document
+    body: str | None = None  # the schema of its request body
 
     @property
     def versioned(self) -> bool:
@@ -27,12 +29,18 @@ class Endpoint:
 
 
 ENDPOINTS: Final[tuple[Endpoint, ...]] = (
-    Endpoint("GET", "/api/info", "info", False, "Device identity", (200,)),
-    Endpoint("GET", "/api/openapi.json", "openapi", False, "This document", (200,)),
-    Endpoint("GET", "/v1/login", "login", False, "Log in", (200, 400, 429)),
-    Endpoint("GET", "/v1/logout", "logout", True, "End this token", (200, 401)),
+    Endpoint("GET", "/api/info", "info", False, "Device identity", (200,), "Info"),
+    Endpoint("GET", "/api/openapi.json", "openapi", False, "This document", (200,), "Document"),
+    Endpoint("GET", "/v1/login", "login", False, "Log in", (200, 400, 429), "Login"),
+    Endpoint("GET", "/v1/logout", "logout", True, "End this token", (200, 401), "Empty"),
     Endpoint(
-        "GET", "/v1/device/sip/settings", "get_settings", True, "Get SIP settings", (200, 401)
+        "GET",
+        "/v1/device/sip/settings",
+        "get_settings",
+        True,
+        "Get SIP settings",
+        (200, 401),
+        "SipSettingsView",
     ),
     Endpoint(
         "POST",
@@ -41,6 +49,44 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         True,
         "Set SIP settings",
         (200, 400, 401, 413, 503),
+        "SipSettingsView",
+        "SipSettings",
     ),
-    Endpoint("GET", "/v1/sip/status", "sip_status", True, "SIP registration status", (200, 401)),
+    Endpoint(
+        "GET",
+        "/v1/sip/status",
+        "sip_status",
+        True,
+        "SIP registration status",
+        (200, 401),
+        "SipStatus",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/device/sip/enable",
+        "get_sip_enable",
+        True,
+        "Whether SIP is enabled",
+        (200, 401),
+        "SipEnableView",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/device/sip/enable",
+        "post_sip_enable",
+        True,
+        "Turn SIP on or off, the other settings kept",
+        (200, 400, 401, 413, 503),
+        "SipEnableView",
+        "SipEnable",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/device/sip/reregister",
+        "reregister",
+        True,
+        "Send a REGISTER refresh now",
+        (200, 401, 409),
+        "Empty",
+    ),
 )

@@ -23,27 +23,37 @@ class Response:
     headers: tuple[tuple[bytes, bytes], ...]
 
 
-def response(status: int, body: bytes) -> Response:
+Headers = tuple[tuple[bytes, bytes], ...]
+
+
+def response(status: int, body: bytes, extra: Headers = ()) -> Response:
     """A JSON answer with its headers made once: most answers are made once and reused."""
     headers = (
         (b"content-type", b"application/json"),
         (b"cache-control", b"no-store"),
         (b"content-length", str(len(body)).encode()),
+        *extra,
     )
     return Response(status, body, headers)
 
 
-def json_response(status: int, value: object) -> Response:
-    return response(status, json.dumps(value).encode())
+def json_response(status: int, value: object, extra: Headers = ()) -> Response:
+    return response(status, json.dumps(value).encode(), extra)
 
 
 @functools.lru_cache(maxsize=512)  # messages never hold what a client sent: few of them
-def error(status: int, message: str) -> Response:
-    return json_response(status, {"error": message})
+def error(status: int, message: str, extra: Headers = ()) -> Response:
+    return json_response(status, {"error": message}, extra)
+
+
+def method_not_allowed(methods: tuple[str, ...]) -> Response:
+    """405 with `Allow` (RFC 9110 §15.5.6)."""
+    allow = ", ".join(sorted(methods)).encode()
+    return error(405, errors.METHOD_NOT_ALLOWED, ((b"allow", allow),))
 
 
 # The fixed answers, encoded once.
-LOG_IN: Final = error(401, errors.LOG_IN)
+LOG_IN: Final = error(401, errors.LOG_IN, ((b"www-authenticate", b"Bearer"),))  # RFC 6750
 NOT_FOUND: Final = error(404, errors.NOT_FOUND)
 METHOD_NOT_ALLOWED: Final = error(405, errors.METHOD_NOT_ALLOWED)
 TOO_LARGE: Final = error(413, errors.BODY_TOO_LARGE)

@@ -1,28 +1,54 @@
-"""The OpenAPI 3.1 document, built from the endpoint table and the field table."""
+"""The OpenAPI 3.1 document, built from the endpoint table and the field table.
 
+It states every answer the service gives: each route's own statuses, and those any
+request can get from the server (a malformed request, a head too large, a foreign
+`Host`, a bug). Unknown paths and methods cannot be operations; their answers are
+the document's `NotFound` and `MethodNotAllowed` responses.
+"""
+
+import re
+from collections.abc import Iterable
 from typing import Any, Final
 
 from intercom_sip import USER_AGENT, __version__, errors
-from intercom_sip.api.endpoints import ENDPOINTS, Endpoint
-from intercom_sip.fields import FIELDS, Field
+from intercom_sip.api.endpoints import API_PREFIXES, ENDPOINTS, Endpoint
+from intercom_sip.fields import FIELDS, SIPS_PROXY_PATTERN, SWITCH, EmptyWhenDisabled, Field
+from intercom_sip.settings import PASSWORD_PLACEHOLDER
 
-_ERROR_TEXT: Final = {
-    400: "Wrong JSON body, a missing or wrong field, or a wrong login",
-    401: errors.LOG_IN,
-    413: errors.BODY_TOO_LARGE,
-    421: errors.MISDIRECTED,
-    429: errors.TOO_MANY_LOGINS,
-    503: errors.STORAGE_FAILED,
+# What any request may get from the server itself, whatever its route.
+SERVER_STATUSES: Final = (400, 421, 431, 500)
+
+# Every error answer but 400 (whose texts depend on the route): status -> name, text.
+_ERRORS: Final = {
+    401: ("LogIn", errors.LOG_IN),
+    404: ("NotFound", errors.NOT_FOUND),
+    405: ("MethodNotAllowed", errors.METHOD_NOT_ALLOWED),
+    409: ("SipDisabled", errors.SIP_DISABLED),
+    413: ("TooLarge", errors.BODY_TOO_LARGE),
+    421: ("Misdirected", errors.MISDIRECTED),
+    429: ("TooManyLogins", errors.TOO_MANY_LOGINS),
+    431: ("HeadersTooLarge", errors.HEADERS_TOO_LARGE),
+    500: ("Internal", errors.INTERNAL),
+    503: ("StorageFailed", errors.STORAGE_FAILED),
 }
-_REQUEST_BODY: Final = {"POST /v1/device/sip/settings": "SipSettings"}
-_ANSWER: Final = {
-    "login": "Login",
-    "logout": "Empty",
-    "info": "Info",
-    "get_settings": "SipSettingsView",
-    "post_settings": "SipSettingsView",
-    "sip_status": "SipStatus",
-    "openapi": "Document",
+_HEADERS: Final = {
+    401: {"WWW-Authenticate": {"required": True, "schema": {"const": "Bearer"}}},
+    405: {
+        "Allow": {
+            "required": True,
+            "description": "The path's methods",
+            "schema": {"type": "string", "pattern": "^[A-Z]+(, ?[A-Z]+)*$"},
+        }
+    },
+}
+_DESCRIPTIONS: Final = {
+    400: "Bad request",
+    409: "Not now",
+    413: "Body over 64 KiB",
+    421: "Host names no address of this service",
+    431: "Request head over 16 KiB",
+    500: "A bug of the service",
+    503: "The store failed; nothing changed",
 }
 
 
@@ -30,23 +56,35 @@ def build() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in ENDPOINTS:
         for full in endpoint.full_paths():
-            paths.setdefault(full, {})[endpoint.method.lower()] = _operation(endpoint)
+            paths.setdefault(full, {})[endpoint.method.lower()] = _operation(endpoint, full)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "intercom-sip", "version": __version__, "summary": USER_AGENT},
+        "info": {
+            "title": "intercom-sip",
+            "version": __version__,
+            "summary": USER_AGENT,
+            "description": "Every answer is JSON. An unknown path answers the NotFound"
+            " response, a known path with another method MethodNotAllowed (after 401 on a"
+            " protected path).",
+        },
         "paths": paths,
         "components": {
             "schemas": _schemas(),
+            "responses": {
+                "BadRequest": _error(400, errors.BAD_REQUEST),
+                **{name: _error(status, text) for status, (name, text) in _ERRORS.items()},
+            },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
 
 
-def _operation(endpoint: Endpoint) -> dict[str, Any]:
+def _operation(endpoint: Endpoint, full: str) -> dict[str, Any]:
+    statuses = sorted({*endpoint.statuses, *SERVER_STATUSES})
     operation: dict[str, Any] = {
-        "operationId": endpoint.handler,
+        "operationId": _operation_id(endpoint, full),
         "summary": endpoint.summary,
-        "responses": {str(code): _response(endpoint, code) for code in (*endpoint.statuses, 421)},
+        "responses": {str(code): _response(endpoint, code) for code in statuses},
     }
     if endpoint.protected:
         operation["security"] = [{"bearer": []}]
@@ -55,16 +93,62 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
             _query("username", "admin"),
             _query("password", "MD5 hex of the password, either case"),
         ]
-    body = _REQUEST_BODY.get(f"{endpoint.method} {endpoint.path}")
-    if body:
-        operation["requestBody"] = {"required": True, "content": _json_of(body)}
+    if endpoint.body:
+        operation["requestBody"] = {"required": True, "content": _json_of(endpoint.body)}
     return operation
+
+
+def _operation_id(endpoint: Endpoint, full: str) -> str:
+    """Unique across both prefixes: the /api/v0 twin is named by its prefix."""
+    legacy = endpoint.versioned and not full.startswith(API_PREFIXES[0])
+    return endpoint.handler + ("_v0" if legacy else "")
 
 
 def _response(endpoint: Endpoint, code: int) -> dict[str, Any]:
     if code == 200:
-        return {"description": "OK", "content": _json_of(_ANSWER[endpoint.handler])}
-    return {"description": _ERROR_TEXT[code], "content": _json_of("Error")}
+        return {"description": "OK", "content": _json_of(endpoint.answer)}
+    if code == 400:
+        texts = _BAD_REQUESTS.get(endpoint.handler, [])
+        return {
+            "description": _DESCRIPTIONS[400],
+            "content": _json(
+                {**_error_object({"anyOf": [{"const": errors.BAD_REQUEST}, *texts]})}
+            ),
+        }
+    return {"$ref": f"#/components/responses/{_ERRORS[code][0]}"}
+
+
+def _error(status: int, text: str) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": _DESCRIPTIONS.get(status, text),
+        "content": _json(_error_object({"const": text})),
+    }
+    if status in _HEADERS:
+        response["headers"] = _HEADERS[status]
+    return response
+
+
+def _error_object(message: dict[str, Any]) -> dict[str, Any]:
+    return _object({"error": message})
+
+
+def _body_errors(fields: Iterable[Field], invalid: Iterable[str]) -> list[dict[str, Any]]:
+    """The 400 texts of a JSON body (contract §3.2)."""
+    fields = tuple(fields)
+    names = "|".join(re.escape(name) for name in invalid)
+    return [
+        {"const": errors.WRONG_JSON_BODY},
+        {"enum": [errors.no_value(f.name) for f in fields if f.required]},
+        {"enum": [errors.wrong_type(f.name) for f in fields]},
+        {"pattern": f"^Wrong JSON body: value `(?:{names})` is invalid: .+$"},
+    ]
+
+
+_BAD_REQUESTS: Final = {
+    "login": [{"enum": [errors.LOGIN_PARAMS_MISSED, errors.WRONG_LOGIN]}],
+    "post_settings": _body_errors(FIELDS, [f.name for f in FIELDS if f.rule is not None]),
+    "post_sip_enable": _body_errors((SWITCH,), [SWITCH.name]),
+}
 
 
 def _query(name: str, text: str) -> dict[str, Any]:
@@ -78,7 +162,11 @@ def _query(name: str, text: str) -> dict[str, Any]:
 
 
 def _json_of(schema: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    return _json({"$ref": f"#/components/schemas/{schema}"})
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
 
 
 def _field_schema(field: Field) -> dict[str, Any]:
@@ -97,23 +185,59 @@ def _settings_schema(view: bool) -> dict[str, Any]:
         "description": "STUN server",
         "properties": {f.name.split(".")[1]: _field_schema(f) for f in stun},
         "required": [f.name.split(".")[1] for f in stun],
+        # the port may be 0 only while there is no STUN server
+        "if": {"properties": {"ip": {"not": {"const": ""}}}, "required": ["ip"]},
+        "then": {"properties": {"port": {"minimum": 1}}},
     }
     required = [f.name for f in top if f.required]
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
     if view:
-        properties["user_agent"] = {"type": "string", "readOnly": True}
+        properties["password"] = {
+            "enum": ["", PASSWORD_PLACEHOLDER],
+            "description": f"{PASSWORD_PLACEHOLDER} when a password is stored",
+        }
+        properties["stun"]["additionalProperties"] = False
+        properties["user_agent"] = {"const": USER_AGENT, "readOnly": True}
         required = [*properties]
-    return {"type": "object", "properties": properties, "required": required}
+        schema["additionalProperties"] = False
+    schema["required"] = required
+    schema["allOf"] = [_filled_when_enabled(), _sips_needs_tls()]
+    return schema
+
+
+def _filled_when_enabled() -> dict[str, Any]:
+    """`""` is valid for these only while `enable` is false (contract §3.1)."""
+    filled = [f.name for f in FIELDS if isinstance(f.rule, EmptyWhenDisabled)]
+    return {
+        "if": {"properties": {"enable": {"const": True}}, "required": ["enable"]},
+        "then": {"properties": {name: {"minLength": 1} for name in filled}},
+    }
+
+
+def _sips_needs_tls() -> dict[str, Any]:
+    """A `sips:` proxy needs transport tls. Left out, the stored transport counts; the
+    document, knowing nothing stored, asks for it."""
+    return {
+        "if": {
+            "properties": {"proxy": {"type": "string", "pattern": SIPS_PROXY_PATTERN}},
+            "required": ["proxy"],
+        },
+        "then": {"properties": {"transport": {"const": "tls"}}, "required": ["transport"]},
+    }
 
 
 def _schemas() -> dict[str, Any]:
     nullable_int = {"type": ["integer", "null"]}
     nullable_str = {"type": ["string", "null"]}
+    version = {"const": __version__}
+    switch = {SWITCH.name: _field_schema(SWITCH)}
     return {
         "SipSettings": _settings_schema(view=False),
         "SipSettingsView": _settings_schema(view=True),
-        "Error": _object({"error": {"type": "string"}}),
+        "SipEnable": {"type": "object", "properties": switch, "required": [SWITCH.name]},
+        "SipEnableView": _object(switch),
         "Empty": {"type": "object", "maxProperties": 0},
-        "Document": {"type": "object"},
+        "Document": {"type": "object", "required": ["openapi", "info", "paths"]},
         "Login": _object(
             {
                 "token": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
@@ -122,8 +246,21 @@ def _schemas() -> dict[str, Any]:
         ),
         "Info": _object(
             {
-                key: {"type": "string"}
-                for key in ("device_name", "device_model", "firmware_version", "api_version")
+                "device_name": {"const": "intercom-sip"},
+                "device_model": {"const": USER_AGENT},
+                "device_type": {"const": "monitor"},
+                "firmware_version": version,
+                "framework_version": version,
+                "frontend_version": version,
+                "api_version": {"const": "1.7.0"},
+                "device_serial_number": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "Made once, stored, never changed",
+                },
+                "hybrid_enable": {"const": False},
+                "hybrid_version": {"type": "null"},
+                "commit": {"type": "string", "description": "The build"},
             }
         ),
         "SipStatus": _object(
@@ -139,11 +276,16 @@ def _schemas() -> dict[str, Any]:
                 "next_refresh": nullable_int,
                 "contact": nullable_str,
                 "public_address": nullable_str,
-                "transport": nullable_str,
+                "transport": {"enum": ["udp", "tcp", "tls", None]},
             }
         ),
     }
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": list(properties)}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }

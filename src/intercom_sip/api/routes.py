@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from intercom_sip import USER_AGENT, __version__, errors
+from intercom_sip import BUILD_ID, USER_AGENT, __version__, errors
 from intercom_sip.admin import Admin, LoginResult
 from intercom_sip.api import http
 from intercom_sip.api.http import Receive, Response, Scope
-from intercom_sip.device import Device
-from intercom_sip.settings import to_view
+from intercom_sip.device import Device, Rules
+from intercom_sip.settings import Settings, to_view
 from intercom_sip.store import StoreError
-from intercom_sip.validation import Invalid
+from intercom_sip.validation import Invalid, switch, validate
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +35,9 @@ class Routes:
         self._device, self._admin = device, admin
         self._openapi = http.json_response(200, openapi)
         self._settings = http.response(200, b"")
-        self._info = http.json_response(
-            200,
-            {
-                "device_name": "intercom-sip",
-                "device_model": USER_AGENT,
-                "firmware_version": __version__,
-                "api_version": "1.7.0",
-            },
-        )
+        self._info = http.json_response(200, _info(device.serial_number))
+        self._empty = http.json_response(200, {})
+        self._enabled = {on: http.json_response(200, {"sip_enable": on}) for on in (False, True)}
 
     async def info(self, call: Call) -> Response:
         return self._info
@@ -73,20 +67,56 @@ class Routes:
         return self._settings
 
     async def post_settings(self, call: Call) -> Response:
+        result = await self._change(call, validate)
+        if isinstance(result, Settings):
+            return http.response(200, json.dumps(to_view(result)).encode())
+        return result
+
+    async def sip_status(self, call: Call) -> Response:
+        return http.json_response(200, self._device.status_view())
+
+    async def get_sip_enable(self, call: Call) -> Response:
+        return self._enabled[self._device.settings.enable]
+
+    async def post_sip_enable(self, call: Call) -> Response:
+        result = await self._change(call, switch)
+        return self._enabled[result.enable] if isinstance(result, Settings) else result
+
+    async def reregister(self, call: Call) -> Response:
+        if not self._device.reregister():
+            return http.error(409, errors.SIP_DISABLED)
+        return self._empty
+
+    async def _change(self, call: Call, rules: Rules) -> Settings | Response:
+        """A body read within the limit, checked by `rules`, made durable; or the error."""
         raw = await http.read_body(call.scope, call.receive)
         if raw is None:
             return http.TOO_LARGE
         try:
-            result = await self._device.change(raw, f"admin@{call.client}")
+            result = await self._device.change(raw, f"admin@{call.client}", rules)
         except StoreError as exc:
             log.error("settings not stored: %s", exc)
             return http.error(503, errors.STORAGE_FAILED)
         if isinstance(result, Invalid):
             return http.error(400, result.message)
-        return http.response(200, json.dumps(to_view(result)).encode())
+        return result
 
-    async def sip_status(self, call: Call) -> Response:
-        return http.json_response(200, self._device.status_view())
+
+def _info(serial_number: str) -> dict[str, object]:
+    """Contract §7.1: the keys the vendor's panels show and public clients require."""
+    return {
+        "device_name": "intercom-sip",
+        "device_model": USER_AGENT,
+        "device_type": "monitor",
+        "firmware_version": __version__,
+        "framework_version": __version__,
+        "frontend_version": __version__,
+        "api_version": "1.7.0",
+        "device_serial_number": serial_number,
+        "hybrid_enable": False,
+        "hybrid_version": None,
+        "commit": BUILD_ID,
+    }
 
 
 def _login_params(query: bytes) -> tuple[str | None, str | None]:

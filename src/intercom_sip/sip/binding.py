@@ -73,6 +73,7 @@ class Binding:
         self._contact: str | None = None
         self._keepalive_at = math.inf  # a loop-clock instant; none until a flow is open
         self._stopping = False
+        self._refresh_asked = False
         self.done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stun_task: asyncio.Task[None] | None = None
@@ -95,6 +96,13 @@ class Binding:
 
     def update(self, account: Account) -> None:
         self._events.put_nowait(("update", account))
+
+    def refresh(self) -> None:
+        """REGISTER now, unless one is in flight (then that one is the refresh). Asked
+        again before the first is taken: one event, so a client cannot fill the queue."""
+        if not self._refresh_asked:
+            self._refresh_asked = True
+            self._events.put_nowait(("refresh", None))
 
     def deliver(self, response: Response, flow: Flow) -> None:
         self._events.put_nowait(("response", (response, flow)))
@@ -171,6 +179,10 @@ class Binding:
             await self._transmit(self._machine.unregister(now))
         elif kind == "public":
             await self._on_public(value, now)
+        elif kind == "refresh":
+            self._refresh_asked = False
+            if self._transaction is None and not self._stopping:
+                await self._transmit(self._machine.register(now))
         else:
             await self._on_tick(now)
 
