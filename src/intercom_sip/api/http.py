@@ -42,8 +42,15 @@ def error(status: int, message: str) -> Response:
     return json_response(status, {"error": message})
 
 
+def challenge(answer: Response) -> Response:
+    """`answer` with the RFC 6750 challenge every 401 carries: a client learns the scheme."""
+    return Response(
+        answer.status, answer.body, (*answer.headers, (b"www-authenticate", b"Bearer"))
+    )
+
+
 # The fixed answers, encoded once.
-LOG_IN: Final = error(401, errors.LOG_IN)
+LOG_IN: Final = challenge(error(401, errors.LOG_IN))
 NOT_FOUND: Final = error(404, errors.NOT_FOUND)
 METHOD_NOT_ALLOWED: Final = error(405, errors.METHOD_NOT_ALLOWED)
 TOO_LARGE: Final = error(413, errors.BODY_TOO_LARGE)
