@@ -35,8 +35,8 @@ _AT_ONCE: Final = {
 
 
 def _max_hashing(threads: int) -> int:
-    # Above the per-address limit, so that one address's flood leaves room for others.
-    return max(_HASHING_PER_THREAD * threads, 2 * throttle.LOGIN_LIMIT)
+    # Well above one address's share, so that a flood from a few addresses leaves room.
+    return max(_HASHING_PER_THREAD * threads, 4 * throttle.HASHING_PER_ADDRESS)
 
 
 @dataclass(frozen=True)

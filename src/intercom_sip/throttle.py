@@ -9,6 +9,7 @@ most LIMIT hashes per window; the rest answer at once, without queueing.
 
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
@@ -16,6 +17,7 @@ from typing import Final
 LOGIN_LIMIT: Final = 5  # distinct wrong pairs ...
 LOGIN_WINDOW: Final = 60.0  # ... within this many seconds
 MAX_ADDRESSES: Final = 4096  # client addresses remembered at once
+HASHING_PER_ADDRESS: Final = 2  # distinct pairs of one address hashed at once
 _SWEEP: Final = 2  # stale records dropped per admission: old digests do not linger
 
 
@@ -26,7 +28,7 @@ class Admission(Enum):
     SHARE = "share"  # the same pair from this address is being hashed: wait for that
     KNOWN_WRONG = "known wrong"  # wrong within the window already: 400, no hash, no count
     BLOCKED = "blocked"  # 429: LOGIN_LIMIT wrong pairs, or its slots all in flight
-    BUSY = "busy"  # 429: the hashing queue is full
+    BUSY = "busy"  # 429: the hashing queue, or this address's share of it, is full
 
 
 def pair_digest(key: bytes, address: str, username: str, md5hex: str) -> bytes:
@@ -35,8 +37,8 @@ def pair_digest(key: bytes, address: str, username: str, md5hex: str) -> bytes:
     The key lives in memory only and changes with the password, so an old digest never
     matches again and no table holds anything that could log in.
     """
-    message = "\0".join((address, username, md5hex.lower())).encode("utf-8", "surrogateescape")
-    return hmac.digest(key, message, hashlib.sha256)[:16]
+    message = json.dumps([address, username, md5hex.lower()])  # unambiguous, any text
+    return hmac.digest(key, message.encode(), hashlib.sha256)[:16]
 
 
 @dataclass
@@ -60,8 +62,10 @@ class LoginThrottle:
     """At most `limit` distinct wrong pairs per client address within `window` seconds.
 
     `max_hashing` bounds the hashes in flight over all addresses: past it a login
-    answers 429 rather than queue behind the others. Keep it above `limit`, so that
-    one address (which never has more than `limit` in flight) cannot take it all.
+    answers 429 rather than queue behind the others. One address has at most
+    `per_address` in flight (and never more than its `limit` left), so a flood from
+    one address takes a small part of that budget. A right pair does not need two
+    slots: the same pair again from the same address shares the hash in flight.
     """
 
     def __init__(
@@ -70,11 +74,12 @@ class LoginThrottle:
         limit: int = LOGIN_LIMIT,
         window: float = LOGIN_WINDOW,
         max_addresses: int = MAX_ADDRESSES,
+        per_address: int = HASHING_PER_ADDRESS,
     ) -> None:
         if max_addresses <= max_hashing:
             raise ValueError("max_addresses must exceed max_hashing, or no record is evictable")
         self._max_hashing, self._limit, self._window = max_hashing, limit, window
-        self._max_addresses = max_addresses
+        self._max_addresses, self._per_address = max_addresses, per_address
         self._records: dict[str, _Record] = {}  # least recently active first
         self._hashing = 0
 
@@ -132,7 +137,7 @@ class LoginThrottle:
             return Admission.SHARE
         if len(record.wrong) + len(record.hashing) >= self._limit:
             return Admission.BLOCKED  # its slots are all in flight: none left to guess with
-        if self._hashing >= self._max_hashing:
+        if len(record.hashing) >= self._per_address or self._hashing >= self._max_hashing:
             return Admission.BUSY
         return Admission.HASH
 
