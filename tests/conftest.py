@@ -49,11 +49,11 @@ class Rig:
         return token
 
 
-def make_rig(data_dir: Path) -> Rig:
+def make_rig(data_dir: Path, hasher: Worker | None = None) -> Rig:
     store = Store.open(data_dir)
     ensure_credential(store)
     clock = FakeClock()
-    hasher = Worker("hash")
+    hasher = hasher or Worker("hash")
     device = Device(store, NoAgent(), wallclock=clock)
     admin = Admin(store, hasher, clock=clock)
 
