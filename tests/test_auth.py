@@ -15,6 +15,7 @@ def test_one_more_than_the_cap_ends_the_oldest() -> None:
     tokens = auth.Tokens(FakeClock(), os.urandom, cap=3)
     issued = [tokens.issue() for _ in range(4)]
     assert [tokens.valid(token) for token in issued] == [False, True, True, True]
+    assert repr(tokens) == "<Tokens: 3 issued>"
     assert len(tokens) == 3
 
 
@@ -25,9 +26,9 @@ def test_at_most_1000_live_tokens() -> None:
     for _ in range(1001):
         issued.append(tokens.issue())
         clock.now += 1.0
-    assert len(tokens) == 1000
     assert [tokens.valid(token) for token in issued[:2]] == [False, True]
     assert tokens.valid(issued[-1])
+    assert len(tokens) == 1000
 
 
 def test_expired_tokens_leave_at_the_next_issue() -> None:
