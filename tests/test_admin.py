@@ -198,3 +198,17 @@ def test_at_most_max_tokens_live(store: Store) -> None:
 
     tokens = asyncio.run(logins())
     assert [admin.authorized(token) for token in tokens] == [False, True, True]
+
+
+def test_a_password_changed_while_hashing_gives_no_token(store: Store) -> None:
+    async def race() -> Login:
+        hasher = GatedHasher()
+        admin = Admin(store, hasher, FakeClock())
+        login = asyncio.create_task(admin.login("admin", FACTORY_MD5, FLOOD))
+        await settle()
+        store.save_credential(auth.make_credential(auth.md5_hex("next"), os.urandom(16)), 0.0)
+        admin.notice_changes()  # as the directory watch does, at once
+        hasher.gate.set()
+        return await login
+
+    assert asyncio.run(race()) == Login(WRONG)

@@ -88,13 +88,15 @@ class Admin:
             self._hashing[pair] = self._start_hash(address, pair, md5hex)
         # Shielded: a client that leaves does not stop the hash, so its slot is held
         # until the pool is really done with it.
-        if not await asyncio.shield(self._hashing[pair]):
+        key = self._pair_key
+        right = await asyncio.shield(self._hashing[pair])
+        self.notice_changes()
+        if not right or key is not self._pair_key:  # right for a password now replaced
             return Login(LoginResult.WRONG)
         return Login(LoginResult.OK, self._tokens.issue())
 
     def _start_hash(self, address: str, pair: bytes, md5hex: str) -> "asyncio.Future[bool]":
         credential = self._credential
-        # A password changed meanwhile ends this token at the next request anyway.
         task = asyncio.ensure_future(self._hasher.run(lambda: auth.verify(credential, md5hex)))
         task.add_done_callback(functools.partial(self._hashed, address, pair))
         return task
