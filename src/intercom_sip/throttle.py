@@ -95,7 +95,7 @@ class LoginThrottle:
         elif admission is Admission.HASH:
             record.hashing.add(pair)
             self._hashing += 1
-        self._keep(address, record, horizon)
+        self._keep(address, record)
         return admission
 
     def settle(self, address: str, pair: bytes, wrong: bool, now: float) -> None:
@@ -108,7 +108,7 @@ class LoginThrottle:
         if wrong:
             record.wrong.pop(pair, None)
             record.wrong[pair] = now
-        self._keep(address, record, now - self._window)
+        self._keep(address, record)
 
     def wrong_pairs(self, address: str, now: float) -> int:
         record = self._records.get(address)
@@ -141,7 +141,7 @@ class LoginThrottle:
             return Admission.BUSY
         return Admission.HASH
 
-    def _keep(self, address: str, record: _Record, horizon: float) -> None:
+    def _keep(self, address: str, record: _Record) -> None:
         """Store the record as the most recently active, or drop it when it holds nothing."""
         self._records.pop(address, None)
         if not record.wrong and not record.hashing:
