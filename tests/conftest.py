@@ -56,11 +56,11 @@ class Rig:
         return token
 
 
-def make_rig(data_dir: Path, agent: Agent | None = None) -> Rig:
+def make_rig(data_dir: Path, agent: Agent | None = None, hasher: Worker | None = None) -> Rig:
     store = Store.open(data_dir)
     ensure_credential(store)
     clock = FakeClock()
-    hasher = Worker("hash")
+    hasher = hasher or Worker("hash")
     device = Device(store, agent or NoAgent(), wallclock=clock)
     admin = Admin(store, hasher, clock=clock)
 

@@ -1,11 +1,10 @@
-"""The administrator: password hashing, bearer tokens and the login throttle.
+"""The administrator's credential: password hashing and bearer tokens.
 
 Pure: the clock and the random source come in as values.
 """
 
 import hashlib
 import hmac
-from collections import deque
 from collections.abc import Callable
 from typing import Final
 
@@ -14,11 +13,9 @@ from intercom_sip.store import Credential
 FACTORY_PASSWORD: Final = "123456"  # noqa: S105 (the vendor's documented factory password)
 ADMIN: Final = "admin"
 TOKEN_LIFETIME: Final = 2 * 3600.0  # seconds from issue, no sliding
-LOGIN_LIMIT: Final = 5  # wrong pairs ...
-LOGIN_WINDOW: Final = 60.0  # ... within this many seconds
+MAX_TOKENS: Final = 1000  # live at once; one more ends the oldest
 SALT_BYTES: Final = 16
 _SCRYPT: Final = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}  # ~50 ms, 16 MiB
-_MAX_TRACKED: Final = 4096  # client addresses the throttle remembers
 
 Clock = Callable[[], float]
 RandomBytes = Callable[[int], bytes]
@@ -48,16 +45,23 @@ def _hash(md5hex: str, salt: bytes) -> bytes:
 
 
 class Tokens:
-    """Bearer tokens in memory: a restart ends them all, as on the device."""
+    """Bearer tokens in memory: a restart ends them all, as on the device.
 
-    def __init__(self, clock: Clock, random: RandomBytes) -> None:
-        self._clock, self._random = clock, random
+    At most `cap` live at once: issuing one more ends the oldest (some clients log in
+    before every call and never log out).
+    """
+
+    def __init__(self, clock: Clock, random: RandomBytes, cap: int = MAX_TOKENS) -> None:
+        self._clock, self._random, self._cap = clock, random, cap
         # Keyed by a digest of the token, so a lookup's timing tells nothing of it.
+        # Insertion order is issue order, hence expiry order: every token lives as long.
         self._expiry: dict[bytes, float] = {}
 
     def issue(self) -> str:
         now = self._clock()
-        self._expiry = {key: end for key, end in self._expiry.items() if end > now}
+        self._drop_expired(now)
+        while len(self._expiry) >= self._cap:
+            del self._expiry[next(iter(self._expiry))]  # the oldest ends
         token = self._random(20).hex()
         self._expiry[_key(token)] = now + TOKEN_LIFETIME
         return token
@@ -72,33 +76,19 @@ class Tokens:
     def clear(self) -> None:
         self._expiry.clear()
 
+    def __len__(self) -> int:
+        return len(self._expiry)
+
     def __repr__(self) -> str:
         return f"<Tokens: {len(self._expiry)} issued>"
+
+    def _drop_expired(self, now: float) -> None:
+        while self._expiry:
+            key = next(iter(self._expiry))
+            if self._expiry[key] > now:
+                return
+            del self._expiry[key]
 
 
 def _key(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
-
-
-class LoginThrottle:
-    """At most LOGIN_LIMIT wrong pairs per client address within LOGIN_WINDOW seconds."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def blocked(self, address: str) -> bool:
-        failures = self._failures.get(address)
-        if failures is None:
-            return False
-        horizon = self._clock() - LOGIN_WINDOW
-        while failures and failures[0] <= horizon:
-            failures.popleft()
-        if not failures:
-            del self._failures[address]
-        return len(failures) >= LOGIN_LIMIT
-
-    def failed(self, address: str) -> None:
-        if address not in self._failures and len(self._failures) >= _MAX_TRACKED:
-            del self._failures[next(iter(self._failures))]  # forget the longest-known
-        self._failures.setdefault(address, deque(maxlen=LOGIN_LIMIT)).append(self._clock())
