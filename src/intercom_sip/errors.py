@@ -11,6 +11,8 @@ from typing import Final
 
 WRONG_JSON_BODY: Final = "Wrong JSON body"
 BODY_TOO_LARGE: Final = "Request body too large"
+BAD_REQUEST: Final = "Bad request"
+HEAD_TOO_LARGE: Final = "Request header fields too large"
 LOG_IN: Final = "Log In"
 NOT_FOUND: Final = "Not found"
 METHOD_NOT_ALLOWED: Final = "Method not allowed"

@@ -22,6 +22,7 @@ Hook = Callable[[], Awaitable[None]]
 class Path:
     protected: bool
     methods: Mapping[str, Handler]
+    not_allowed: Response  # 405 with this path's `Allow`
 
 
 class Api:
@@ -71,6 +72,8 @@ class Api:
         host = authorization = None
         for name, value in scope["headers"]:
             if name == b"host":
+                if host is not None:
+                    return http.BAD_REQUEST  # two: RFC 9112 §3.2
                 host = value
             elif name == b"authorization":
                 authorization = b"" if authorization is not None else value  # two: refused
@@ -84,7 +87,7 @@ class Api:
             return http.LOG_IN
         handler = path.methods.get(scope["method"])
         if handler is None:
-            return http.METHOD_NOT_ALLOWED
+            return path.not_allowed
         return await handler(Call(scope, receive, client, token))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -106,4 +109,7 @@ def _dispatch_table(routes: Routes) -> dict[str, Path]:
         for full in endpoint.full_paths():
             table.setdefault(full, {})[endpoint.method] = getattr(routes, endpoint.handler)
             protected[full] = protected.get(full, True) and endpoint.protected
-    return {full: Path(protected[full], methods) for full, methods in table.items()}
+    return {
+        full: Path(protected[full], methods, http.method_not_allowed(methods))
+        for full, methods in table.items()
+    }

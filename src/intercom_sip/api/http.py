@@ -2,7 +2,7 @@
 
 import functools
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -42,10 +42,18 @@ def error(status: int, message: str) -> Response:
     return json_response(status, {"error": message})
 
 
+def method_not_allowed(methods: Iterable[str]) -> Response:
+    """405 with the `Allow` header RFC 9110 asks for: the path's methods."""
+    plain = error(405, errors.METHOD_NOT_ALLOWED)
+    allow = ", ".join(sorted(methods)).encode("ascii")
+    return Response(plain.status, plain.body, (*plain.headers, (b"allow", allow)))
+
+
 # The fixed answers, encoded once.
+BAD_REQUEST: Final = error(400, errors.BAD_REQUEST)
+HEAD_TOO_LARGE: Final = error(431, errors.HEAD_TOO_LARGE)
 LOG_IN: Final = error(401, errors.LOG_IN)
 NOT_FOUND: Final = error(404, errors.NOT_FOUND)
-METHOD_NOT_ALLOWED: Final = error(405, errors.METHOD_NOT_ALLOWED)
 TOO_LARGE: Final = error(413, errors.BODY_TOO_LARGE)
 MISDIRECTED: Final = error(421, errors.MISDIRECTED)
 INTERNAL: Final = error(500, errors.INTERNAL)
@@ -61,7 +69,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY) -> by
     """The whole body, or None as soon as it is known to exceed `limit` bytes."""
     for name, value in scope["headers"]:
         if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-            return None  # httptools refuses a non-numeric length before we get here
+            return None  # h11 refuses a non-numeric length before we get here
     message = await receive()
     if not message.get("more_body", False):  # the common case: all in one message
         first: bytes = message.get("body", b"")
