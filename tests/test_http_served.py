@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.serving import Client, closed_by_server, read_answer
+from tests.http_client import Client, closed_by_server, read_answer
 from tests.served import Served
 
 pytestmark = pytest.mark.served

@@ -8,14 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from intercom_sip.api.connection import Limits
-from tests.api.serving import (
-    Client,
-    InProcess,
-    closed_by_server,
-    read_answer,
-    request,
-    wait_for,
-)
+from tests.api.serving import InProcess
+from tests.http_client import Client, closed_by_server, read_answer, request, wait_for
 
 TIMEOUT = 0.5
 BAD_REQUEST = (400, {"error": "Bad request"})

@@ -12,7 +12,8 @@ import pytest
 from intercom_sip.api.connection import Limits
 from intercom_sip.api.listener import FD_RESERVE, connection_cap
 from intercom_sip.server import bind
-from tests.api.serving import Client, InProcess, closed_by_server, read_answer, request, wait_for
+from tests.api.serving import InProcess
+from tests.http_client import Client, closed_by_server, read_answer, request, wait_for
 
 LONG = Limits(timeout=60.0)
 
