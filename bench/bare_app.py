@@ -1,4 +1,4 @@
-"""The baseline: an ASGI app that answers a fixed JSON body, under our uvicorn set-up."""
+"""The baseline: an ASGI app that answers a fixed JSON body, under our own HTTP server."""
 
 import argparse
 import json

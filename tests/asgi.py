@@ -14,6 +14,7 @@ class AsgiClient:
     def __init__(self, app: Api, client: str = "127.0.0.1") -> None:
         self.app = app
         self.client = client
+        self.last_headers: list[tuple[bytes, bytes]] = []
         self.runner = asyncio.Runner()
         self.runner.run(self._lifespan("startup"))
 
@@ -78,6 +79,7 @@ class AsgiClient:
 
         await self.app(scope, receive, send)
         start, body_message = sent
+        self.last_headers = list(start["headers"])
         assert (b"content-type", b"application/json") in start["headers"]
         answer = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start["headers"]]
         DOCUMENT.check(method, path, start["status"], answer, body_message["body"])

@@ -20,17 +20,27 @@ READY = re.compile(r"intercom-sip ready on (http://\S+)")
 
 
 class Served:
-    def __init__(self, data_dir: Path, *options: str, env: dict[str, str] | None = None) -> None:
-        """With `env`, the port and data directory come from the environment alone."""
+    def __init__(
+        self,
+        data_dir: Path,
+        *options: str,
+        env: dict[str, str] | None = None,
+        file_limit: int | None = None,
+    ) -> None:
+        """With `env`, the port and data directory come from the environment alone;
+        `file_limit` lowers the process's open-file limit (RLIMIT_NOFILE)."""
         self.data_dir = data_dir
         self.options = options
         self.env = env
+        self.file_limit = file_limit
         self.lines: list[str] = []
         self.url = ""
         self.process: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 20.0) -> "Served":
         command = [sys.executable, "-m", "intercom_sip", "serve", *self.options]
+        if self.file_limit is not None:  # prlimit runs it in its own place: the same pid
+            command = ["prlimit", f"--nofile={self.file_limit}", *command]
         if self.env is None:
             command += [
                 "--port",

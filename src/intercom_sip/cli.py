@@ -92,7 +92,6 @@ def _serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("uvicorn").setLevel(max(logging.WARNING, logging.root.level))
     server.run(options)
     return 0
 

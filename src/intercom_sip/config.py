@@ -27,6 +27,8 @@ class ServiceConfig:
     sip_auth_retry: float = 60.0
     sip_backoff_max: float = 300.0
     sip_keepalive: float | None = None
+    http_timeout: float = 10.0
+    http_max_connections: int | None = None
 
     @property
     def loopback_only(self) -> bool:
@@ -57,6 +59,21 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="listen beyond loopback even while the factory password is set",
     )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--http-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="close an HTTP connection whose request head is not whole this long after it"
+        " opened or after its last answer, whose body stalls or whose answers go unread"
+        " this long (default 10)",
+    )
+    parser.add_argument(
+        "--http-max-connections",
+        type=int,
+        metavar="N",
+        help="the most HTTP connections held at once; at the cap the longest idle is closed"
+        " (default 1024, and always below the open-file limit less 64)",
+    )
     sip = parser.add_argument_group("SIP")
     sip.add_argument("--sip-host", help="address of the SIP port (default 0.0.0.0)")
     sip.add_argument("--sip-port", type=int, help="the fixed local SIP port (default 5060)")
@@ -119,6 +136,10 @@ def from_options(
         sip_keepalive=None
         if pick("sip_keepalive") is None
         else _seconds("sip_keepalive", pick("sip_keepalive")),
+        http_timeout=_seconds("http_timeout", pick("http_timeout")),
+        http_max_connections=None
+        if pick("http_max_connections") is None
+        else _count("http_max_connections", pick("http_max_connections")),
     )
 
 
@@ -134,6 +155,13 @@ def _seconds(name: str, value: object) -> float:
     if not 0.01 <= seconds <= 86400:
         raise ValueError(f"--{name.replace('_', '-')} must be seconds from 0.01 to 86400")
     return seconds
+
+
+def _count(name: str, value: object) -> int:
+    text = str(value)
+    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise ValueError(f"--{name.replace('_', '-')} must be a number from 1 to 1000000")
+    return int(text)
 
 
 def _port(value: object) -> int:

@@ -24,7 +24,7 @@ INTERNAL: Final = "Internal error"
 SIP_DISABLED: Final = "SIP is disabled"
 # Answered by the HTTP server itself, for any path.
 BAD_REQUEST: Final = "Bad request"
-HEADERS_TOO_LARGE: Final = "Request header fields too large"
+HEAD_TOO_LARGE: Final = "Request header fields too large"
 
 
 @functools.cache

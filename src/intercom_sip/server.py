@@ -1,26 +1,27 @@
-"""Wiring: the store, the device, the API and uvicorn, for `intercom-sip serve`."""
+"""Wiring: the store, the device, the API and its HTTP server, for `intercom-sip serve`."""
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 import socket
 import uuid
-from collections.abc import Callable, Iterator
-
-import uvicorn
+from dataclasses import dataclass
+from typing import Any
 
 from intercom_sip import USER_AGENT, auth
 from intercom_sip.admin import Admin, ensure_credential
 from intercom_sip.agent import Agent, AgentOptions
 from intercom_sip.api import openapi
 from intercom_sip.api.app import Api
+from intercom_sip.api.connection import AsgiApp, Limits
 from intercom_sip.api.hosts import HostCheck
-from intercom_sip.api.http import Receive, Scope, Send
+from intercom_sip.api.lifespan import Lifespan
+from intercom_sip.api.listener import Listener, connection_cap
 from intercom_sip.api.routes import Routes
 from intercom_sip.config import ServiceConfig
 from intercom_sip.device import Device
+from intercom_sip.logthrottle import ThrottledLog
 from intercom_sip.sip.registration import Timers
 from intercom_sip.sip.transport import FlowError, TlsOptions
 from intercom_sip.store import Store
@@ -29,7 +30,6 @@ from intercom_sip.worker import Worker
 
 log = logging.getLogger(__name__)
 
-AsgiApp = Callable[[Scope, Receive, Send], object]
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -76,7 +76,8 @@ def run(config: ServiceConfig) -> None:
         startup,
         shutdown,
     )
-    serve_asgi(api, bind(config.host, config.port))
+    http = HttpOptions(config.http_timeout, config.http_max_connections)
+    serve_asgi(api, bind(config.host, config.port), http)
 
 
 def agent_options(config: ServiceConfig, store: Store) -> AgentOptions:
@@ -123,9 +124,7 @@ def _bound(kind: socket.SocketKind, host: str, port: int) -> socket.socket:
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so,
-    # and without it every answer waits out the peer's delayed ACK (40 ms).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -137,39 +136,57 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_asgi(app: AsgiApp, sock: socket.socket) -> None:
-    """Run an ASGI app under the one uvicorn set-up we use (the benchmark shares it)."""
-    config = uvicorn.Config(
-        app,
-        http="httptools",
-        loop="asyncio",
-        ws="none",
-        lifespan="on",
-        log_config=None,
-        access_log=False,  # ours leaves out the query string, which may hold a secret
-        proxy_headers=False,  # X-Forwarded-For would let a client dodge the login throttle
-        server_header=False,
-        timeout_graceful_shutdown=5,
-    )
-    asyncio.run(_ReadyServer(config).serve(sockets=[sock]))
+@dataclass(frozen=True)
+class HttpOptions:
+    timeout: float = 10.0
+    max_connections: int | None = None  # None: as many as the file limit allows, at most 1024
+    grace: float = 5.0  # seconds the answers in progress get at a stop
 
 
-class _ReadyServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # uvicorn re-raises SIGTERM after a graceful shutdown, so the process would
-        # end "killed by signal"; a clean stop here ends with status 0 instead.
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+def serve_asgi(app: AsgiApp, sock: socket.socket, options: HttpOptions | None = None) -> None:
+    """Serve an ASGI app on our HTTP server until SIGTERM or SIGINT (the benchmark's bare
+    app runs under the same)."""
+    asyncio.run(_serve(app, sock, options or HttpOptions()))
 
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.should_exit or not sockets:
-            return
-        host, port = sockets[0].getsockname()[:2]
+
+async def _serve(app: AsgiApp, sock: socket.socket, options: HttpOptions) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_LoopErrors().report)
+    stops = asyncio.Queue[signal.Signals]()
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, stops.put_nowait, sig)
+    try:
+        lifespan = Lifespan(app)
+        await lifespan.startup()
+        listener = Listener(
+            app, sock, Limits(timeout=options.timeout), connection_cap(options.max_connections)
+        )
+        listener.start()
+        host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         log.info("intercom-sip ready on http://%s:%d", shown, port)
+        await stops.get()
+        # A second signal cuts the answers in progress short.
+        grace = loop.create_task(listener.stop(options.grace))
+        second = loop.create_task(stops.get())
+        await asyncio.wait({grace, second}, return_when=asyncio.FIRST_COMPLETED)
+        second.cancel()
+        if not grace.done():
+            grace.cancel()
+            await listener.stop(0)
+        await lifespan.shutdown()
+    finally:
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+class _LoopErrors:
+    """asyncio's reports of errors nobody caught, a few lines a second at most."""
+
+    def __init__(self) -> None:
+        self._log = ThrottledLog(log)
+
+    def report(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        message = str(context.get("message", "error in the event loop"))
+        self._log.log(logging.ERROR, message, "%s: %r", message, exc, exc_info=exc is not None)

@@ -80,6 +80,29 @@ def test_other_methods_on_open_routes(rig: Rig, method: str, path: str) -> None:
     assert rig.client.request(method, path) == (405, {"error": "Method not allowed"})
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/api/info", b"GET"),
+        ("DELETE", SETTINGS, b"GET, POST"),
+        ("POST", "/api/v0/sip/status", b"GET"),
+    ],
+)
+def test_405_says_which_methods_are_allowed(
+    rig: Rig, method: str, path: str, allow: bytes
+) -> None:
+    headers = [("Authorization", f"Bearer {rig.login()}")]
+    assert rig.client.request(method, path, headers=headers)[0] == 405
+    assert (b"allow", allow) in rig.client.last_headers
+
+
+def test_two_host_headers_are_refused(rig: Rig) -> None:
+    assert rig.client.request("GET", "/api/info", headers=[("Host", "127.0.0.1")]) == (
+        400,
+        {"error": "Bad request"},
+    )
+
+
 def test_info(rig: Rig) -> None:
     serial = rig.store.identity_value("serial_number", "not made here")
     assert rig.client.get("/api/info") == (
@@ -272,6 +295,13 @@ def test_hosts_answered(rig: Rig, host: str) -> None:
         "[::2]",
         "intercom.example.evil",
         "\u00e9",
+        "localhost:evil",
+        "localhost:",
+        "127.0.0.1:123456",
+        "127.0.0.1:-1",
+        "[::1]:http",
+        "[::1]x",
+        "localhost:\u0661",
     ],
 )
 def test_foreign_hosts_misdirected(rig: Rig, host: str | None) -> None:

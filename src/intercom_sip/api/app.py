@@ -22,7 +22,7 @@ Hook = Callable[[], Awaitable[None]]
 class Path:
     protected: bool
     methods: Mapping[str, Handler]
-    not_allowed: Response
+    not_allowed: Response  # 405 with this path's `Allow`
 
 
 class Api:
@@ -72,6 +72,8 @@ class Api:
         host = authorization = None
         for name, value in scope["headers"]:
             if name == b"host":
+                if host is not None:
+                    return http.BAD_REQUEST  # two: RFC 9112 §3.2
                 host = value
             elif name == b"authorization":
                 authorization = b"" if authorization is not None else value  # two: refused
@@ -108,6 +110,6 @@ def _dispatch_table(routes: Routes) -> dict[str, Path]:
             table.setdefault(full, {})[endpoint.method] = getattr(routes, endpoint.handler)
             protected[full] = protected.get(full, True) and endpoint.protected
     return {
-        full: Path(protected[full], methods, http.method_not_allowed(tuple(methods)))
+        full: Path(protected[full], methods, http.method_not_allowed(methods))
         for full, methods in table.items()
     }

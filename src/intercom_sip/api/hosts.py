@@ -22,15 +22,32 @@ class HostCheck:
         if header is None:
             return False
         host = _strip_port(header.decode("latin-1").lower())
+        if host is None:
+            return False
         if host in self._names:
             return True
         return self._wildcard and _is_ip(host)
 
 
-def _strip_port(value: str) -> str:
-    if value.startswith("["):
-        return value[1 : value.find("]")] if "]" in value else value
-    return value.partition(":")[0] if value.count(":") == 1 else value
+def _strip_port(value: str) -> str | None:
+    """The name without its port; None when the port is no port (1 to 5 digits)."""
+    if value.startswith("[") and "]" in value:
+        end = value.find("]")
+        name, rest = value[1:end], value[end + 1 :]
+        if not rest:
+            return name
+        if not rest.startswith(":"):
+            return None
+        port = rest[1:]
+    elif value.count(":") == 1:
+        name, _, port = value.partition(":")
+    else:
+        return value
+    return name if _is_port(port) else None
+
+
+def _is_port(text: str) -> bool:
+    return 1 <= len(text) <= 5 and text.isascii() and text.isdigit()
 
 
 def _is_ip(text: str) -> bool:

@@ -2,7 +2,7 @@
 
 import functools
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -46,16 +46,17 @@ def error(status: int, message: str, extra: Headers = ()) -> Response:
     return json_response(status, {"error": message}, extra)
 
 
-def method_not_allowed(methods: tuple[str, ...]) -> Response:
+def method_not_allowed(methods: Iterable[str]) -> Response:
     """405 with `Allow` (RFC 9110 §15.5.6)."""
     allow = ", ".join(sorted(methods)).encode()
     return error(405, errors.METHOD_NOT_ALLOWED, ((b"allow", allow),))
 
 
 # The fixed answers, encoded once.
+BAD_REQUEST: Final = error(400, errors.BAD_REQUEST)
+HEAD_TOO_LARGE: Final = error(431, errors.HEAD_TOO_LARGE)
 LOG_IN: Final = error(401, errors.LOG_IN, ((b"www-authenticate", b"Bearer"),))  # RFC 6750
 NOT_FOUND: Final = error(404, errors.NOT_FOUND)
-METHOD_NOT_ALLOWED: Final = error(405, errors.METHOD_NOT_ALLOWED)
 TOO_LARGE: Final = error(413, errors.BODY_TOO_LARGE)
 MISDIRECTED: Final = error(421, errors.MISDIRECTED)
 INTERNAL: Final = error(500, errors.INTERNAL)
@@ -71,7 +72,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY) -> by
     """The whole body, or None as soon as it is known to exceed `limit` bytes."""
     for name, value in scope["headers"]:
         if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-            return None  # httptools refuses a non-numeric length before we get here
+            return None  # h11 refuses a non-numeric length before we get here
     message = await receive()
     if not message.get("more_body", False):  # the common case: all in one message
         first: bytes = message.get("body", b"")

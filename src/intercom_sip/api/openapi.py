@@ -27,7 +27,7 @@ _ERRORS: Final = {
     413: ("TooLarge", errors.BODY_TOO_LARGE),
     421: ("Misdirected", errors.MISDIRECTED),
     429: ("TooManyLogins", errors.TOO_MANY_LOGINS),
-    431: ("HeadersTooLarge", errors.HEADERS_TOO_LARGE),
+    431: ("HeadersTooLarge", errors.HEAD_TOO_LARGE),
     500: ("Internal", errors.INTERNAL),
     503: ("StorageFailed", errors.STORAGE_FAILED),
 }
