@@ -85,6 +85,9 @@ from intercom_sip.sip.callflow import (
     respond,
     via,
 )
+from intercom_sip.sip.callflow import (
+    Answered as ChallengeAnswered,
+)
 from intercom_sip.sip.core import Flow, Strays
 from intercom_sip.sip.dialog import Dialog, DialogError, as_uac, as_uas, ids_of
 from intercom_sip.sip.message import Request, Response, parse_cseq, parse_name_addr
@@ -629,15 +632,13 @@ class Handset:
         """401/407: answered once per nonce, `max_auth` times at most (a second challenge
         to our answer is the proxy refusing our credentials)."""
         creds, out = call.credentials, call.outgoing
-        refused = self._finish(
-            "failed", now, response.code, response.reason, "credentials refused"
-        )
-        if creds is None or out is None or len(call.nonces) >= self.options.max_auth:
-            return refused
-        cnonce = f"{self._rng.getrandbits(64):016x}"
-        answered = answer_challenge(response, call.invite.uri, creds, cnonce)
-        if isinstance(answered, digest.Unsupported) or answered.nonce in call.nonces:
-            return refused
+        answered: ChallengeAnswered | digest.Unsupported = digest.Unsupported("no credentials")
+        if creds is not None and len(call.nonces) < self.options.max_auth:
+            cnonce = f"{self._rng.getrandbits(64):016x}"
+            answered = answer_challenge(response, call.invite.uri, creds, cnonce)
+        if isinstance(answered, digest.Unsupported) or answered.nonce in call.nonces or not out:
+            detail = answered.reason if isinstance(answered, digest.Unsupported) else "refused"
+            return self._finish("failed", now, response.code, response.reason, detail)
         call.nonces.add(answered.nonce)
         call.auth[(answered.header[0], answered.realm)] = answered.header
         cseq = parse_cseq(call.invite.headers.get("CSeq") or "")
