@@ -575,6 +575,36 @@ def test_a_hold_reinvite_is_answered_recvonly_and_its_200_waits_for_the_ack() ->
     assert Timer.RETRANSMIT not in h.pending()
 
 
+def test_an_offer_in_the_early_dialog_waits_for_the_answer() -> None:
+    h = handset()
+    tag = to_tag(responses(ringing(h))[1])
+    outputs = h.handle(received(sip_request("UPDATE", 2, OFFER, tag, "z9hG4bKup")), 1.0)
+    assert codes(outputs) == [500] and of_type(outputs, StartMedia) == []
+    assert responses(outputs)[0].headers.get("Retry-After") is not None
+
+
+def test_rfc4475_inv2543_a_caller_without_from_tag_gets_a_call() -> None:
+    """RFC 4475 §3.4.1: an RFC 2543 INVITE (no branch cookie, no From tag) still rings,
+    and its BYE, also without a From tag, finds the dialog."""
+    h = handset()
+    old = sip_request(branch="2543branch")
+    old = replace(
+        old,
+        headers=type(old.headers)(tuple((k, v.replace(";tag=f1", "")) for k, v in old.headers)),
+    )
+    outputs = h.handle(received(old), 0.0)
+    assert codes(outputs) == [100, 180]
+    tag = to_tag(responses(outputs)[1])
+    h.handle(Answer(), 0.0)
+    bye = sip_request("BYE", 2, "", tag, "z9hG4bKbye")
+    bye = replace(
+        bye,
+        headers=type(bye.headers)(tuple((k, v.replace(";tag=f1", "")) for k, v in bye.headers)),
+    )
+    outputs = h.handle(received(bye), 5.0)
+    assert codes(outputs) == [200] and ended(outputs).end_reason == "remote hangup"
+
+
 def test_a_reinvite_we_cannot_take_keeps_the_session() -> None:
     h = handset()
     tag = active(h)

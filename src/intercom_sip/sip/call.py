@@ -544,14 +544,20 @@ class Handset:
         self, call: _Call, request: Request, tid: TransactionId, now: float
     ) -> Outputs:
         if call.answered is None or call.two_xx is not None:
-            # §14.2: an INVITE while one of ours is unfinished (its 2xx not ACKed).
-            retry = (("Retry-After", str(self._rng.randint(0, 10))),)
-            return [Respond(tid, respond(request, 500, "Server Internal Error", "", extra=retry))]
+            return [self._retry_later(request, tid)]
         return self._renegotiate(call, request, tid, now, with_ack=True)
+
+    def _retry_later(self, request: Request, tid: TransactionId) -> Respond:
+        """§14.2 (RFC 3311 §5.2 for UPDATE): an offer while ours is unfinished (the call
+        not answered yet, or our 2xx not ACKed): 500 with Retry-After 0..10 s."""
+        retry = (("Retry-After", str(self._rng.randint(0, 10))),)
+        return Respond(tid, respond(request, 500, "Server Internal Error", "", extra=retry))
 
     def _on_update(self, call: _Call, request: Request, tid: TransactionId, now: float) -> Outputs:
         if not request.body:  # a refresh without an offer: nothing changes (RFC 3311)
             return [Respond(tid, respond(request, 200, "OK", "", call.here.contact))]
+        if call.answered is None:
+            return [self._retry_later(request, tid)]
         return self._renegotiate(call, request, tid, now, with_ack=False)
 
     def _renegotiate(
