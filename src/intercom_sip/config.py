@@ -164,8 +164,8 @@ def dns_server(text: str) -> tuple[str, int]:
     """`192.0.2.53`, `192.0.2.53:5353`, `2001:db8::53` or `[2001:db8::53]:5353`."""
     host, port = text, "53"
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.removeprefix(":") if rest.startswith(":") else ("" if rest else "53")
+        host, bracket, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ("53" if bracket and not rest else "")
     elif text.count(":") == 1:
         host, port = text.split(":")
     try:

@@ -2,7 +2,6 @@
 neither `rport` nor `received`: the Contact names the address the flow leaves from, and
 a 200 is no reason to register again."""
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
