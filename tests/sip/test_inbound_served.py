@@ -26,7 +26,11 @@ RSS_GROWTH_AT_MOST = 40 * 1024  # KiB
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Served]:
-    made = Served(tmp_path / "data", "--sip-tcp-idle", "2", "--sip-tcp-max", "4").start()
+    # Through the environment, which the options' other path reads.
+    data = str(tmp_path / "data")
+    options = ("--port", "0", "--data-dir", data, "--sip-host", "127.0.0.1", "--sip-port", "0")
+    limits = {"INTERCOM_SIP_SIP_TCP_IDLE": "2", "INTERCOM_SIP_SIP_TCP_MAX": "4"}
+    made = Served(tmp_path / "data", *options, env=limits).start()
     yield made
     made.stop()
 
