@@ -313,7 +313,12 @@ class Binding:
         usable = flow is not None and (not flow.reliable or _is_open(flow))
         if flow is not None and usable and self._stopping:
             return flow  # the un-REGISTER goes where we are bound, whatever DNS says now
-        target = self._targets.current(self._now()) or await self._locate()
+        try:
+            target = self._targets.current(self._now()) or await self._locate()
+        except FlowError:
+            if flow is not None and usable:
+                return flow  # DNS down at a refresh: the target we have still works
+            raise
         if flow is not None and usable and flow.remote == (target.host, target.port):
             return flow
         self._drop_flow()
