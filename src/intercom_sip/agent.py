@@ -18,6 +18,7 @@ from typing import Final
 
 from intercom_sip.settings import Settings
 from intercom_sip.sip.binding import Binding, SipEnv
+from intercom_sip.sip.loglimit import LogLimit
 from intercom_sip.sip.message import (
     ParseError,
     Request,
@@ -29,12 +30,21 @@ from intercom_sip.sip.message import (
 )
 from intercom_sip.sip.register import Identity, account_of
 from intercom_sip.sip.registration import Timers
-from intercom_sip.sip.resolve import Resolver
-from intercom_sip.sip.transport import Flow, FlowError, StreamFlow, TlsOptions, UdpEndpoint
+from intercom_sip.sip.resolve import Nameserver, Resolver
+from intercom_sip.sip.transport import (
+    Address,
+    Flow,
+    FlowError,
+    Inbound,
+    InboundLimits,
+    TlsOptions,
+    UdpEndpoint,
+)
 from intercom_sip.status import Status
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger("intercom_sip.sip.trace")
+limited = LogLimit(log)
 
 UNREGISTER_WAIT: Final = 3.0  # seconds a replaced or disabled binding may take to go
 RESTART_PAUSE: Final = 1.0  # after a crash; doubled for each crash that follows soon
@@ -106,6 +116,8 @@ class AgentOptions:
     user_agent: str = ""
     keepalive: float | None = None  # None: per transport (RFC 5626)
     restart_pause: float = RESTART_PAUSE
+    dns_servers: tuple[Nameserver, ...] = ()  # none: the system's
+    inbound: InboundLimits = field(default_factory=InboundLimits)
 
 
 class Agent:
@@ -113,6 +125,7 @@ class Agent:
         self._options = options
         self._env: SipEnv | None = None
         self._listener: asyncio.Server | None = None
+        self._inbound = Inbound(self.receive, options.inbound)
         self._desired: Settings | None = None
         self._applied = _Slot()
         self._leaving: list[Binding] = []
@@ -152,14 +165,14 @@ class Agent:
     async def start(self, udp: socket.socket, tcp: socket.socket | None = None) -> None:
         """Serve the SIP port (bound by the caller) and start reconciling."""
         o = self._options
-        endpoint = await UdpEndpoint.open(udp, self.receive)
+        endpoint = await UdpEndpoint.open(udp, self.receive, self._unreachable)
         if tcp is not None:
             self._listener = await asyncio.get_running_loop().create_server(
-                lambda: StreamFlow("tcp", self.receive, lambda flow: None), sock=tcp
+                self._inbound.protocol, sock=tcp
             )
         self._env = SipEnv(
             endpoint,
-            Resolver(),
+            Resolver(o.dns_servers or None),
             o.tls,
             o.instance,
             o.user_agent,
@@ -183,6 +196,7 @@ class Agent:
             self._env.endpoint.close()
         if self._listener is not None:
             self._listener.close()
+        self._inbound.close()
 
     # --- the supervisor ----------------------------------------------------------------
 
@@ -271,12 +285,23 @@ class Agent:
             trace.debug("from %s:%d\n%s", *flow.remote, redacted(data))
         message = parse(data, stream=flow.reliable)
         if isinstance(message, ParseError):
-            log.debug("dropped a malformed SIP message from %s: %s", flow.remote, message.reason)
+            limited.log(
+                "malformed",
+                logging.DEBUG,
+                "dropped a malformed SIP message from %s: %s",
+                flow.remote,
+                message.reason,
+            )
             return
         if isinstance(message, Response):
             self._route_response(message, flow)
         else:
             self._answer(message, flow)
+
+    def _unreachable(self, remote: Address) -> None:
+        for binding in (self._applied.binding, *self._leaving):
+            if binding is not None:
+                binding.unreachable(remote)
 
     def _route_response(self, response: Response, flow: Flow) -> None:
         call_id = response.headers.get("Call-ID")

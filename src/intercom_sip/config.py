@@ -29,6 +29,9 @@ class ServiceConfig:
     sip_keepalive: float | None = None
     http_timeout: float = 10.0
     http_max_connections: int | None = None
+    dns_servers: tuple[tuple[str, int], ...] = ()  # none: the system's
+    sip_tcp_idle: float = 120.0
+    sip_tcp_max: int = 64
 
     @property
     def loopback_only(self) -> bool:
@@ -99,6 +102,23 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="seconds between keep-alives to the proxy (default 25 on UDP, 90 on TCP/TLS)",
     )
     sip.add_argument(
+        "--dns-server",
+        action="append",
+        dest="dns_servers",
+        metavar="ADDR[:PORT]",
+        help="a DNS server to find the proxy with (repeatable; env: comma-separated;"
+        " default: the system's)",
+    )
+    sip.add_argument(
+        "--sip-tcp-idle",
+        type=float,
+        help="seconds a TCP connection made to the SIP port may carry nothing (default 120)",
+    )
+    sip.add_argument(
+        "--sip-tcp-max",
+        help="most TCP connections made to the SIP port at once (default 64)",
+    )
+    sip.add_argument(
         "--sip-backoff-max",
         type=float,
         help="longest wait between retries after errors (default 300)",
@@ -119,6 +139,7 @@ def from_options(
         return getattr(defaults, name) if value is None else value
 
     hosts = args.allowed_hosts or _split(environ.get(ENV_PREFIX + "ALLOWED_HOSTS", ""))
+    dns = getattr(args, "dns_servers", None) or _split(environ.get(ENV_PREFIX + "DNS_SERVER", ""))
     return ServiceConfig(
         host=str(pick("host")),
         port=_port(pick("port")),
@@ -139,7 +160,10 @@ def from_options(
         http_timeout=_seconds("http_timeout", pick("http_timeout")),
         http_max_connections=None
         if pick("http_max_connections") is None
-        else _count("http_max_connections", pick("http_max_connections")),
+        else _count("http_max_connections", pick("http_max_connections"), 1_000_000),
+        dns_servers=tuple(dns_server(text) for text in dns),
+        sip_tcp_idle=_seconds("sip_tcp_idle", pick("sip_tcp_idle")),
+        sip_tcp_max=_count("sip_tcp_max", pick("sip_tcp_max")),
     )
 
 
@@ -157,10 +181,29 @@ def _seconds(name: str, value: object) -> float:
     return seconds
 
 
-def _count(name: str, value: object) -> int:
+def dns_server(text: str) -> tuple[str, int]:
+    """`192.0.2.53`, `192.0.2.53:5353`, `2001:db8::53` or `[2001:db8::53]:5353`."""
+    host, port = text, "53"
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ("53" if bracket and not rest else "")
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is None or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(
+            f"--dns-server must be an IP address with an optional :port, not {text!r}"
+        )
+    return (str(address), int(port))
+
+
+def _count(name: str, value: object, most: int = 65535) -> int:
     text = str(value)
-    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
-        raise ValueError(f"--{name.replace('_', '-')} must be a number from 1 to 1000000")
+    if not text.isdigit() or not 1 <= int(text) <= most:
+        raise ValueError(f"--{name.replace('_', '-')} must be a number from 1 to {most}")
     return int(text)
 
 

@@ -23,7 +23,7 @@ from intercom_sip.config import ServiceConfig
 from intercom_sip.device import Device
 from intercom_sip.logthrottle import ThrottledLog
 from intercom_sip.sip.registration import Timers
-from intercom_sip.sip.transport import FlowError, TlsOptions
+from intercom_sip.sip.transport import FlowError, InboundLimits, TlsOptions
 from intercom_sip.store import Store
 from intercom_sip.watch import DirectoryWatch
 from intercom_sip.worker import Worker
@@ -89,6 +89,8 @@ def agent_options(config: ServiceConfig, store: Store) -> AgentOptions:
         instance=instance,
         user_agent=USER_AGENT,
         keepalive=config.sip_keepalive,
+        dns_servers=config.dns_servers,
+        inbound=InboundLimits(idle=config.sip_tcp_idle, max_connections=config.sip_tcp_max),
     )
 
 

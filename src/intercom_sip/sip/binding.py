@@ -1,8 +1,12 @@
 """One registration on the wire: the asyncio shell around the pure machine.
 
-A single task per binding takes events (answers, a closed flow, a new account,
-stop) from a queue and wakes for the earliest timer: a retransmission, the
-transaction's timeout, the refresh or retry, a keep-alive.
+A single task per binding takes events (answers, a closed flow, an unreachable
+peer, a new account, stop) from a queue and wakes for the earliest timer: a
+retransmission, the transaction's timeout, the refresh or retry, a keep-alive.
+
+The proxy's targets are tried in order (RFC 3263 §4.3): a timeout or a transport error
+moves the request to the next one at once; once all have failed, the machine's backoff
+applies and the name is looked up again, as it is when the answer's TTL runs out.
 """
 
 import asyncio
@@ -18,10 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from intercom_sip.sip import stun
+from intercom_sip.sip.loglimit import LogLimit
 from intercom_sip.sip.message import Response, parse_via, redacted
 from intercom_sip.sip.register import Identity, Template, answer_of, public_address
 from intercom_sip.sip.registration import Account, Answer, Registration, Send, Timers
-from intercom_sip.sip.resolve import ResolveFailed, Resolver
+from intercom_sip.sip.resolve import ResolveFailed, Resolver, Target
+from intercom_sip.sip.targets import Targets
 from intercom_sip.sip.transaction import ClientTransaction, Tick
 from intercom_sip.sip.transport import (
     KEEPALIVE,
@@ -31,11 +37,13 @@ from intercom_sip.sip.transport import (
     StreamFlow,
     TlsOptions,
     UdpEndpoint,
+    source_toward,
 )
 from intercom_sip.status import Status
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger("intercom_sip.sip.trace")  # whole messages, at debug level only
+limited = LogLimit(log)
 
 KEEPALIVE_EVERY: Final = {"udp": 25.0, "tcp": 90.0, "tls": 90.0}  # RFC 5626 §4.4.1
 STUN_TIMEOUT: Final = 2.0
@@ -67,6 +75,7 @@ class Binding:
         )
         self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._flow: Flow | None = None
+        self._targets = Targets()
         self._transaction: ClientTransaction | None = None
         self._public: Address | None = None  # as STUN or received/rport say
         self._stale_contact: str | None = None  # removed with the next REGISTER
@@ -109,6 +118,10 @@ class Binding:
 
     def flow_closed(self, flow: Flow) -> None:
         self._events.put_nowait(("closed", flow))
+
+    def unreachable(self, remote: Address) -> None:
+        """ICMP says nothing listens at `remote` (UDP)."""
+        self._events.put_nowait(("unreachable", remote))
 
     async def stop(self, within: float) -> None:
         """Unregister, waiting at most `within` seconds; then let go of everything."""
@@ -172,6 +185,8 @@ class Binding:
             await self._on_response(response, flow, now)
         elif kind == "closed":
             await self._on_closed(value, now)
+        elif kind == "unreachable":
+            await self._on_unreachable(value, now)
         elif kind == "update":
             await self._transmit(self._machine.update(value, now))
         elif kind == "stop":
@@ -203,9 +218,7 @@ class Binding:
             if tick is Tick.RETRANSMIT and self._flow is not None:
                 self._send_on_flow(self._transaction.data)
             elif tick is Tick.TIMEOUT:
-                self._transaction = None
-                self._machine.on_failure("timeout", now)
-                self._drop_stream()
+                await self._target_failed("timeout", now)
         if self._machine.due(now) and self._transaction is None:
             await self._transmit(self._machine.register(now))
         if now >= self._keepalive_at:
@@ -221,12 +234,15 @@ class Binding:
         if response.code < 200:
             return
         self._transaction = None
-        self._learn_from_via(via.params, flow)
+        # Our address is the one of the flow we sent on: an answer over UDP arrives on the
+        # shared socket, whose own address may be 0.0.0.0.
+        sent_on = self._flow or flow
+        self._learn_from_via(via.params, sent_on)
         answer = answer_of(response, self._contact)
         was_bound = self._machine.bound(now)
         await self._transmit(self._machine.on_answer(answer, now))
         self._log_outcome(answer, was_bound, now)
-        if self._machine.bound(now) and self._contact_moved(flow):
+        if self._machine.bound(now) and self._contact_moved(sent_on):
             await self._transmit(self._machine.register(now))  # re-register at the new contact
 
     async def _on_closed(self, flow: Flow, now: float) -> None:
@@ -235,12 +251,41 @@ class Binding:
         self._flow = None
         log.info("%s: %s connection to %s closed", self.identity.aor, flow.transport, flow.remote)
         if self._transaction is not None:
-            self._transaction = None
-            self._machine.on_failure("connection closed", now)
-            if not self._stopping:
-                return
+            await self._target_failed("connection closed", now)
+            return
         if not self._stopping:
             await self._transmit(self._machine.on_flow_closed(now))
+
+    async def _on_unreachable(self, remote: Address, now: float) -> None:
+        flow = self._flow
+        if flow is None or flow.reliable or flow.remote != remote or self._transaction is None:
+            return  # not ours, or nothing waits on it: a keep-alive's ICMP tells no more
+        await self._target_failed("port unreachable", now)
+
+    async def _target_failed(self, cause: str, now: float) -> None:
+        """A timeout or a transport error on the request in flight: the next target."""
+        self._transaction = None
+        failed = self._flow.remote if self._flow is not None else None
+        self._drop_flow()
+        if self._stopping:
+            self._machine.on_failure(cause, now)  # an un-REGISTER goes where we were bound
+            return
+        following = self._targets.failed(now)
+        if following is None:
+            limited.log(
+                "exhausted", logging.WARNING, "%s: %s, no target left", self.identity.aor, cause
+            )
+            self._machine.on_failure(cause, now)
+            return
+        log.info(
+            "%s: %s at %s, trying %s:%d",
+            self.identity.aor,
+            cause,
+            failed,
+            following.host,
+            following.port,
+        )
+        await self._transmit(self._machine.register(now))
 
     async def _on_public(self, public: Address, now: float) -> None:
         log.info("%s: STUN says our address is %s:%d", self.identity.aor, *public)
@@ -259,7 +304,7 @@ class Binding:
         except FlowError as exc:
             self._transaction = None
             self._machine.on_failure(str(exc), self._now())
-            log.warning("%s: %s", self.identity.aor, exc)
+            limited.log("flow", logging.WARNING, "%s: %s", self.identity.aor, exc)
             return
         branch = "z9hG4bK" + secrets.token_hex(8)
         data = self._build(send, flow, branch)
@@ -276,16 +321,49 @@ class Binding:
             self._flow.send(data)
 
     async def _ensure_flow(self) -> Flow:
-        if self._flow is not None and (not self._flow.reliable or _is_open(self._flow)):
+        flow = self._flow
+        usable = flow is not None and (not flow.reliable or _is_open(flow))
+        if flow is not None and usable and self._stopping:
+            return flow  # the un-REGISTER goes where we are bound, whatever DNS says now
+        try:
+            target = self._targets.current(self._now()) or await self._locate()
+        except FlowError:
+            if flow is not None and usable:
+                return flow  # DNS down at a refresh: the target we have still works
+            raise
+        if flow is not None and usable and flow.remote == (target.host, target.port):
+            return flow
+        self._drop_flow()
+        while True:
+            try:
+                self._flow = await self._open((target.host, target.port))
+            except FlowError as exc:
+                following = self._targets.failed(self._now())
+                if following is None:
+                    raise
+                log.info(
+                    "%s: %s at %s:%d, trying %s:%d",
+                    self.identity.aor,
+                    exc,
+                    target.host,
+                    target.port,
+                    following.host,
+                    following.port,
+                )
+                target = following
+                continue
+            self._keepalive_at = self._now() + self._keepalive_every()
             return self._flow
-        targets = await self._env.resolver.resolve(self.identity.proxy, self.identity.transport)
-        if isinstance(targets, ResolveFailed):
-            log.warning("%s: %s", self.identity.aor, targets.reason)
+
+    async def _locate(self) -> Target:
+        """Look the proxy up (again): its first target."""
+        located = await self._env.resolver.locate(self.identity.proxy, self.identity.transport)
+        if isinstance(located, ResolveFailed):
+            limited.log("dns", logging.WARNING, "%s: %s", self.identity.aor, located.reason)
             raise FlowError("DNS failure")
-        target = (targets[0].host, targets[0].port)
-        self._flow = await self._open(target)
-        self._keepalive_at = self._now() + self._keepalive_every()
-        return self._flow
+        target = self._targets.located(located, self._now())
+        assert target is not None  # a Located holds one target at least
+        return target
 
     async def _open(self, target: Address) -> Flow:
         transport = self.identity.transport
@@ -303,10 +381,11 @@ class Binding:
     def _keepalive_every(self) -> float:
         return self._env.keepalive or KEEPALIVE_EVERY[self.identity.transport]
 
-    def _drop_stream(self) -> None:
-        if self._flow is not None and self._flow.reliable:
-            self._flow.close()
-            self._flow = None
+    def _drop_flow(self) -> None:
+        """Let go of the flow; its closed event, if any, is then not ours."""
+        flow, self._flow = self._flow, None
+        if flow is not None:
+            flow.close()
 
     def _build(self, send: Send, flow: Flow, branch: str) -> bytes:
         contact = self._contact_uri(flow)
@@ -326,7 +405,7 @@ class Binding:
     def _advertised(self, flow: Flow) -> Address:
         """Our address on this flow, at the fixed SIP port: a connection's own port
         changes with every connection, so it would make a new contact each time."""
-        return (flow.local[0], self._env.endpoint.bound[1])
+        return (source_toward(flow.local[0], flow.remote), self._env.endpoint.bound[1])
 
     def _contact_uri(self, flow: Flow) -> str:
         return self.identity.contact(self._public or self._advertised(flow), flow.transport)

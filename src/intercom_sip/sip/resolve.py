@@ -2,12 +2,16 @@
 
 The one adapter to DNS (dnspython for SRV, the system's resolver for addresses): every
 failure of theirs comes back as a `ResolveFailed`, and the whole lookup is bounded in time.
+An answer says how long it may be kept (the least TTL of the records it was made from),
+so that a binding asks again when a record may have moved (RFC 3263 §4.3 keeps a target
+only as long as its records).
 """
 
 import asyncio
 import ipaddress
 import itertools
 import logging
+import math
 import random
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,6 +21,7 @@ from typing import Final
 import dns.asyncresolver
 import dns.exception
 import dns.name
+import dns.nameserver
 import dns.resolver
 from dns.rdtypes.IN.SRV import SRV
 
@@ -27,6 +32,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_PORTS: Final = {"udp": 5060, "tcp": 5060, "tls": 5061}
 SRV_PREFIXES: Final = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp"}
 TIMEOUT_REASON: Final = "DNS timeout"
+# getaddrinfo tells no TTL: its answers (/etc/hosts, the system's DNS) are kept this long.
+SYSTEM_TTL: Final = 60.0
+MAX_TTL: Final = 86400.0
+NEVER: Final = math.inf  # an address literal: nothing to look up again
 
 # Some home routers' DNS forwarders drop SRV queries yet answer A queries: the SRV lookup
 # gets only a share of the time so that the A fallback still has some.
@@ -59,8 +68,25 @@ class Service:
     target: str  # "." when the service is decidedly not available
 
 
-Addresses = list[str] | ResolveFailed
+@dataclass(frozen=True)
+class Located:
+    """The targets in the order to try them, and for how many seconds they hold."""
+
+    targets: tuple[Target, ...]
+    ttl: float
+
+
+@dataclass(frozen=True)
+class Found:
+    """The addresses of one name, and their TTL."""
+
+    addresses: list[str]
+    ttl: float
+
+
+Addresses = Found | ResolveFailed
 AddressLookup = Callable[[str], Awaitable[Addresses]]
+Nameserver = str | tuple[str, int]  # an address (at `port`), or an address and its port
 
 
 def order_services(services: Sequence[Service], rng: random.Random) -> list[Service]:
@@ -107,7 +133,7 @@ class Resolver:
 
     def __init__(
         self,
-        nameservers: Sequence[str] | None = None,
+        nameservers: Sequence[Nameserver] | None = None,
         port: int = 53,
         timeout: float = 2.0,
         *,
@@ -122,6 +148,11 @@ class Resolver:
 
     async def resolve(self, proxy: str, transport: str) -> list[Target] | ResolveFailed:
         """The targets for `proxy` (`sip:host`, `host:port`, `192.0.2.1`...); never raises."""
+        located = await self.locate(proxy, transport)
+        return located if isinstance(located, ResolveFailed) else list(located.targets)
+
+    async def locate(self, proxy: str, transport: str) -> Located | ResolveFailed:
+        """The targets for `proxy` and how long they hold; never raises."""
         parsed = parse_proxy(proxy)
         if parsed is None:
             return ResolveFailed(f"not a proxy: {proxy!r}")
@@ -136,59 +167,65 @@ class Resolver:
 
     async def _locate(
         self, host: str, port: int | None, transport: str
-    ) -> list[Target] | ResolveFailed:
+    ) -> Located | ResolveFailed:
         if _is_ipv4(host):
-            return [Target(host, port or DEFAULT_PORTS[transport], transport)]
+            return Located((Target(host, port or DEFAULT_PORTS[transport], transport),), NEVER)
         if port is not None:
             return await self._at_port(host, port, transport)
-        services = await self._services(f"{SRV_PREFIXES[transport]}.{host}")
+        services, ttl = await self._services(f"{SRV_PREFIXES[transport]}.{host}")
         if not services:
             return await self._at_port(host, DEFAULT_PORTS[transport], transport)
-        return await self._from_services(host, order_services(services, self._rng), transport)
+        ordered = order_services(services, self._rng)
+        return await self._from_services(host, ordered, ttl, transport)
 
-    async def _at_port(self, name: str, port: int, transport: str) -> list[Target] | ResolveFailed:
-        addresses = await self._addresses(name)
-        if isinstance(addresses, ResolveFailed):
-            return addresses
-        targets = [Target(address, port, transport) for address in addresses]
-        return targets or ResolveFailed(f"no address for {name}")
+    async def _at_port(self, name: str, port: int, transport: str) -> Located | ResolveFailed:
+        found = await self._addresses(name)
+        if isinstance(found, ResolveFailed):
+            return found
+        targets = tuple(Target(address, port, transport) for address in found.addresses)
+        return Located(targets, found.ttl) if targets else ResolveFailed(f"no address for {name}")
 
     async def _from_services(
-        self, host: str, services: list[Service], transport: str
-    ) -> list[Target] | ResolveFailed:
+        self, host: str, services: list[Service], ttl: float, transport: str
+    ) -> Located | ResolveFailed:
         services = [service for service in services if service.target != "."]
         if not services:  # RFC 2782: the service is decidedly not available there
             return ResolveFailed(f"no SIP service at {host}")
         names = list(dict.fromkeys(service.target for service in services))
         found = dict(zip(names, await asyncio.gather(*map(self._addresses, names)), strict=True))
-        targets = [
+        answered = [f for f in found.values() if isinstance(f, Found)]
+        targets = tuple(
             Target(address, service.port, transport)
             for service in services
-            if not isinstance(addresses := found[service.target], ResolveFailed)
-            for address in addresses
-        ]
-        return targets or ResolveFailed(f"no address for the SRV targets of {host}")
+            if isinstance(addresses := found[service.target], Found)
+            for address in addresses.addresses
+        )
+        if not targets:
+            return ResolveFailed(f"no address for the SRV targets of {host}")
+        return Located(targets, min([ttl, *(f.ttl for f in answered)]))
 
-    async def _services(self, name: str) -> list[Service]:
-        """The SRV records of `name`; none when it has none or DNS does not tell."""
+    async def _services(self, name: str) -> tuple[list[Service], float]:
+        """The SRV records of `name` and their TTL; none when it has none or DNS does not
+        tell."""
         if self._dns is None or is_localhost(name):
-            return []
+            return [], MAX_TTL
         try:
             answer = await self._dns.resolve(
                 dns.name.from_text(name), "SRV", lifetime=self._timeout * _SRV_SHARE
             )
         except dns.exception.DNSException as error:  # RFC 3263 §4.2: then try A records
             logger.debug("no SRV for %s: %s", name, error)
-            return []
-        return [
+            return [], MAX_TTL
+        services = [
             Service(rr.priority, rr.weight, rr.port, rr.target.to_text(omit_final_dot=True))
             for rr in answer
             if isinstance(rr, SRV)
         ]
+        return services, _ttl(answer)
 
     async def _dns_addresses(self, name: str) -> Addresses:
         if is_localhost(name):
-            return ["127.0.0.1"]
+            return Found(["127.0.0.1"], MAX_TTL)
         if self._dns is None:
             return ResolveFailed("no DNS server configured")
         try:
@@ -199,11 +236,15 @@ class Resolver:
             return ResolveFailed(TIMEOUT_REASON)
         except dns.exception.DNSException as error:
             return ResolveFailed(f"DNS failure for {name}: {error}")
-        return [rr.to_text() for rr in answer]
+        return Found([rr.to_text() for rr in answer], _ttl(answer))
+
+
+def _ttl(answer: dns.resolver.Answer) -> float:
+    return float(min(answer.rrset.ttl, MAX_TTL)) if answer.rrset is not None else SYSTEM_TTL
 
 
 def _dns_resolver(
-    nameservers: Sequence[str] | None, port: int
+    nameservers: Sequence[Nameserver] | None, port: int
 ) -> dns.asyncresolver.Resolver | None:
     """dnspython's resolver; None when the system has no DNS configured at all."""
     try:
@@ -212,8 +253,10 @@ def _dns_resolver(
         logger.warning("no DNS configuration, SRV lookups are off: %s", error)
         return None
     if nameservers is not None:
-        resolver.nameservers = list(nameservers)
-        resolver.port = port
+        resolver.nameservers = [
+            dns.nameserver.Do53Nameserver(*((server, port) if isinstance(server, str) else server))
+            for server in nameservers
+        ]
     return resolver
 
 
@@ -226,4 +269,4 @@ async def _system_addresses(name: str) -> Addresses:
         return ResolveFailed(f"no address for {name}")
     except (OSError, UnicodeError) as error:  # UnicodeError: the IDNA codec's refusal
         return ResolveFailed(f"DNS failure for {name}: {error}")
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+    return Found(list(dict.fromkeys(str(info[4][0]) for info in infos)), SYSTEM_TTL)

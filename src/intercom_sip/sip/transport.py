@@ -1,27 +1,45 @@
-"""The asyncio shell's sockets: one UDP endpoint, and TCP/TLS flows to the proxy.
+"""The asyncio shell's sockets: one UDP endpoint, and TCP/TLS flows in and out.
 
 Errors leave as `FlowError` with the status text's local cause ("connection
-refused", "timeout", "TLS verification failed").
+refused", "timeout", "TLS verification failed"). Every flow is bounded: what it may
+have waiting to go out (a peer that does not read is dropped), what it may have
+buffered unparsed (the framer), and, for connections made to us, how long it may
+carry nothing and how many there may be at once.
 """
 
 import asyncio
+import contextlib
+import errno
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+import struct
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final, TypeVar, cast
 
 from intercom_sip.sip import framer, stun
+from intercom_sip.sip.loglimit import LogLimit
 from intercom_sip.sip.message import ParseError
 
 log = logging.getLogger(__name__)
+limited = LogLimit(log)
 
 Address = tuple[str, int]
 Receive = Callable[[bytes, "Flow"], None]
+Unreachable = Callable[[Address], None]
 
 CONNECT_TIMEOUT: Final = 5.0
 KEEPALIVE: Final = b"\r\n\r\n"
+MAX_OUTPUT: Final = 256 * 1024  # bytes waiting to go out on one connection
+# Linux <linux/in.h>; Python 3.11's socket module does not name it.
+IP_RECVERR: Final = 11
+# What ICMP tells about a UDP peer that counts as a transport error (RFC 3261 §18.4).
+UNREACHABLE: Final = frozenset(
+    {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN}
+)
+_EE_ERRNO: Final = struct.Struct("=I")  # struct sock_extended_err begins with ee_errno
 
 
 class FlowError(Exception):
@@ -46,6 +64,17 @@ class TlsOptions:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
+
+
+@dataclass(frozen=True)
+class InboundLimits:
+    """Connections made to our SIP port: closed after `idle` seconds carrying nothing; at
+    most `max_connections`, where a new one closes the longest idle (idle `min_idle` at
+    least), else is refused."""
+
+    idle: float = 120.0
+    max_connections: int = 64
+    min_idle: float = 1.0
 
 
 class Flow:
@@ -75,19 +104,42 @@ class UdpFlow(Flow):
         self._endpoint.send(data, self.remote)
 
 
-class UdpEndpoint(asyncio.DatagramProtocol):
-    """The fixed local SIP port: requests, answers and STUN share it."""
+def icmp_errno(ancillary: Iterable[tuple[int, int, bytes]]) -> int | None:
+    """The errno an IP_RECVERR error-queue entry carries (its sock_extended_err)."""
+    for level, kind, data in ancillary:
+        if level == socket.IPPROTO_IP and kind == IP_RECVERR and len(data) >= _EE_ERRNO.size:
+            return int(_EE_ERRNO.unpack_from(data)[0])
+    return None
 
-    def __init__(self, receive: Receive) -> None:
+
+class UdpEndpoint(asyncio.DatagramProtocol):
+    """The fixed local SIP port: requests, answers and STUN share it.
+
+    ICMP errors: the one socket serves every peer, so it cannot be connected (which is how
+    a UDP socket normally hears of them). With IP_RECVERR the kernel queues each error
+    with the destination it concerns; `unreachable(destination)` tells the agent.
+    """
+
+    def __init__(self, receive: Receive, unreachable: Unreachable | None = None) -> None:
         self._receive = receive
+        self._unreachable = unreachable
         self.stun_answers: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)
         self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._send_failed = False
         self.bound: Address = ("0.0.0.0", 0)  # noqa: S104
 
     @classmethod
-    async def open(cls, sock: socket.socket, receive: Receive) -> "UdpEndpoint":
+    async def open(
+        cls, sock: socket.socket, receive: Receive, unreachable: Unreachable | None = None
+    ) -> "UdpEndpoint":
+        if sys.platform == "linux":
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
         loop = asyncio.get_running_loop()
-        _, endpoint = await loop.create_datagram_endpoint(lambda: cls(receive), sock=sock)
+        _, endpoint = await loop.create_datagram_endpoint(
+            lambda: cls(receive, unreachable), sock=sock
+        )
+        endpoint._sock = sock
         return endpoint
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -104,38 +156,70 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             self._receive(data, UdpFlow(self, remote, self.bound))
 
     def error_received(self, exc: Exception) -> None:
-        log.debug("UDP error: %s", exc)
+        self._send_failed = True
+        for destination in self._queued_errors():
+            limited.log("icmp", logging.INFO, "UDP: %s:%d is unreachable", *destination)
+            if self._unreachable is not None:
+                self._unreachable(destination)
+
+    def _queued_errors(self) -> list[Address]:
+        """Empty the socket's error queue: the destinations ICMP says are unreachable."""
+        found: list[Address] = []
+        for _ in range(64):  # bounded: the queue is drained at every error
+            try:
+                assert self._sock is not None
+                _, ancillary, _, destination = self._sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
+            except (OSError, AssertionError):
+                break
+            if icmp_errno(ancillary) in UNREACHABLE and destination:
+                found.append((str(destination[0]), int(destination[1])))
+        return found
 
     def send(self, data: bytes, remote: Address) -> None:
-        if self._transport is not None and not self._transport.is_closing():
+        if self._transport is None or self._transport.is_closing():
+            return
+        self._send_failed = False
+        self._transport.sendto(data, remote)
+        if self._send_failed:
+            # The kernel hands a pending ICMP error to the next send, which then goes
+            # nowhere; that error was about another peer, so send this one again.
             self._transport.sendto(data, remote)
 
     def flow_to(self, remote: Address) -> UdpFlow:
-        return UdpFlow(self, remote, (self._source_toward(remote), self.bound[1]))
-
-    def _source_toward(self, remote: Address) -> str:
-        if self.bound[0] not in ("0.0.0.0", ""):  # noqa: S104
-            return self.bound[0]
-        # Bound to every address: ask the routing table which one reaches the proxy.
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(remote)
-            return str(probe.getsockname()[0])
+        return UdpFlow(self, remote, (source_toward(self.bound[0], remote), self.bound[1]))
 
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
 
 
+def source_toward(bound: str, remote: Address) -> str:
+    """Our address as `remote` sees it: the bound one, or, bound to every address, the
+    one the routing table picks; never an unspecified address in a Contact or Via."""
+    if bound not in ("0.0.0.0", ""):  # noqa: S104
+        return bound
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(remote)  # a UDP connect sends nothing: it only picks the route
+        return str(probe.getsockname()[0])
+
+
 class StreamFlow(Flow, asyncio.Protocol):
-    """One TCP or TLS connection to the proxy, reused for every request."""
+    """One TCP or TLS connection: to the proxy, reused for every request, or to us."""
 
     def __init__(
-        self, transport_name: str, receive: Receive, closed: Callable[["StreamFlow"], None]
+        self,
+        transport_name: str,
+        receive: Receive,
+        closed: Callable[["StreamFlow"], None],
+        inbound: "Inbound | None" = None,
     ) -> None:
         self.transport = transport_name
         self._receive, self._closed = receive, closed
+        self._inbound = inbound
         self._framer = framer.Framer()
         self._stream: asyncio.Transport | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self.last_heard = 0.0  # a loop-clock instant
         self.local = self.remote = ("", 0)
 
     @classmethod
@@ -176,32 +260,154 @@ class StreamFlow(Flow, asyncio.Protocol):
         self._stream = transport
         self.local = transport.get_extra_info("sockname")[:2]
         self.remote = transport.get_extra_info("peername")[:2]
+        self.last_heard = _now()
+        if self._inbound is not None:
+            self._inbound.accept(self)
 
     def data_received(self, data: bytes) -> None:
+        self.last_heard = _now()
         self._framer.feed(data)
-        while (event := self._framer.next_event()) is not None:
+        while self.open and (event := self._framer.next_event()) is not None:
             if isinstance(event, bytes):
                 self._receive(event, self)
             elif isinstance(event, framer.Ping):
-                self.send(b"\r\n")
+                self._send_quietly(b"\r\n")
             elif isinstance(event, ParseError):
-                log.warning("closing %s flow to %s: %s", self.transport, self.remote, event.reason)
+                limited.log(
+                    "framing",
+                    logging.WARNING,
+                    "closing %s flow to %s: %s",
+                    self.transport,
+                    self.remote,
+                    event.reason,
+                )
                 self.close()
-                return
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stream = None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         self._closed(self)
+        if self._inbound is not None:
+            self._inbound.forget(self)
 
     def send(self, data: bytes) -> None:
         if self._stream is None or self._stream.is_closing():
             raise FlowError("connection closed")
         self._stream.write(data)
+        if self._stream.get_write_buffer_size() > MAX_OUTPUT:
+            # The peer does not read what we answer: holding more for it only grows us.
+            limited.log(
+                "output",
+                logging.WARNING,
+                "dropping the %s flow to %s: it does not read (%d bytes waiting)",
+                self.transport,
+                self.remote,
+                self._stream.get_write_buffer_size(),
+            )
+            self.abort()
+            raise FlowError("connection dropped")
+
+    def _send_quietly(self, data: bytes) -> None:
+        with contextlib.suppress(FlowError):  # the closed flow's event follows
+            self.send(data)
 
     def close(self) -> None:
         if self._stream is not None:
             self._stream.close()
 
+    def abort(self) -> None:
+        """Close at once, dropping what waits to go out."""
+        if self._stream is not None:
+            self._stream.abort()
+
+    def watch_idle(self, idle: float) -> None:
+        """Close this connection once it has carried nothing for `idle` seconds."""
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_at(self.last_heard + idle, self._check_idle, idle)
+
+    def _check_idle(self, idle: float) -> None:
+        if not self.open:
+            return
+        if _now() - self.last_heard >= idle:
+            limited.log(
+                "idle",
+                logging.INFO,
+                "closing the idle %s flow from %s",
+                self.transport,
+                self.remote,
+            )
+            self.close()
+        else:
+            self.watch_idle(idle)
+
     @property
     def open(self) -> bool:
         return self._stream is not None and not self._stream.is_closing()
+
+
+Idler = TypeVar("Idler")
+
+
+def longest_idle(
+    last_heard: Iterable[tuple[Idler, float]], now: float, min_idle: float
+) -> Idler | None:
+    """The one heard from longest ago, if that is at least `min_idle` seconds ago (pure)."""
+    oldest = min(last_heard, key=lambda pair: pair[1], default=None)
+    if oldest is None or now - oldest[1] < min_idle:
+        return None
+    return oldest[0]
+
+
+class Inbound:
+    """The connections made to our SIP port: counted, capped, and closed when idle."""
+
+    def __init__(self, receive: Receive, limits: InboundLimits) -> None:
+        self._receive, self._limits = receive, limits
+        self._flows: dict[StreamFlow, None] = {}  # insertion-ordered set
+
+    def protocol(self) -> StreamFlow:
+        """A protocol factory for `loop.create_server`."""
+        return StreamFlow("tcp", self._receive, lambda flow: None, inbound=self)
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def accept(self, flow: StreamFlow) -> None:
+        limits = self._limits
+        if len(self._flows) >= limits.max_connections:
+            heard = ((f, f.last_heard) for f in self._flows)
+            victim = longest_idle(heard, _now(), limits.min_idle)
+            if victim is None:
+                limited.log(
+                    "cap",
+                    logging.WARNING,
+                    "SIP TCP: %d connections, refusing %s",
+                    len(self._flows),
+                    flow.remote,
+                )
+                flow.abort()
+                return
+            limited.log(
+                "cap",
+                logging.INFO,
+                "SIP TCP: %d connections, closing the idle one from %s",
+                len(self._flows),
+                victim.remote,
+            )
+            self.forget(victim)
+            victim.abort()
+        self._flows[flow] = None
+        flow.watch_idle(limits.idle)
+
+    def forget(self, flow: StreamFlow) -> None:
+        self._flows.pop(flow, None)
+
+    def close(self) -> None:
+        for flow in list(self._flows):
+            flow.abort()
+        self._flows.clear()
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()

@@ -1,0 +1,63 @@
+"""A few lines a second for each kind of repeated event, the rest counted and told later.
+
+A peer that floods us (bad messages, connections over the cap, ICMP errors) must not
+flood the log too. The window is pure (`now` comes in); `LogLimit` is the logging shell.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+PER_WINDOW: Final = 5  # lines of one kind ...
+WINDOW: Final = 1.0  # ... each second
+MAX_KINDS: Final = 64  # the kinds are names in our code; this only guards against a bug
+
+
+@dataclass
+class Window:
+    """How many lines of one kind went out in the current window, and how many did not."""
+
+    start: float = float("-inf")
+    count: int = 0
+    suppressed: int = 0
+
+    def admit(
+        self, now: float, per_window: int = PER_WINDOW, length: float = WINDOW
+    ) -> int | None:
+        """None: stay silent. Else the number of lines left out since the last one."""
+        if now - self.start >= length:
+            self.start, self.count = now, 0
+        if self.count >= per_window:
+            self.suppressed += 1
+            return None
+        self.count += 1
+        left_out, self.suppressed = self.suppressed, 0
+        return left_out
+
+
+class LogLimit:
+    """`log(kind, level, message, *args)` as `logger.log`, at most a few lines per kind."""
+
+    def __init__(
+        self, logger: logging.Logger, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._logger, self._clock = logger, clock
+        self._windows: dict[str, Window] = {}
+
+    def log(self, kind: str, level: int, message: str, *args: object) -> None:
+        if not self._logger.isEnabledFor(level):
+            return
+        window = self._windows.get(kind)
+        if window is None:
+            if len(self._windows) >= MAX_KINDS:
+                self._windows.clear()
+            window = self._windows[kind] = Window()
+        left_out = window.admit(self._clock())
+        if left_out is None:
+            return
+        if left_out:
+            message += " (%d more like it not logged)"
+            args = (*args, left_out)
+        self._logger.log(level, message, *args)
