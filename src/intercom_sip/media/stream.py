@@ -19,6 +19,7 @@ clock, passed in.
   counted by reason and dropped, never raised.
 """
 
+import ipaddress
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -109,6 +110,7 @@ class MediaStream:
         self.skipped = 0  # slots skipped because the shell woke too late
         self.lateness = Lateness()
         self._negotiated = negotiated
+        self._sdp_target: Address | None = None
         self._apply(negotiated, now)
 
     # --- what the call asks ---
@@ -145,10 +147,9 @@ class MediaStream:
     @property
     def target(self) -> Address | None:
         """Where packets go now; None while nothing is sent."""
-        negotiated = self._negotiated
-        if "send" not in ABILITIES[negotiated.direction] or negotiated.remote_address is None:
+        if "send" not in ABILITIES[self._negotiated.direction]:
             return None
-        return self._latched or (negotiated.remote_address, negotiated.remote_port)
+        return self._latched or self._sdp_target
 
     # --- sending ---
 
@@ -209,6 +210,7 @@ class MediaStream:
         return CODECS[self._negotiated.codec]
 
     def _apply(self, negotiated: Negotiated, now: float) -> None:
+        self._sdp_target = _ip_address(negotiated)
         if negotiated.event_payload_type is None:
             self._digits_out.clear()  # they cannot be sent any more
         self._ensure_schedule(now)
@@ -287,6 +289,17 @@ class MediaStream:
         # The static types are the laws they name; the negotiated one may be dynamic.
         statics = {PCMU.payload_type: PCMU, PCMA.payload_type: PCMA}
         return statics.get(payload_type) or self._codec()
+
+
+def _ip_address(negotiated: Negotiated) -> Address | None:
+    """Where the SDP says to send; None on hold, or for a name (no DNS on the media path)."""
+    if negotiated.remote_address is None:
+        return None
+    try:
+        ipaddress.ip_address(negotiated.remote_address)
+    except ValueError:
+        return None
+    return negotiated.remote_address, negotiated.remote_port
 
 
 def _srtp(our_key: bytes | None, their_key: bytes | None) -> SrtpSession | None:
