@@ -382,5 +382,5 @@ def test_a_new_key_is_a_new_stream() -> None:
 
 
 def test_an_srtp_call_needs_our_key() -> None:
-    with pytest.raises(ValueError, match="^an SRTP call needs our key as well as the peer's$"):
+    with pytest.raises(ValueError, match=r"^an SRTP call needs our key as well as the peer's$"):
         stream(B, remote_key=KEY_B)
