@@ -379,6 +379,7 @@ def test_a_new_key_is_a_new_stream() -> None:
     b.receive(old, A, T0)
     b_new.receive(new, A, T0)
     assert (b.junk, b_new.junk) == (0, 0)
+    assert a.stats().sent == 2
 
 
 def test_an_srtp_call_needs_our_key() -> None:

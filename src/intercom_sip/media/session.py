@@ -50,11 +50,14 @@ class MediaSession(asyncio.DatagramProtocol):
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
     ) -> "MediaSession":
-        """Start sending and receiving on a leased port; the session releases it at close.
+        """Start sending and receiving on a leased port.
 
-        `our_key`: our SRTP key, needed when `negotiated.remote_key` is set. `on_digit`
-        is called with each digit received (RFC 4733). `clock` must be the clock the
-        event loop runs on (`time.monotonic` for asyncio's own loops).
+        The session owns the port and the recorder from here: `close` releases the one
+        and finishes the other (the caller closes the recorder's file). `our_key`: our
+        SRTP key, needed when `negotiated.remote_key` is set, else ValueError (and the
+        port and recorder stay the caller's). `on_digit` is called with each digit
+        received (RFC 4733). `clock` must be the clock the event loop runs on
+        (`time.monotonic` for asyncio's own loops).
         """
         stream = MediaStream(
             negotiated,
@@ -70,9 +73,15 @@ class MediaSession(asyncio.DatagramProtocol):
         except ValueError:
             stream.close()
             raise
-        _, session = await loop.create_datagram_endpoint(
-            lambda: cls(stream, port, clock, on_digit or _ignore), sock=sock
-        )
+        try:
+            _, session = await loop.create_datagram_endpoint(
+                lambda: cls(stream, port, clock, on_digit or _ignore), sock=sock
+            )
+        except BaseException:
+            sock.close()
+            port.release()
+            stream.close()
+            raise
         return session
 
     # --- what the call uses ---

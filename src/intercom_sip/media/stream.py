@@ -96,6 +96,7 @@ class MediaStream:
     ) -> None:
         self._source, self._rng, self._our_key, self._recorder = source, rng, our_key, recorder
         self._sender = rtp.Sender(rng)
+        self._earlier_sent = 0  # by the senders a new key replaced
         self._srtp = _srtp(our_key, negotiated.remote_key)
         self._stats, self._digits_in = ReceiveStats(), DigitReceiver()
         self._digits_out: deque[str] = deque()
@@ -125,6 +126,7 @@ class MediaStream:
             self._latched = None
         if negotiated.remote_key != old.remote_key:
             # A new key: a new SSRC too, so that no packet index is used twice with a key.
+            self._earlier_sent += self._sender.sent
             self._sender = rtp.Sender(self._rng)
             self._srtp = _srtp(self._our_key, negotiated.remote_key)
         self._apply(negotiated, now)
@@ -142,7 +144,8 @@ class MediaStream:
 
     def stats(self) -> RtpStats:
         summary = self._stats.summary()
-        return RtpStats(self._sender.sent, summary.received, summary.lost, summary.jitter_ms)
+        sent = self._earlier_sent + self._sender.sent
+        return RtpStats(sent, summary.received, summary.lost, summary.jitter_ms)
 
     @property
     def target(self) -> Address | None:
