@@ -153,8 +153,9 @@ def test_nothing_is_sent_on_hold_and_resuming_starts_now(held: dict[str, object]
     assert a.stats().sent == 1
 
 
-def test_received_rtp_does_not_end_a_hold() -> None:
-    a, b = stream(B, direction="recvonly"), stream(A, seed=2)
+@pytest.mark.parametrize("held", [{"direction": "recvonly"}, {"remote_address": None}])
+def test_received_rtp_does_not_end_a_hold(held: dict[str, object]) -> None:
+    a, b = stream(B, **held), stream(A, seed=2)
     for data, _ in slots(b, 3):
         a.receive(data, B, T0)
     assert a.target is None

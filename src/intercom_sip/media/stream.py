@@ -150,7 +150,8 @@ class MediaStream:
     @property
     def target(self) -> Address | None:
         """Where packets go now; None while nothing is sent."""
-        if "send" not in ABILITIES[self._negotiated.direction]:
+        negotiated = self._negotiated
+        if "send" not in ABILITIES[negotiated.direction] or negotiated.remote_address is None:
             return None
         return self._latched or self._sdp_target
 
@@ -163,7 +164,7 @@ class MediaStream:
     def tick(self, now: float) -> list[Datagram]:
         """The packets due by `now`: usually one; each one's lateness is recorded."""
         target, due = self.target, self.deadline()
-        if target is None or due is None or now < due:
+        if target is None or self._start is None or due is None or now < due:
             return []
         behind = int((now - due) / FRAME)
         if behind > MAX_BURST:
@@ -171,15 +172,11 @@ class MediaStream:
                 self._skip_slot()
             self.skipped += behind
         datagrams = []
-        while (due := self._start_of(self._slot)) <= now:
+        while (due := self._start + self._slot * FRAME) <= now:
             datagrams.append((self._protect(self._next_packet()), target))
             self.lateness.record(now - due)
             self._slot += 1
         return datagrams
-
-    def _start_of(self, slot: int) -> float:
-        assert self._start is not None
-        return self._start + slot * FRAME
 
     def _next_packet(self) -> bytes:
         """The slot's packet: an event's, the start of the next digit's, or audio."""
