@@ -1,0 +1,310 @@
+"""One call's media, pure: the 20 ms send schedule, latching, hold, DTMF, what is received.
+
+The asyncio shell (`session.py`) reads the clock and moves datagrams; this decides what
+to send and when, and what a received datagram means. Times are seconds of one monotonic
+clock, passed in.
+
+- Sending is on an absolute schedule: slot n is due at start + n * 20 ms, so a late
+  wake-up never shifts the slots after it. A few slots late, the missed ones go at once;
+  more than `MAX_BURST` late, they are skipped (the timestamp jumps, as for silence,
+  and the sequence stays unbroken) rather than sent as a burst the peer cannot play.
+- Packets go to the SDP address until RTP arrives, then to the address it arrives from
+  (symmetric RTP, for callers behind NAT). Once latched, datagrams from any other
+  address are dropped; a re-INVITE naming a new address latches afresh.
+- Nothing is sent on hold (a direction without "send", or no address). A digit is a
+  telephone event taking the audio's slots (RFC 4733 §2.5.1), a short gap of audio
+  after each.
+- A received datagram is checked (size, SRTP, RTP, payload type, source), counted into
+  the stats, then decoded and recorded, or given to the digit receiver. Junk is
+  counted by reason and dropped, never raised.
+"""
+
+import ipaddress
+import random
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+from ..sip.negotiation import ABILITIES, OUR_EVENT_TYPE, Negotiated
+from . import rtp
+from .dtmf import DIGITS, DigitReceiver, digit_payloads
+from .g711 import CODECS, PCMA, PCMU, Codec
+from .lateness import Lateness
+from .recording import Recorder
+from .source import AudioSource
+from .srtp import SrtpError, SrtpSession
+from .stats import ReceiveStats
+
+Address = tuple[str, int]
+Datagram = tuple[bytes, Address]
+
+FRAME: Final = 0.020
+MAX_BURST: Final = 3  # slots late that are still sent (60 ms a jitter buffer absorbs)
+MAX_DATAGRAM: Final = 1500
+MAX_DIGITS: Final = 64  # waiting to be sent: two API requests' worth
+DIGIT_GAP: Final = 3  # audio slots between two digits (60 ms)
+COMFORT_NOISE: Final = 13  # RFC 3389: part of the stream, not played
+
+TOO_LONG: Final = f"longer than {MAX_DATAGRAM} bytes"
+FOREIGN: Final = "not from the latched address"
+UNKNOWN_TYPE: Final = "unexpected payload type"
+
+NO_EVENTS: Final = "telephone-event was not negotiated"
+NOT_DIGITS: Final = "DTMF digits are 0-9, *, #, A-D"
+TOO_MANY_DIGITS: Final = f"more than {MAX_DIGITS} DTMF digits waiting"
+
+_AUDIO, _EVENT, _OTHER = "audio", "event", "other"
+
+
+@dataclass(frozen=True)
+class RtpStats:
+    """The §6.1 `rtp` object."""
+
+    sent: int
+    received: int
+    lost: int
+    jitter_ms: float
+
+    def as_json(self) -> dict[str, int | float]:
+        return {
+            "sent": self.sent,
+            "received": self.received,
+            "lost": self.lost,
+            "jitter_ms": self.jitter_ms,
+        }
+
+
+@dataclass(frozen=True)
+class DtmfRefused:
+    """Why digits were not queued (the call may send them as SIP INFO instead)."""
+
+    reason: str
+
+
+class MediaStream:
+    """The media of one call: what to send at each slot, and what received packets mean."""
+
+    def __init__(
+        self,
+        negotiated: Negotiated,
+        source: AudioSource,
+        rng: random.Random,
+        now: float,
+        *,
+        our_key: bytes | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
+        self._source, self._rng, self._our_key, self._recorder = source, rng, our_key, recorder
+        self._sender = rtp.Sender(rng)
+        self._earlier_sent = 0  # by the senders a new key replaced
+        self._srtp = _srtp(our_key, negotiated.remote_key)
+        self._stats, self._digits_in = ReceiveStats(), DigitReceiver()
+        self._digits_out: deque[str] = deque()
+        self._event_packets: deque[bytes] = deque()
+        self._gap = 0
+        self._start: float | None = None  # when slot 0 was due; None: not sending
+        self._slot = 0
+        self._latched: Address | None = None
+        self.last_arrival: float | None = None
+        self.rtcp = 0  # RTCP packets received and ignored
+        self.dropped: dict[str, int] = {}  # by reason: a fixed set of texts
+        self.skipped = 0  # slots skipped because the shell woke too late
+        self.lateness = Lateness()
+        self._negotiated = negotiated
+        self._sdp_target: Address | None = None
+        self._apply(negotiated, now)
+
+    # --- what the call asks ---
+
+    def update(self, negotiated: Negotiated, now: float) -> None:
+        """A re-INVITE's outcome: hold or resume, a new address, codec or key."""
+        old, self._negotiated = self._negotiated, negotiated
+        if (negotiated.remote_address, negotiated.remote_port) != (
+            old.remote_address,
+            old.remote_port,
+        ):
+            self._latched = None
+        if negotiated.remote_key != old.remote_key:
+            # A new key: a new SSRC too, so that no packet index is used twice with a key.
+            self._earlier_sent += self._sender.sent
+            self._sender = rtp.Sender(self._rng)
+            self._srtp = _srtp(self._our_key, negotiated.remote_key)
+        self._apply(negotiated, now)
+
+    def send_dtmf(self, digits: str) -> DtmfRefused | None:
+        """Queue digits as RFC 4733 events, sent in the coming slots."""
+        if self._negotiated.event_payload_type is None:
+            return DtmfRefused(NO_EVENTS)
+        if not digits or any(d not in DIGITS for d in digits.upper()):
+            return DtmfRefused(NOT_DIGITS)
+        if len(self._digits_out) + len(digits) > MAX_DIGITS:
+            return DtmfRefused(TOO_MANY_DIGITS)
+        self._digits_out.extend(digits.upper())
+        return None
+
+    def stats(self) -> RtpStats:
+        summary = self._stats.summary()
+        sent = self._earlier_sent + self._sender.sent
+        return RtpStats(sent, summary.received, summary.lost, summary.jitter_ms)
+
+    @property
+    def target(self) -> Address | None:
+        """Where packets go now; None while nothing is sent."""
+        negotiated = self._negotiated
+        if "send" not in ABILITIES[negotiated.direction] or negotiated.remote_address is None:
+            return None
+        return self._latched or self._sdp_target
+
+    # --- sending ---
+
+    def deadline(self) -> float | None:
+        """When the next slot is due; None while nothing is sent."""
+        return None if self._start is None else self._start + self._slot * FRAME
+
+    def tick(self, now: float) -> list[Datagram]:
+        """The packets due by `now`: usually one; each one's lateness is recorded."""
+        target, due = self.target, self.deadline()
+        if target is None or self._start is None or due is None or now < due:
+            return []
+        behind = int((now - due) / FRAME)
+        if behind > MAX_BURST:
+            for _ in range(behind):
+                self._skip_slot()
+            self.skipped += behind
+        datagrams = []
+        while (due := self._start + self._slot * FRAME) <= now:
+            datagrams.append((self._protect(self._next_packet()), target))
+            self.lateness.record(now - due)
+            self._slot += 1
+        return datagrams
+
+    def _next_packet(self) -> bytes:
+        """The slot's packet: an event's, the start of the next digit's, or audio."""
+        if self._event_packets:
+            return self._event_packets.popleft()
+        event_type = self._negotiated.event_payload_type
+        if self._digits_out and not self._gap and event_type is not None:
+            first, *rest = self._sender.event(event_type, digit_payloads(self._digits_out[0]))
+            self._digits_out.popleft()
+            self._event_packets.extend(rest)
+            self._gap = DIGIT_GAP
+            return first
+        self._gap = max(0, self._gap - 1)
+        frame = self._codec().encode(self._source.next_frame())
+        return self._sender.audio(self._negotiated.payload_type, frame)
+
+    def _skip_slot(self) -> None:
+        """Let a slot pass unsent: an event's packet is lost, audio time moves on."""
+        self._slot += 1
+        if self._event_packets:
+            self._event_packets.popleft()
+            return
+        self._gap = max(0, self._gap - 1)
+        self._source.next_frame()
+        self._sender.timestamp = (self._sender.timestamp + rtp.SAMPLES_PER_FRAME) & 0xFFFFFFFF
+
+    def _protect(self, packet: bytes) -> bytes:
+        return packet if self._srtp is None else self._srtp.protect(packet)
+
+    def _codec(self) -> Codec:
+        return CODECS[self._negotiated.codec]
+
+    def _apply(self, negotiated: Negotiated, now: float) -> None:
+        self._sdp_target = _ip_address(negotiated)
+        if negotiated.event_payload_type is None:
+            self._digits_out.clear()  # they cannot be sent any more
+        self._ensure_schedule(now)
+
+    def _ensure_schedule(self, now: float) -> None:
+        """Start the slots when sending starts; stop them while nothing is sent."""
+        if self.target is None:
+            self._start = None
+        elif self._start is None:
+            self._start, self._slot = now, 0
+
+    # --- receiving ---
+
+    def receive(self, data: bytes, source: Address, now: float) -> str:
+        """One datagram from `source` at `now` -> the digits it completes (usually "")."""
+        packet = self._check(data, source)
+        if isinstance(packet, str):
+            self.dropped[packet] = self.dropped.get(packet, 0) + 1
+            return ""
+        if packet is None:
+            return ""
+        self.last_arrival = now
+        if self._latched is None:
+            self._latched = source
+            self._ensure_schedule(now)
+        kind = self._kind(packet.payload_type)
+        counted = self._stats.record(
+            packet.ssrc, packet.sequence, packet.timestamp, now, audio=kind == _AUDIO
+        )
+        if not counted:  # on probation, or a jump the sequence check holds back: not junk
+            return ""
+        if kind == _AUDIO and self._recorder is not None:
+            self._recorder.write(self._decoder(packet.payload_type).decode(packet.payload))
+        if kind == _EVENT:
+            return self._digits_in.receive(packet.timestamp, packet.payload)
+        return ""
+
+    @property
+    def junk(self) -> int:
+        """Datagrams dropped, whatever the reason."""
+        return sum(self.dropped.values())
+
+    def close(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+
+    def _check(self, data: bytes, source: Address) -> rtp.RtpPacket | str | None:
+        """The packet; a reason to drop the datagram; None for RTCP (ignored)."""
+        if len(data) > MAX_DATAGRAM:
+            return TOO_LONG
+        if self._latched is not None and source != self._latched:
+            return FOREIGN
+        clear = data if self._srtp is None else self._srtp.unprotect(data)
+        if isinstance(clear, SrtpError):
+            return clear.reason
+        packet = rtp.parse(clear)
+        if isinstance(packet, rtp.RtpError):
+            return packet.reason
+        if isinstance(packet, rtp.Rtcp):
+            self.rtcp += 1
+            return None
+        return packet if self._kind(packet.payload_type) else UNKNOWN_TYPE
+
+    def _kind(self, payload_type: int) -> str:
+        """What a payload type carries here; "" for one not expected."""
+        negotiated = self._negotiated
+        if payload_type in (negotiated.payload_type, PCMU.payload_type, PCMA.payload_type):
+            return _AUDIO
+        if payload_type in (negotiated.event_payload_type, OUR_EVENT_TYPE):
+            # Our offers name 101: the peer sends events with our number, we with its.
+            return _EVENT
+        return _OTHER if payload_type == COMFORT_NOISE else ""
+
+    def _decoder(self, payload_type: int) -> Codec:
+        # The static types are the laws they name; the negotiated one may be dynamic.
+        statics = {PCMU.payload_type: PCMU, PCMA.payload_type: PCMA}
+        return statics.get(payload_type) or self._codec()
+
+
+def _ip_address(negotiated: Negotiated) -> Address | None:
+    """Where the SDP says to send; None on hold, or for a name (no DNS on the media path)."""
+    if negotiated.remote_address is None:
+        return None
+    try:
+        ipaddress.ip_address(negotiated.remote_address)
+    except ValueError:
+        return None
+    return negotiated.remote_address, negotiated.remote_port
+
+
+def _srtp(our_key: bytes | None, their_key: bytes | None) -> SrtpSession | None:
+    if their_key is None:
+        return None
+    if our_key is None:
+        raise ValueError("an SRTP call needs our key as well as the peer's")
+    return SrtpSession(our_key, their_key)

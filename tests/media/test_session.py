@@ -1,0 +1,294 @@
+"""The media shell over real sockets on 127.0.0.1: two sessions talking to each other."""
+
+import asyncio
+import io
+import math
+import random
+import socket
+import wave
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+
+import pytest
+
+from intercom_sip.media import rtp
+from intercom_sip.media.g711 import PCMU
+from intercom_sip.media.ports import PortPool, PortRange, RtpPort
+from intercom_sip.media.recording import Recorder
+from intercom_sip.media.session import MediaSession
+from intercom_sip.media.source import Loop, tone
+from intercom_sip.media.stream import FRAME, TOO_LONG, UNKNOWN_TYPE
+from intercom_sip.sip.negotiation import Negotiated
+
+HOST = "127.0.0.1"
+KEY_A = bytes(range(30))
+KEY_B = bytes(range(100, 130))
+PATIENCE = 10.0  # seconds: the machine is shared and loaded; a pass takes far less
+
+
+def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 4 * PATIENCE))
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(PATIENCE):
+        while not condition():  # noqa: ASYNC110 - the conditions are counters, not events
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def pool() -> Iterator[PortPool]:
+    pool = PortPool(PortRange(42000, 43998))
+    yield pool
+    assert pool.leased == 0  # every session gave its port back
+
+
+def lease(pool: PortPool) -> RtpPort:
+    taken = pool.take(HOST)
+    assert isinstance(taken, RtpPort), taken
+    return taken
+
+
+def to(port: int, **changes: Any) -> Negotiated:
+    return replace(Negotiated("PCMU", 0, 101, HOST, port, "sendrecv"), **changes)
+
+
+def source(frequency: int) -> Loop:
+    loop = tone(frequency)
+    assert isinstance(loop, Loop)
+    return loop
+
+
+@dataclass
+class Recording:
+    file: io.BytesIO = field(default_factory=io.BytesIO)
+
+    def __post_init__(self) -> None:
+        self.recorder = Recorder(self.file)
+
+    def samples(self) -> list[int]:
+        self.file.seek(0)
+        with wave.open(self.file, "rb") as reader:
+            pcm = reader.readframes(reader.getnframes())
+        return [
+            int.from_bytes(pcm[i : i + 2], "little", signed=True) for i in range(0, len(pcm), 2)
+        ]
+
+
+def goertzel(samples: list[int], frequency: float) -> float:
+    """The power of one frequency in 8 kHz samples."""
+    k = 2 * math.cos(2 * math.pi * frequency / 8000)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    return s1 * s1 + s2 * s2 - k * s1 * s2
+
+
+def loudest(samples: list[int]) -> int:
+    """The strongest frequency, 200..3000 Hz in 25 Hz steps."""
+    return max(range(200, 3001, 25), key=lambda f: goertzel(samples, f))
+
+
+class Listener(asyncio.DatagramProtocol):
+    """A plain UDP socket that keeps what it receives; a relay when given two ends."""
+
+    def __init__(self, ends: tuple[tuple[str, int], tuple[str, int]] | None = None) -> None:
+        self.received: list[bytes] = []
+        self.ends = ends
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.received.append(data)
+        if self.ends is not None and self.transport is not None:
+            a, b = self.ends
+            self.transport.sendto(data, b if (addr[0], addr[1]) == a else a)
+
+
+async def listener(
+    port: int, ends: tuple[tuple[str, int], tuple[str, int]] | None = None
+) -> Listener:
+    loop = asyncio.get_running_loop()
+    _, protocol = await loop.create_datagram_endpoint(
+        lambda: Listener(ends), local_addr=(HOST, port)
+    )
+    return protocol
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+# --- talking ---
+
+
+@pytest.mark.parametrize(("codec", "payload_type"), [("PCMU", 0), ("PCMA", 8)])
+def test_two_sessions_hear_each_others_tone(pool: PortPool, codec: str, payload_type: int) -> None:
+    async def talk() -> None:
+        port_a, port_b = lease(pool), lease(pool)
+        heard_a, heard_b = Recording(), Recording()
+        a_to_b = to(port_b.port, codec=codec, payload_type=payload_type)
+        b_to_a = to(port_a.port, codec=codec, payload_type=payload_type)
+        a = await MediaSession.open(port_a, a_to_b, source(425), recorder=heard_b.recorder)
+        b = await MediaSession.open(port_b, b_to_a, source(1000), recorder=heard_a.recorder)
+        await until(lambda: min(a.stats().received, b.stats().received) >= 25)
+        # Both stop sending (hold), and what is on the way arrives: nothing is lost.
+        a.update(replace(a_to_b, direction="recvonly"))
+        b.update(replace(b_to_a, direction="recvonly"))
+        await until(lambda: a.stats().received == b.stats().sent)
+        await until(lambda: b.stats().received == a.stats().sent)
+        stats = a.stats(), b.stats()
+        a.close()
+        b.close()
+        a.close()  # idempotent
+        assert [(s.received, s.lost) for s in stats] == [(b.stats().sent, 0), (a.stats().sent, 0)]
+        assert (a.stream.junk, b.stream.junk, a.lateness().count) == (0, 0, a.stats().sent)
+        b_heard, a_heard = heard_b.samples(), heard_a.samples()
+        assert loudest(b_heard) == 1000  # A recorded B's tone
+        assert loudest(a_heard) == 425
+        assert goertzel(a_heard, 425) > 1000 * goertzel(a_heard, 1000)
+
+    run(talk)
+
+
+def test_packets_follow_the_source_address_when_it_differs_from_the_sdp(pool: PortPool) -> None:
+    async def latch() -> None:
+        port_a, port_b = lease(pool), lease(pool)
+        decoy = await listener(free_port())  # what A's SDP names: B is not there
+        assert decoy.transport is not None
+        decoy_port = decoy.transport.get_extra_info("sockname")[1]
+        a = await MediaSession.open(port_a, to(decoy_port), source(425))
+        await until(lambda: len(decoy.received) >= 2)
+        b = await MediaSession.open(port_b, to(port_a.port), source(1000))
+        await until(lambda: b.stats().received >= 10)
+        assert a.target == (HOST, port_b.port)
+        before = len(decoy.received)
+        await asyncio.sleep(10 * FRAME)
+        assert len(decoy.received) == before  # nothing more to the SDP address
+        a.close()
+        b.close()
+        decoy.transport.close()
+
+    run(latch)
+
+
+def test_a_held_session_sends_nothing(pool: PortPool) -> None:
+    async def hold() -> None:
+        port_a, port_b = lease(pool), lease(pool)
+        a = await MediaSession.open(port_a, to(port_b.port, direction="recvonly"), source(425))
+        b = await MediaSession.open(port_b, to(port_a.port), source(1000))
+        await until(lambda: a.stats().received >= 20)
+        assert (a.stats().sent, b.stats().received, a.target) == (0, 0, None)
+        a.update(to(port_b.port))  # resumed
+        await until(lambda: b.stats().received >= 5)
+        a.close()
+        b.close()
+
+    run(hold)
+
+
+def test_dtmf_digits_arrive_once_each(pool: PortPool) -> None:
+    async def dtmf() -> None:
+        port_a, port_b = lease(pool), lease(pool)
+        digits: list[str] = []
+        a = await MediaSession.open(port_a, to(port_b.port), source(425))
+        b = await MediaSession.open(port_b, to(port_a.port), source(1000), on_digit=digits.append)
+        await until(lambda: b.stats().received >= 5)
+        assert a.send_dtmf("1#5") is None
+        await until(lambda: len(digits) >= 3)
+        await asyncio.sleep(10 * FRAME)  # the end packets' repeats come and go
+        assert digits == ["1", "#", "5"]
+        a.close()
+        b.close()
+
+    run(dtmf)
+
+
+def test_srtp_both_ways_and_the_wire_is_not_clear(pool: PortPool) -> None:
+    async def srtp() -> None:
+        port_a, port_b = lease(pool), lease(pool)
+        relay_port = free_port()
+        relay = await listener(relay_port, ((HOST, port_a.port), (HOST, port_b.port)))
+        heard_a, heard_b = Recording(), Recording()
+        a = await MediaSession.open(
+            port_a,
+            to(relay_port, remote_key=KEY_B),
+            source(425),
+            our_key=KEY_A,
+            recorder=heard_b.recorder,
+        )
+        b = await MediaSession.open(
+            port_b,
+            to(relay_port, remote_key=KEY_A),
+            source(1000),
+            our_key=KEY_B,
+            recorder=heard_a.recorder,
+        )
+        await until(lambda: min(a.stats().received, b.stats().received) >= 25)
+        a.close()
+        b.close()
+        assert relay.transport is not None
+        relay.transport.close()
+        assert (a.stream.junk, b.stream.junk) == (0, 0)
+        assert loudest(heard_a.samples()) == 425
+        assert loudest(heard_b.samples()) == 1000
+        tone_a, tone_b = source(425), source(1000)
+        clear = {PCMU.encode(loop.next_frame()) for loop in (tone_a, tone_b) for _ in range(8)}
+        assert len(relay.received) >= 50
+        assert all(len(data) == 12 + 160 + 10 for data in relay.received)
+        assert not any(data[12:172] in clear for data in relay.received)
+
+    run(srtp)
+
+
+def test_junk_is_counted_and_ignored(pool: PortPool) -> None:
+    async def junk() -> None:
+        port_a, port_b = lease(pool), lease(pool)
+        a = await MediaSession.open(port_a, to(port_b.port), source(425))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            for data in (
+                b"hello",
+                bytes(2000),
+                rtp.build(rtp.RtpPacket(99, 1, 1, 1, b"x")),
+                bytes([0x80, 200, 0, 6]) + bytes(24),  # an RTCP sender report
+            ):
+                stranger.sendto(data, (HOST, port_a.port))
+            await until(lambda: a.stream.junk + a.stream.rtcp == 4)
+        assert a.stream.dropped == {rtp.TOO_SHORT: 1, TOO_LONG: 1, UNKNOWN_TYPE: 1}
+        assert a.last_arrival is None
+        b = await MediaSession.open(port_b, to(port_a.port), source(1000))
+        await until(lambda: a.stats().received >= 5)
+        assert a.last_arrival is not None
+        a.close()
+        b.close()
+
+    run(junk)
+
+
+def test_close_gives_the_port_back_and_finishes_the_recording(pool: PortPool) -> None:
+    async def close() -> None:
+        port_a = lease(pool)
+        heard = Recording()
+        a = await MediaSession.open(
+            port_a, to(free_port()), source(425), recorder=heard.recorder, rng=random.Random(1)
+        )
+        assert (a.port, pool.leased, a.closed) == (port_a.port, 1, False)
+        await asyncio.sleep(5 * FRAME)
+        a.close()
+        assert (pool.leased, a.closed) == (0, True)
+        assert a.stats().sent >= 1
+        sent = a.stats().sent
+        await asyncio.sleep(5 * FRAME)
+        assert a.stats().sent == sent  # the timer is gone
+        assert heard.samples() == []
+        again = lease(pool)  # the pool moves on round the range
+        assert again.port != port_a.port
+        again.release()
+
+    run(close)
