@@ -136,7 +136,7 @@ def test_dtmf_digits(digits: str, valid: bool) -> None:
     assert (re.search(DTMF_PATTERN, digits) is not None) is valid
 
 
-# --- the document says what the parser says ----------------------------------------------------
+# --- the document says what the parser says ---------------------------------------------------
 
 NUMBERISH = st.text(alphabet="sip:@.0129ab-%+; \n", max_size=24)
 

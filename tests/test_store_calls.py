@@ -137,7 +137,7 @@ def test_auto_answer_is_off_from_the_factory_and_durable(tmp_path: Path) -> None
     assert second.load_auto_answer() is False
 
 
-# --- migration ----------------------------------------------------------------------------------
+# --- migration --------------------------------------------------------------------------------
 
 # The schema of version 1, as the previous release made it (store.py at a48b263).
 SCHEMA_1 = """

@@ -73,7 +73,7 @@ def pr(tmp_path: Path) -> Iterator[PhoneRig]:
     rig.client.close()
 
 
-# --- every new route: both prefixes, auth first ---------------------------------------------
+# --- every new route: both prefixes, auth first -----------------------------------------------
 
 CALL_ENDPOINTS = [e for e in ENDPOINTS if "/call" in e.path]
 
@@ -120,7 +120,7 @@ def test_status_and_actions_answer_405_to_other_methods(pr: PhoneRig) -> None:
     assert pr.get("/system/debug/call/start") == (405, {"error": "Method not allowed"})
 
 
-# --- answer, hangup ----------------------------------------------------------------------------
+# --- answer, hangup ---------------------------------------------------------------------------
 
 
 def test_answer_a_ringing_call(pr: PhoneRig) -> None:
@@ -144,7 +144,7 @@ def test_hangup_ends_the_call_and_answers_idle(pr: PhoneRig, path: str) -> None:
     assert pr.post(path) == NO_CALL
 
 
-# --- dial ---------------------------------------------------------------------------------------
+# --- dial -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", ["/call/dial", "/system/debug/call/start"])
@@ -229,7 +229,7 @@ def test_a_body_over_64_kib_is_413_before_anything(pr: PhoneRig, path: str) -> N
     assert (pr.phone.dialled, pr.phone.auto_answer) == ([], [False])
 
 
-# --- dtmf ---------------------------------------------------------------------------------------
+# --- dtmf -------------------------------------------------------------------------------------
 
 
 def test_dtmf_in_an_active_call(pr: PhoneRig) -> None:
@@ -272,7 +272,7 @@ def test_dtmf_body_errors_come_before_the_state(pr: PhoneRig, raw: bytes, messag
     assert pr.phone.sent_dtmf == []
 
 
-# --- the call log --------------------------------------------------------------------------------
+# --- the call log -----------------------------------------------------------------------------
 
 
 def record(n: int, **changes: Any) -> CallRecord:
@@ -397,7 +397,7 @@ def test_history_store_failure_is_503(pr: PhoneRig) -> None:
     assert pr.get("/call/history") == (503, {"error": "Call log could not be read"})
 
 
-# --- auto-answer -----------------------------------------------------------------------------------
+# --- auto-answer ------------------------------------------------------------------------------
 
 AUTO = "/device/call/auto_answer"
 
@@ -466,7 +466,7 @@ def test_auto_answer_store_failure_is_503_and_changes_nothing(pr: PhoneRig) -> N
     assert pr.phone.auto_answer == [False]
 
 
-# --- no phone plugged in: what the served service answers today ------------------------------------
+# --- no phone plugged in: what the served service answers today -------------------------------
 
 
 def test_without_a_phone_the_routes_still_answer(rig: Rig) -> None:
