@@ -14,6 +14,7 @@ from intercom_sip.api.app import Api
 from intercom_sip.api.hosts import HostCheck
 from intercom_sip.api.routes import Routes
 from intercom_sip.device import Agent, Device, NoAgent
+from intercom_sip.phone import Phone
 from intercom_sip.store import Store
 from intercom_sip.worker import Worker
 from tests.asgi import AsgiClient
@@ -56,12 +57,17 @@ class Rig:
         return token
 
 
-def make_rig(data_dir: Path, agent: Agent | None = None, hasher: Worker | None = None) -> Rig:
+def make_rig(
+    data_dir: Path,
+    agent: Agent | None = None,
+    hasher: Worker | None = None,
+    phone: Phone | None = None,
+) -> Rig:
     store = Store.open(data_dir)
     ensure_credential(store)
     clock = FakeClock()
     hasher = hasher or Worker("hash")
-    device = Device(store, agent or NoAgent(), wallclock=clock)
+    device = Device(store, agent or NoAgent(), wallclock=clock, phone=phone)
     admin = Admin(store, hasher, clock=clock)
 
     async def startup() -> None:

@@ -10,6 +10,7 @@ from typing import Any, Final, Protocol
 
 from intercom_sip import errors, jsonbody, status
 from intercom_sip.fields import FACTORY
+from intercom_sip.phone import CallRecord, NoPhone, Phone
 from intercom_sip.settings import Settings, to_view
 from intercom_sip.store import Change, Store
 from intercom_sip.validation import Invalid, validate
@@ -49,9 +50,16 @@ class Device:
     """Holds the stored settings in memory; every change goes through the store first."""
 
     def __init__(
-        self, store: Store, agent: Agent, wallclock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        agent: Agent,
+        wallclock: Callable[[], float] = time.time,
+        phone: Phone | None = None,
     ) -> None:
         self._store, self._agent, self._wallclock = store, agent, wallclock
+        self.phone: Phone = phone or NoPhone()
+        self._auto_answer = store.load_auto_answer()
+        self._auto_answer_lock = asyncio.Lock()
         # Made once, stored, never changed: clients key their driver on it (contract §7.1).
         self.serial_number = store.identity_value(SERIAL_KEY, secrets.token_hex(8).upper())
         self._set_current(store.load_settings() or FACTORY)
@@ -70,6 +78,7 @@ class Device:
 
     def start(self) -> None:
         self._agent.apply(self._current)
+        self.phone.set_auto_answer(self._auto_answer)
 
     async def change(self, raw: bytes, actor: str, rules: Rules = validate) -> Settings | Invalid:
         """Validate a POST body (a settings body, or another shape by its `rules`)
@@ -129,6 +138,25 @@ class Device:
             return False
         self._agent.reregister()
         return True
+
+    @property
+    def auto_answer(self) -> bool:
+        return self._auto_answer
+
+    async def set_auto_answer(self, enabled: bool) -> None:
+        """Store the switch durably, then tell the phone. Raises StoreError when the
+        commit fails; then nothing changed. The commit runs on a thread: a call in
+        progress never waits on the store's fsync."""
+        async with self._auto_answer_lock:  # in order: the last POST is what is stored
+            if enabled != self._auto_answer:
+                await asyncio.to_thread(self._store.save_auto_answer, enabled)
+                self._auto_answer = enabled
+                log.info("auto-answer %s", "on" if enabled else "off")
+            self.phone.set_auto_answer(enabled)
+
+    async def call_history(self, limit: int) -> list[CallRecord]:
+        """The call log, newest first (read on a thread, like the log is written)."""
+        return await asyncio.to_thread(self._store.calls, limit)
 
     def status_view(self) -> dict[str, Any]:
         return status.to_view(self._current, self._agent.status())

@@ -1,8 +1,10 @@
-"""SQLite: the settings, their history and the administrator's credential.
+"""SQLite: the settings, their history, the administrator's credential, the call log
+and the auto-answer switch.
 
 The only module that imports sqlite3. Every change is one transaction, made
 durable (WAL with synchronous=FULL) before the call returns. sqlite3 errors
-leave as StoreError.
+leave as StoreError. Any thread may call it: a lock serialises the use of the one
+connection (the call log is written from a worker thread, off the event loop).
 """
 
 import contextlib
@@ -10,11 +12,20 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from intercom_sip.phone import (
+    LOG_KEEP,
+    MAX_DTMF_RECEIVED,
+    MAX_REASON,
+    MAX_REMOTE,
+    CallRecord,
+    RtpFigures,
+)
 from intercom_sip.settings import Settings, to_view
 from intercom_sip.validation import from_record, to_record
 
@@ -22,10 +33,9 @@ log = logging.getLogger(__name__)
 
 DB_NAME: Final = "intercom-sip.sqlite3"
 STAMP_NAME: Final = "credential.changed"  # replaced with every new credential
-SCHEMA_VERSION: Final = 1
 HISTORY_KEEP: Final = 1000  # rows; the oldest go first
 
-_SCHEMA: Final = """
+_SCHEMA_1: Final = """
 CREATE TABLE settings (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     record TEXT NOT NULL
@@ -47,6 +57,47 @@ CREATE TABLE identity (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+"""
+# Version 2: calls (contract §6). `id` orders the log; the call's own id is `call_id`.
+_SCHEMA_2: Final = """
+CREATE TABLE calls (
+    id INTEGER PRIMARY KEY,  -- no AUTOINCREMENT: only the oldest rows go, so ids still grow
+    call_id TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    remote TEXT NOT NULL,
+    started INTEGER NOT NULL,
+    answered INTEGER,
+    ended INTEGER NOT NULL,
+    duration INTEGER,
+    codec TEXT,
+    srtp INTEGER,
+    dtmf_received TEXT,
+    rtp_sent INTEGER,
+    rtp_received INTEGER,
+    rtp_lost INTEGER,
+    rtp_jitter_ms REAL,
+    end_reason TEXT NOT NULL,
+    code INTEGER,
+    reason TEXT
+);
+CREATE TABLE call_settings (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    auto_answer INTEGER NOT NULL
+);
+"""
+# Step n takes a store of version n to version n + 1 (PRAGMA user_version).
+_MIGRATIONS: Final = (_SCHEMA_1, _SCHEMA_2)
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+
+_SAVE_CALL: Final = """
+INSERT INTO calls (call_id, direction, remote, started, answered, ended, duration, codec, srtp,
+    dtmf_received, rtp_sent, rtp_received, rtp_lost, rtp_jitter_ms, end_reason, code, reason)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_LOAD_CALLS: Final = """
+SELECT call_id, direction, remote, started, answered, ended, duration, codec, srtp,
+    dtmf_received, rtp_sent, rtp_received, rtp_lost, rtp_jitter_ms, end_reason, code, reason
+FROM calls ORDER BY id DESC LIMIT ?
 """
 
 
@@ -86,13 +137,14 @@ class Store:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
+        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, data_dir: Path) -> "Store":
         """Open (creating if need be) the store in a private data directory."""
         path = _prepare(data_dir)
         try:
-            db = sqlite3.connect(path, isolation_level=None)
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=5000")
@@ -102,7 +154,8 @@ class Store:
         return cls(db, path)
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def load_settings(self) -> Settings | None:
         row = self._one("SELECT record FROM settings WHERE id = 1")
@@ -144,6 +197,32 @@ class Store:
             (limit,),
         )
         return [HistoryEntry(at, who, json.loads(text), bool(pw)) for at, who, text, pw in rows]
+
+    def save_call(self, record: CallRecord) -> None:
+        """Log an ended call durably, the oldest beyond the last LOG_KEEP going in the
+        same transaction. Blocking (an fsync): call it off the event loop."""
+        with self._transaction() as db:
+            db.execute(_SAVE_CALL, _call_row(record))
+            db.execute(
+                "DELETE FROM calls WHERE id <= (SELECT MAX(id) FROM calls) - ?", (LOG_KEEP,)
+            )
+
+    def calls(self, limit: int = 50) -> list[CallRecord]:
+        """The logged calls, newest first."""
+        rows = self._all(_LOAD_CALLS, (limit,))
+        return [_call_record(row) for row in rows]
+
+    def load_auto_answer(self) -> bool:
+        row = self._one("SELECT auto_answer FROM call_settings WHERE id = 1")
+        return row is not None and bool(row[0])
+
+    def save_auto_answer(self, enabled: bool) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO call_settings (id, auto_answer) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET auto_answer = excluded.auto_answer",
+                (enabled,),
+            )
 
     def load_credential(self) -> Credential | None:
         row = self._one("SELECT salt, hash FROM credential WHERE id = 1")
@@ -194,27 +273,30 @@ class Store:
 
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         try:
-            row: tuple[Any, ...] | None = self._db.execute(sql, args).fetchone()
+            with self._lock:
+                row: tuple[Any, ...] | None = self._db.execute(sql, args).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
         return row
 
     def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
-            return self._db.execute(sql, args).fetchall()
+            with self._lock:
+                return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
@@ -233,17 +315,65 @@ def _prepare(data_dir: Path) -> Path:
     return path
 
 
+def _call_row(record: CallRecord) -> tuple[Any, ...]:
+    rtp = record.rtp
+    return (
+        record.id,
+        record.direction,
+        record.remote[:MAX_REMOTE],
+        record.started,
+        record.answered,
+        record.ended,
+        record.duration,
+        record.codec,
+        record.srtp,
+        None if record.dtmf_received is None else record.dtmf_received[-MAX_DTMF_RECEIVED:],
+        *((rtp.sent, rtp.received, rtp.lost, rtp.jitter_ms) if rtp else (None,) * 4),
+        record.end_reason,
+        record.code,
+        None if record.reason is None else record.reason[:MAX_REASON],
+    )
+
+
+def _call_record(row: tuple[Any, ...]) -> CallRecord:
+    (call_id, direction, remote, started, answered, ended, duration, codec, srtp, dtmf) = row[:10]
+    sent, received, lost, jitter_ms, end_reason, code, reason = row[10:]
+    return CallRecord(
+        id=call_id,
+        direction=direction,
+        remote=remote,
+        started=started,
+        ended=ended,
+        end_reason=end_reason,
+        answered=answered,
+        duration=duration,
+        codec=codec,
+        srtp=None if srtp is None else bool(srtp),
+        dtmf_received=dtmf,
+        rtp=None if sent is None else RtpFigures(sent, received, lost, jitter_ms),
+        code=code,
+        reason=reason,
+    )
+
+
 def _migrate(db: sqlite3.Connection) -> None:
+    """Bring the store to SCHEMA_VERSION, one step at a time, in one transaction."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return
-    if version != 0:
+    if version > SCHEMA_VERSION:
         raise sqlite3.DatabaseError(f"schema version {version} is newer than this program")
     db.execute("BEGIN IMMEDIATE")
-    if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-        db.execute("COMMIT")  # another process made it meanwhile
-        return
-    for statement in filter(str.strip, _SCHEMA.split(";")):
-        db.execute(statement)
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    try:
+        # Read again under the lock: another process may have migrated meanwhile.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"schema version {version} is newer than this program")
+        for step in _MIGRATIONS[version:]:
+            for statement in filter(str.strip, step.split(";")):
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
     db.execute("COMMIT")

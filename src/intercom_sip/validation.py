@@ -84,6 +84,12 @@ def switch(body: Mapping[str, Any], stored: Settings) -> Settings | Invalid:
     return new
 
 
+def value_of(body: Mapping[str, Any], field: Field) -> Any:
+    """One field of another route's body, read as a settings field is (§3.2's messages):
+    its value, or the Invalid that rejects it. Its rule may not look at other fields."""
+    return _value(body, field, PYTHON_TYPE[field.kind], Context({}, FACTORY))
+
+
 def _value(body: Mapping[str, Any], field: Field, python_type: type, ctx: Context) -> Any:
     """The field's value, or the Invalid that rejects it."""
     value = _lookup(body, field.path)

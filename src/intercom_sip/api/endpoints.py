@@ -28,6 +28,11 @@ class Endpoint:
         return tuple(prefix + tail for prefix in API_PREFIXES)
 
 
+# The statuses of the call actions: with no body, with a JSON body, and dialling.
+_ACT: Final = (200, 401, 409)
+_BODY_ACT: Final = (200, 400, 401, 409, 413)
+_DIAL: Final = _BODY_ACT
+
 ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     Endpoint("GET", "/api/info", "info", False, "Device identity", (200,), "Info"),
     Endpoint("GET", "/api/openapi.json", "openapi", False, "This document", (200,), "Document"),
@@ -88,5 +93,74 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         "Send a REGISTER refresh now",
         (200, 401, 409),
         "Empty",
+    ),
+    # Calls (contract §6): one handset, one call; 409 when the call's state forbids it.
+    Endpoint("GET", "/v1/call/status", "call_status", True, "The call", (200, 401), "Call"),
+    Endpoint(
+        "POST", "/v1/call/answer", "call_answer", True, "Answer the ringing call", _ACT, "Call"
+    ),
+    Endpoint(
+        "POST", "/v1/call/hangup", "call_hangup", True, "Decline, cancel or end", _ACT, "Call"
+    ),
+    Endpoint("POST", "/v1/call/dial", "call_dial", True, "Call a number", _DIAL, "Call", "Dial"),
+    Endpoint(
+        "POST", "/v1/call/dtmf", "call_dtmf", True, "Send DTMF digits", _BODY_ACT, "Call", "Dtmf"
+    ),
+    Endpoint(
+        "GET",
+        "/v1/call/history",
+        "call_history",
+        True,
+        "The call log, newest first",
+        (200, 400, 401, 503),
+        "CallLog",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/device/call/auto_answer",
+        "get_auto_answer",
+        True,
+        "Whether incoming calls are answered by themselves",
+        (200, 401),
+        "AutoAnswerView",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/device/call/auto_answer",
+        "post_auto_answer",
+        True,
+        "Answer incoming calls by themselves, or not",
+        (200, 400, 401, 413, 503),
+        "AutoAnswerView",
+        "AutoAnswer",
+    ),
+    # The vendor's names for three of them (§6.3): same bodies, same answers.
+    Endpoint(
+        "POST",
+        "/v1/system/debug/call/start",
+        "debug_call_start",
+        True,
+        "Call a number (vendor alias of call/dial)",
+        _DIAL,
+        "Call",
+        "Dial",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/system/debug/call/end",
+        "debug_call_end",
+        True,
+        "Decline, cancel or end (vendor alias of call/hangup)",
+        _ACT,
+        "Call",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/system/call/status",
+        "system_call_status",
+        True,
+        "The call (vendor alias of call/status)",
+        (200, 401),
+        "Call",
     ),
 )

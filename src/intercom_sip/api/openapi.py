@@ -10,20 +10,22 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final
 
-from intercom_sip import USER_AGENT, __version__, errors
+from intercom_sip import USER_AGENT, __version__, errors, phone
 from intercom_sip.api.endpoints import API_PREFIXES, ENDPOINTS, Endpoint
+from intercom_sip.callbody import AUTO_ANSWER, DIGITS, LIMIT_DEFAULT, NUMBER
+from intercom_sip.dialing import NUMBER_PATTERN
 from intercom_sip.fields import FIELDS, SIPS_PROXY_PATTERN, SWITCH, EmptyWhenDisabled, Field
 from intercom_sip.settings import PASSWORD_PLACEHOLDER
 
 # What any request may get from the server itself, whatever its route.
 SERVER_STATUSES: Final = (400, 421, 431, 500)
 
-# Every error answer but 400 (whose texts depend on the route): status -> name, text.
+# Every error answer but 400 and 409 (whose texts depend on the route), and the 503s of
+# _OWN_TEXTS: status -> name, text.
 _ERRORS: Final = {
     401: ("LogIn", errors.LOG_IN),
     404: ("NotFound", errors.NOT_FOUND),
     405: ("MethodNotAllowed", errors.METHOD_NOT_ALLOWED),
-    409: ("SipDisabled", errors.SIP_DISABLED),
     413: ("TooLarge", errors.BODY_TOO_LARGE),
     421: ("Misdirected", errors.MISDIRECTED),
     429: ("TooManyLogins", errors.TOO_MANY_LOGINS),
@@ -88,11 +90,8 @@ def _operation(endpoint: Endpoint, full: str) -> dict[str, Any]:
     }
     if endpoint.protected:
         operation["security"] = [{"bearer": []}]
-    if endpoint.handler == "login":
-        operation["parameters"] = [
-            _query("username", "admin"),
-            _query("password", "MD5 hex of the password, either case"),
-        ]
+    if endpoint.handler in _PARAMETERS:
+        operation["parameters"] = _PARAMETERS[endpoint.handler]
     if endpoint.body:
         operation["requestBody"] = {"required": True, "content": _json_of(endpoint.body)}
     return operation
@@ -115,6 +114,9 @@ def _response(endpoint: Endpoint, code: int) -> dict[str, Any]:
                 {**_error_object({"anyOf": [{"const": errors.BAD_REQUEST}, *texts]})}
             ),
         }
+    own = _OWN_TEXTS.get(code, {}).get(endpoint.handler)
+    if own is not None:
+        return {"description": _DESCRIPTIONS[code], "content": _json(_error_object(own))}
     return {"$ref": f"#/components/responses/{_ERRORS[code][0]}"}
 
 
@@ -136,29 +138,71 @@ def _body_errors(fields: Iterable[Field], invalid: Iterable[str]) -> list[dict[s
     """The 400 texts of a JSON body (contract §3.2)."""
     fields = tuple(fields)
     names = "|".join(re.escape(name) for name in invalid)
-    return [
+    texts: list[dict[str, Any]] = [
         {"const": errors.WRONG_JSON_BODY},
         {"enum": [errors.no_value(f.name) for f in fields if f.required]},
         {"enum": [errors.wrong_type(f.name) for f in fields]},
-        {"pattern": f"^Wrong JSON body: value `(?:{names})` is invalid: .+$"},
     ]
+    if names:
+        texts.append({"pattern": f"^Wrong JSON body: value `(?:{names})` is invalid: .+$"})
+    return texts
 
 
+_DIAL_ERRORS: Final = [*_body_errors((NUMBER,), ()), {"const": errors.WRONG_NUMBER_FORMAT}]
 _BAD_REQUESTS: Final = {
     "login": [{"enum": [errors.LOGIN_PARAMS_MISSED, errors.WRONG_LOGIN]}],
     "post_settings": _body_errors(FIELDS, [f.name for f in FIELDS if f.rule is not None]),
     "post_sip_enable": _body_errors((SWITCH,), [SWITCH.name]),
+    "call_dial": _DIAL_ERRORS,
+    "debug_call_start": _DIAL_ERRORS,
+    "call_dtmf": _body_errors((DIGITS,), [DIGITS.name]),
+    "call_history": [{"const": errors.WRONG_LIMIT}],
+    "post_auto_answer": _body_errors((AUTO_ANSWER,), ()),
+}
+
+# The texts of other statuses that depend on the route: status -> handler -> schema.
+_NO_CALL: Final = {"const": errors.NO_CALL}
+_DIAL_CONFLICTS: Final = {"enum": [errors.NOT_REGISTERED, errors.BUSY]}
+_OWN_TEXTS: Final[dict[int, dict[str, dict[str, Any]]]] = {
+    409: {
+        "reregister": {"const": errors.SIP_DISABLED},
+        "call_answer": _NO_CALL,
+        "call_hangup": _NO_CALL,
+        "debug_call_end": _NO_CALL,
+        "call_dtmf": _NO_CALL,
+        "call_dial": _DIAL_CONFLICTS,
+        "debug_call_start": _DIAL_CONFLICTS,
+    },
+    503: {"call_history": {"const": errors.CALL_LOG_FAILED}},
 }
 
 
-def _query(name: str, text: str) -> dict[str, Any]:
+def _query(
+    name: str, text: str, schema: dict[str, Any] | None = None, required: bool = True
+) -> dict[str, Any]:
     return {
         "name": name,
         "in": "query",
-        "required": True,
+        "required": required,
         "description": text,
-        "schema": {"type": "string"},
+        "schema": schema or {"type": "string"},
     }
+
+
+_PARAMETERS: Final = {
+    "login": [
+        _query("username", "admin"),
+        _query("password", "MD5 hex of the password, either case"),
+    ],
+    "call_history": [
+        _query(
+            "limit",
+            "How many calls, newest first",
+            {"type": "integer", "minimum": 1, "maximum": phone.LOG_KEEP, "default": LIMIT_DEFAULT},
+            required=False,
+        )
+    ],
+}
 
 
 def _json_of(schema: str) -> dict[str, Any]:
@@ -263,6 +307,7 @@ def _schemas() -> dict[str, Any]:
                 "commit": {"type": "string", "description": "The build"},
             }
         ),
+        **_call_schemas(),
         "SipStatus": _object(
             {
                 "sip_status": {"enum": ["OK", "ERROR", "OFFLINE"]},
@@ -279,6 +324,85 @@ def _schemas() -> dict[str, Any]:
                 "transport": {"enum": ["udp", "tcp", "tls", None]},
             }
         ),
+    }
+
+
+def _call_schemas() -> dict[str, Any]:
+    """Contract §6: the call status, the call log, and the bodies of the call routes."""
+    auto_answer = {AUTO_ANSWER.name: _field_schema(AUTO_ANSWER)}
+    return {
+        "Call": {"oneOf": [_idle_call(), _object(_call_keys(live=True))]},
+        "CallLog": _object(
+            {
+                "calls": {
+                    "type": "array",
+                    "maxItems": phone.LOG_KEEP,
+                    "items": _object(_call_keys(live=False)),
+                }
+            }
+        ),
+        "RtpFigures": _object(
+            {
+                "sent": {"type": "integer", "minimum": 0},
+                "received": {"type": "integer", "minimum": 0},
+                "lost": {"type": "integer", "minimum": 0},
+                "jitter_ms": {"type": "number", "minimum": 0},
+            }
+        ),
+        "Dial": {
+            "type": "object",
+            "properties": {
+                NUMBER.name: {
+                    "type": "string",
+                    "description": NUMBER.doc,
+                    "pattern": NUMBER_PATTERN,
+                }
+            },
+            "required": [NUMBER.name],
+        },
+        "Dtmf": {
+            "type": "object",
+            "properties": {DIGITS.name: _field_schema(DIGITS)},
+            "required": [DIGITS.name],
+        },
+        "AutoAnswer": {"type": "object", "properties": auto_answer, "required": [*auto_answer]},
+        "AutoAnswerView": _object(auto_answer),
+    }
+
+
+def _idle_call() -> dict[str, Any]:
+    nulls = {name: {"type": "null"} for name in _call_keys(live=True)}
+    return _object({**nulls, "state": {"const": "idle"}})
+
+
+def _call_keys(live: bool) -> dict[str, Any]:
+    """The keys of a call: in the status (`live`, §6.1) or in the log (§6.8)."""
+    time = {"type": "integer", "description": "Unix time"}
+    maybe_time = {"type": ["integer", "null"], "description": "Unix time"}
+    keys: dict[str, Any] = {
+        "id": {"type": "string", "minLength": 1},
+        "direction": {"enum": list(phone.DIRECTIONS)},
+        "remote": {"type": "string", "maxLength": phone.MAX_REMOTE},
+        "started": time,
+        "answered": maybe_time,
+        "duration": {"type": ["integer", "null"], "minimum": 0, "description": "s"},
+        "codec": {"enum": ["PCMU", "PCMA", None]},
+        "srtp": {"type": ["boolean", "null"]},
+        "dtmf_received": {"type": ["string", "null"], "maxLength": phone.MAX_DTMF_RECEIVED},
+        "rtp": {"anyOf": [{"$ref": "#/components/schemas/RtpFigures"}, {"type": "null"}]},
+    }
+    if live:
+        return {
+            "state": {"enum": [s for s in phone.STATES if s != "idle"]},
+            **keys,
+            "ends_at": maybe_time,
+        }
+    return {
+        **keys,
+        "ended": time,
+        "end_reason": {"enum": list(phone.END_REASONS)},
+        "code": {"type": ["integer", "null"], "minimum": 100, "maximum": 699},
+        "reason": {"type": ["string", "null"], "maxLength": phone.MAX_REASON},
     }
 
 

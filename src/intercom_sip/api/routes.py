@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from intercom_sip import BUILD_ID, USER_AGENT, __version__, errors
+from intercom_sip import BUILD_ID, USER_AGENT, __version__, callbody, errors, jsonbody
 from intercom_sip.admin import Admin, LoginResult
 from intercom_sip.api import http
 from intercom_sip.api.http import Receive, Response, Scope
 from intercom_sip.device import Device, Rules
+from intercom_sip.phone import CallStatus, Refusal
 from intercom_sip.settings import Settings, to_view
 from intercom_sip.store import StoreError
 from intercom_sip.validation import Invalid, switch, validate
@@ -38,6 +39,9 @@ class Routes:
         self._info = http.json_response(200, _info(device.serial_number))
         self._empty = http.json_response(200, {})
         self._enabled = {on: http.json_response(200, {"sip_enable": on}) for on in (False, True)}
+        self._auto_answer = {
+            on: http.json_response(200, {"is_enabled": on}) for on in (False, True)
+        }
 
     async def info(self, call: Call) -> Response:
         return self._info
@@ -87,6 +91,68 @@ class Routes:
             return http.error(409, errors.SIP_DISABLED)
         return self._empty
 
+    # --- calls (contract §6) ---------------------------------------------------------------
+
+    async def call_status(self, call: Call) -> Response:
+        return _call_answer(self._device.phone.status())
+
+    async def call_answer(self, call: Call) -> Response:
+        return _call_answer(self._device.phone.answer())
+
+    async def call_hangup(self, call: Call) -> Response:
+        return _call_answer(self._device.phone.hangup())
+
+    async def call_dial(self, call: Call) -> Response:
+        body = await _json_body(call)
+        if isinstance(body, Response):
+            return body
+        target = callbody.read_dial(body)
+        if isinstance(target, Invalid):
+            return http.error(400, target.message)
+        return _call_answer(self._device.phone.dial(target))
+
+    async def call_dtmf(self, call: Call) -> Response:
+        body = await _json_body(call)
+        if isinstance(body, Response):
+            return body
+        digits = callbody.read_dtmf(body)
+        if isinstance(digits, Invalid):
+            return http.error(400, digits.message)
+        return _call_answer(self._device.phone.dtmf(digits))
+
+    async def call_history(self, call: Call) -> Response:
+        limit = callbody.read_limit(call.scope["query_string"])
+        if limit is None:
+            return http.error(400, errors.WRONG_LIMIT)
+        try:
+            records = await self._device.call_history(limit)
+        except StoreError as exc:
+            log.error("call log not read: %s", exc)
+            return http.error(503, errors.CALL_LOG_FAILED)
+        return http.json_response(200, {"calls": [record.to_view() for record in records]})
+
+    async def get_auto_answer(self, call: Call) -> Response:
+        return self._auto_answer[self._device.auto_answer]
+
+    async def post_auto_answer(self, call: Call) -> Response:
+        body = await _json_body(call)
+        if isinstance(body, Response):
+            return body
+        enabled = callbody.read_auto_answer(body)
+        if isinstance(enabled, Invalid):
+            return http.error(400, enabled.message)
+        try:
+            await self._device.set_auto_answer(enabled)
+        except StoreError as exc:
+            log.error("auto-answer not stored: %s", exc)
+            return http.error(503, errors.STORAGE_FAILED)
+        return self._auto_answer[enabled]
+
+    # The vendor's names (§6.3): the same handlers under their own operation ids.
+    debug_call_start = call_dial
+    debug_call_end = call_hangup
+    system_call_status = call_status
+
     async def _change(self, call: Call, rules: Rules) -> Settings | Response:
         """A body read within the limit, checked by `rules`, made durable; or the error."""
         raw = await http.read_body(call.scope, call.receive)
@@ -100,6 +166,22 @@ class Routes:
         if isinstance(result, Invalid):
             return http.error(400, result.message)
         return result
+
+
+async def _json_body(call: Call) -> dict[str, Any] | Response:
+    """The body as a JSON object, or the answer that refuses it (§3.2 steps 0 and 1)."""
+    raw = await http.read_body(call.scope, call.receive)
+    if raw is None:
+        return http.TOO_LARGE
+    body = jsonbody.parse_object(raw)
+    return http.error(400, errors.WRONG_JSON_BODY) if body is None else body
+
+
+def _call_answer(result: CallStatus | Refusal) -> Response:
+    """200 with the call status after the action, or 409 with why not."""
+    if isinstance(result, Refusal):
+        return http.error(409, result.message)
+    return http.json_response(200, result.to_view())
 
 
 def _info(serial_number: str) -> dict[str, object]:
