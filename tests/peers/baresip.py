@@ -176,7 +176,6 @@ class Baresip(process.Peer):
         self._process = process.spawn(self._command(), self.log_path)
         try:
             self._connect(timeout)
-            self.command("statmode")  # off: no status line every 100 ms in the log
             self._wait_registered(timeout)
         except BaseException:
             self.stop()

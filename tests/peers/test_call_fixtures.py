@@ -36,3 +36,21 @@ def test_baresip_calls_baresip(kamailio_factory: MakeKamailio) -> None:
         print(a.recordings(), b.recordings())
         print(audio.dominant_frequency(b.heard()), audio.dominant_frequency(a.heard()))
         print(a.log_text()[-3000:])
+
+
+@peers
+def test_sipp_calls_baresip(kamailio_factory: MakeKamailio) -> None:
+    import time
+    from . import sipp as sippmod
+    require("baresip", "sipp")
+    server = kamailio_factory(users=USERS)
+    reg = registrar(server)
+    with Baresip(reg, Account("202", "pw202"), tone_hz=600) as b:
+        with sippmod.Sipp("uac_wait_bye.xml", ("127.0.0.1", server.sip_port), service="202", timeout=20, tone_hz=1000) as caller:
+            b.wait_event("CALL_ESTABLISHED")
+            time.sleep(2)
+            b.hangup()
+            result = caller.wait()
+        print(result.report()[-3000:])
+        print(audio.dominant_frequency(b.heard()))
+        assert result.ok
