@@ -111,7 +111,9 @@ def dominant_frequency(
     The loudest window, not the first: a recording starts with silence until media flows.
     """
     samples = loudest_window(recording, window)
-    best = max(range(low, high + 1, step), key=lambda f: goertzel_power(samples, f, recording.rate))
+    best = max(
+        range(low, high + 1, step), key=lambda f: goertzel_power(samples, f, recording.rate)
+    )
     return best
 
 

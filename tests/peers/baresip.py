@@ -53,10 +53,12 @@ Answer = Literal["auto", "manual", "busy"]
 Event = dict[str, Any]
 
 MODULES_DIR = "/usr/lib/baresip/modules"
-# menu: the commands; account: the accounts file; ctrl_tcp: our control channel.
-MODULES = ("menu", "account", "ctrl_tcp", "g711", "aufile", "sndfile", "srtp")
+# menu: the commands; ctrl_tcp: our control channel; account: reads the accounts file,
+# and must come last, or a `mediaenc` or codec it names is not registered yet.
+MODULES = ("menu", "ctrl_tcp", "g711", "aufile", "sndfile", "srtp", "account")
 MAX_EVENTS = 1000  # events kept for a test to read; older ones are dropped
 MAX_NETSTRING = 1 << 20
+WAV_HEADER = 44  # bytes before the samples in sndfile's WAV files
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -177,6 +179,7 @@ class Baresip(process.Peer):
         try:
             self._connect(timeout)
             self._wait_registered(timeout)
+            self._check_account()
         except BaseException:
             self.stop()
             raise
@@ -275,15 +278,31 @@ class Baresip(process.Peer):
     def received_digits(self) -> str:
         """The DTMF digits received so far (CALL_DTMF_START events)."""
         return "".join(
-            str(e.get("param", "")) for e in list(self.events) if e.get("type") == "CALL_DTMF_START"
+            str(e.get("param", ""))
+            for e in list(self.events)
+            if e.get("type") == "CALL_DTMF_START"
         )
 
     def recordings(self, kind: Literal["dec", "enc"] = "dec") -> list[Path]:
         """sndfile's recordings of `kind`, oldest first: dec = heard, enc = sent."""
         return sorted(self.recordings_dir.glob(f"dump-*-{kind}.wav"))
 
+    def wait_heard(self, seconds: float = 1.0, timeout: float = 15.0) -> None:
+        """Wait until the current call's recording holds `seconds` of received audio."""
+        want = WAV_HEADER + round(seconds * audio.RATE) * 2
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.recordings("dec")
+            if found and found[-1].stat().st_size >= want:
+                return
+            time.sleep(0.05)
+        raise BaresipError(f"{self.account.user} did not hear {seconds} s within {timeout} s")
+
     def heard(self) -> audio.Recording:
-        """What the last call brought in (the newest dec recording)."""
+        """What the last call brought in (the newest dec recording).
+
+        sndfile completes the WAV header when the call closes: read it after CALL_CLOSED.
+        """
         found = self.recordings("dec")
         if not found:
             raise BaresipError(f"no recording in {self.recordings_dir}")
@@ -296,6 +315,12 @@ class Baresip(process.Peer):
         return re.search(r"^> \S+\s+OK\s", text, re.MULTILINE) is not None
 
     # -- internals
+
+    def _check_account(self) -> None:
+        # baresip only warns about an account parameter it cannot use, then goes on.
+        refused = [line for line in self.log_text().splitlines() if "not found" in line]
+        if refused:
+            raise BaresipError(f"baresip ignored part of the account: {refused}")
 
     def _wait_registered(self, timeout: float) -> None:
         # Polled: REGISTER_OK may come before the control connection is up.
