@@ -34,6 +34,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -58,6 +59,7 @@ MODULES_DIR = "/usr/lib/baresip/modules"
 MODULES = ("menu", "ctrl_tcp", "g711", "aufile", "sndfile", "srtp", "account")
 MAX_EVENTS = 1000  # events kept for a test to read; older ones are dropped
 MAX_NETSTRING = 1 << 20
+QUIT_GRACE = 1.0  # seconds baresip gets to unregister before the second SIGTERM
 WAV_HEADER = 44  # bytes before the samples in sndfile's WAV files
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -111,7 +113,8 @@ class Baresip(process.Peer):
     """One baresip with one account, its own config dir, tone and recordings.
 
     `tone_hz` is the frequency of the tone it sends, for `tone_seconds` (the call closes
-    when the tone ends: aufile's end of file).
+    when the tone ends: aufile's end of file). `rtp_timeout` (s, 0: none) hangs up a call
+    whose RTP stops, with CALL_CLOSED "rtp stream error".
     """
 
     def __init__(
@@ -121,8 +124,10 @@ class Baresip(process.Peer):
         *,
         tone_hz: int = 1000,
         tone_seconds: float = 30.0,
+        rtp_timeout: int = 0,
     ) -> None:
         self.registrar = registrar
+        self.rtp_timeout = rtp_timeout
         self.account = account
         self.tone_hz = tone_hz
         self.tone_seconds = tone_seconds
@@ -196,7 +201,7 @@ class Baresip(process.Peer):
             self._reader = None
         child, self._process = self._process, None
         if child is not None:
-            process.terminate(child, timeout)
+            _quit(child, timeout)
 
     def close(self) -> None:
         """Stop and remove the temp dir."""
@@ -361,7 +366,7 @@ class Baresip(process.Peer):
             "audio_source": f"aufile,{self.directory / 'tone.wav'}",
             "audio_alert": "",
             "audio_player": "",
-            "rtp_ports": "",
+            "rtp_timeout": str(self.rtp_timeout) if self.rtp_timeout else "",
             "ctrl_tcp_listen": f"{HOST}:{self.ctrl_port}",
             "snd_path": str(self.recordings_dir),
             "module_path": MODULES_DIR,
@@ -432,6 +437,16 @@ class Baresip(process.Peer):
             with self._changed:
                 self.events.append(message)
                 self._changed.notify_all()
+
+
+def _quit(child: subprocess.Popen[bytes], timeout: float) -> None:
+    # The first SIGTERM unregisters and waits for every SIP transaction to end, which
+    # after a CANCEL is Timer D (32 s over UDP); a second one makes baresip exit at once.
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(QUIT_GRACE)
+    process.terminate(child, timeout)
 
 
 def split_netstrings(buffer: bytes) -> tuple[list[bytes], bytes]:

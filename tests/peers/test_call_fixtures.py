@@ -196,6 +196,31 @@ def test_a_sipp_caller_cancels_while_it_rings(server: Kamailio) -> None:
 
 
 @peers
+def test_a_sipp_caller_whose_rtp_stops_gets_bye(server: Kamailio) -> None:
+    account = Account("202", "pw202")
+    with Baresip(registrar(server), account, rtp_timeout=2) as b:
+        result = sipp.run(
+            "uac_rtp_stops.xml", proxy(server), service="202", timeout=20, tone_seconds=1
+        )
+        closed = b.wait_event("CALL_CLOSED")
+
+    assert result.ok, result.report()
+    assert closed["param"] == "rtp stream error"
+
+
+@peers
+def test_a_sipp_caller_that_never_acks_gets_bye_after_64_t1(server: Kamailio) -> None:
+    # The one slow proof: RFC 3261's 64*T1 = 32 s is baresip's, not ours to shorten.
+    with Baresip(registrar(server), Account("202", "pw202"), tone_seconds=40) as b:
+        result = sipp.run("uac_no_ack.xml", proxy(server), service="202", timeout=50)
+        closed = b.wait_event("CALL_CLOSED")
+
+    assert result.ok, result.report()
+    assert "ACK sip:" not in result.messages
+    assert closed["param"] == "Connection timed out"
+
+
+@peers
 @pytest.mark.parametrize("scenario", ["uac_no_g711.xml", "uac_savp.xml"])
 def test_offers_baresip_cannot_take_get_488(
     server: Kamailio, callee_b: Baresip, scenario: str
