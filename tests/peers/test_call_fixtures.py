@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from . import audio, sipp
-from .baresip import Account, Baresip, BaresipError, Registrar, Transport, split_netstrings
+from .baresip import (
+    MAX_EVENTS,
+    Account,
+    Baresip,
+    BaresipError,
+    Registrar,
+    Transport,
+    split_netstrings,
+)
 from .conftest import require
 from .kamailio import Kamailio, MakeKamailio
 
@@ -255,6 +263,16 @@ def test_netstrings_split_at_their_commas() -> None:
     assert split_netstrings(b"2:{},3:abc,4:ab") == ([b"{}", b"abc"], b"4:ab")
     with pytest.raises(BaresipError, match="without its comma"):
         split_netstrings(b"2:abc")
+    with pytest.raises(BaresipError, match="netstring of 1048577 bytes"):
+        split_netstrings(b"1048577:")
+
+
+def test_baresip_keeps_the_last_events_only() -> None:
+    phone = Baresip(Registrar(5060, 5061), Account("201", "pw"))
+    for n in range(MAX_EVENTS + 5):
+        phone._dispatch(b'{"event": true, "type": "CALL_DTMF_START", "param": "%d"}' % (n % 10))
+    assert len(phone.events) == MAX_EVENTS
+    assert phone.events[0]["param"] == "5"  # the first five were dropped
 
 
 def test_an_account_line_says_transport_answer_mode_and_srtp() -> None:
