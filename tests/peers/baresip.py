@@ -42,9 +42,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import audio, binaries, ports, process
+
+if TYPE_CHECKING:
+    from .kamailio import Kamailio
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,11 @@ class Registrar:
     tls_port: int
     ca_cert: Path | None = None
     host: str = HOST
+
+    @classmethod
+    def of(cls, server: Kamailio) -> Registrar:
+        """The Kamailio fixture as a registrar: its ports and the CA of its certificate."""
+        return cls(server.sip_port, server.tls_port, server.ca_cert)
 
     def uri_port(self, transport: Transport) -> int:
         """The port for `transport`."""

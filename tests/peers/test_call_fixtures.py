@@ -24,7 +24,7 @@ from .baresip import (
     Transport,
     split_netstrings,
 )
-from .conftest import require
+from .conftest import MakeBaresip, require
 from .kamailio import Kamailio, MakeKamailio
 
 peers = pytest.mark.peers
@@ -43,12 +43,8 @@ def server(kamailio_factory: MakeKamailio) -> Kamailio:
 @pytest.fixture
 def callee_b(server: Kamailio) -> Iterator[Baresip]:
     """baresip 202 over UDP, answering at once, sending 600 Hz."""
-    with Baresip(registrar(server), Account("202", "pw202"), tone_hz=B_HZ) as phone:
+    with Baresip(Registrar.of(server), Account("202", "pw202"), tone_hz=B_HZ) as phone:
         yield phone
-
-
-def registrar(server: Kamailio) -> Registrar:
-    return Registrar(server.sip_port, server.tls_port, server.ca_cert)
 
 
 def proxy(server: Kamailio, transport: sipp.Transport = "udp") -> tuple[str, int]:
@@ -72,38 +68,36 @@ def hears(phone: Baresip, frequency: int) -> None:
     ("transport", "srtp"), [("udp", False), ("tcp", False), ("tls", True)], ids=str
 )
 def test_baresip_calls_baresip_with_audio_and_dtmf_both_ways(
-    server: Kamailio, transport: Transport, srtp: bool
+    server: Kamailio, baresip_factory: MakeBaresip, transport: Transport, srtp: bool
 ) -> None:
-    reg = registrar(server)
-    account_a = Account("201", "pw201", transport=transport, srtp=srtp)
-    account_b = Account("202", "pw202", transport=transport, srtp=srtp)
-    with Baresip(reg, account_a, tone_hz=A_HZ) as a, Baresip(reg, account_b, tone_hz=B_HZ) as b:
-        a.dial(a.uri("202"))
-        a.wait_event("CALL_ESTABLISHED")
-        b.wait_event("CALL_ESTABLISHED")
-        b.wait_heard(1.0)
-        a.wait_heard(1.0)
-        a.send_dtmf("#")
-        b.wait_event("CALL_DTMF_START")
-        b.send_dtmf("1")
-        a.wait_event("CALL_DTMF_START")
-        a.hangup()
-        a.wait_event("CALL_CLOSED")
-        closed = b.wait_event("CALL_CLOSED")
+    a = baresip_factory(server, Account("201", "pw201", transport, srtp=srtp), tone_hz=A_HZ)
+    b = baresip_factory(server, Account("202", "pw202", transport, srtp=srtp), tone_hz=B_HZ)
+    a.dial(a.uri("202"))
+    a.wait_event("CALL_ESTABLISHED")
+    b.wait_event("CALL_ESTABLISHED")
+    b.wait_heard(1.0)
+    a.wait_heard(1.0)
+    a.send_dtmf("#")
+    b.wait_event("CALL_DTMF_START")
+    b.send_dtmf("1")
+    a.wait_event("CALL_DTMF_START")
+    a.hangup()
+    a.wait_event("CALL_CLOSED")
+    closed = b.wait_event("CALL_CLOSED")
 
-        assert (b.received_digits(), a.received_digits()) == ("#", "1")
-        assert closed["param"] == "Connection reset by peer"
-        hears(b, A_HZ)
-        hears(a, B_HZ)
-        if srtp:
-            for phone in (a, b):  # SDES-SRTP keyed on both sides (MENC_EVENT_SECURE = 0)
-                assert phone.wait_event("CALL_MENC")["param"] == "0,audio,AES_CM_128_HMAC_SHA1_80"
+    assert (b.received_digits(), a.received_digits()) == ("#", "1")
+    assert closed["param"] == "Connection reset by peer"
+    hears(b, A_HZ)
+    hears(a, B_HZ)
+    if srtp:
+        for phone in (a, b):  # SDES-SRTP keyed on both sides (MENC_EVENT_SECURE = 0)
+            assert phone.wait_event("CALL_MENC")["param"] == "0,audio,AES_CM_128_HMAC_SHA1_80"
 
 
 @peers
 def test_baresip_calls_a_sipp_callee_and_hangs_up(server: Kamailio) -> None:
     with (
-        Baresip(registrar(server), Account("201", "pw201"), tone_hz=A_HZ) as a,
+        Baresip(Registrar.of(server), Account("201", "pw201"), tone_hz=A_HZ) as a,
         sipp.Sipp("uas_answer.xml", tone_hz=SIPP_HZ) as callee,
     ):
         sipp.bind(server.ctl, "203", callee.contact("203"))
@@ -121,7 +115,7 @@ def test_baresip_calls_a_sipp_callee_and_hangs_up(server: Kamailio) -> None:
 @peers
 @pytest.mark.parametrize("callee", ["sipp", "baresip"])
 def test_a_busy_callee_answers_486(server: Kamailio, callee: str) -> None:
-    reg = registrar(server)
+    reg = Registrar.of(server)
     with (
         Baresip(reg, Account("201", "pw201")) as a,
         Baresip(reg, Account("202", "pw202", answer="busy")) as b,
@@ -142,7 +136,7 @@ def test_a_busy_callee_answers_486(server: Kamailio, callee: str) -> None:
 @peers
 def test_baresip_cancels_a_ringing_sipp_callee(server: Kamailio) -> None:
     with (
-        Baresip(registrar(server), Account("201", "pw201")) as a,
+        Baresip(Registrar.of(server), Account("201", "pw201")) as a,
         sipp.Sipp("uas_ring.xml") as callee,
     ):
         sipp.bind(server.ctl, "203", callee.contact("203"))
@@ -167,7 +161,7 @@ def test_a_sipp_caller_streams_rtp_until_the_callee_hangs_up(
     # SIPp here has no TLS: the TLS case is SIPp -UDP-> Kamailio -TLS-> the callee's flow.
     account = Account("202", "pw202", transport=callee_leg)
     with (
-        Baresip(registrar(server), account, tone_hz=B_HZ) as callee,
+        Baresip(Registrar.of(server), account, tone_hz=B_HZ) as callee,
         sipp.Sipp(
             "uac_wait_bye.xml", proxy(server, caller_leg), service="202",
             transport=caller_leg, timeout=30, tone_hz=SIPP_HZ,
@@ -194,7 +188,7 @@ def test_a_sipp_caller_hangs_up_after_its_pause(server: Kamailio, callee_b: Bare
 
 @peers
 def test_a_sipp_caller_cancels_while_it_rings(server: Kamailio) -> None:
-    with Baresip(registrar(server), Account("202", "pw202", answer="manual")) as b:
+    with Baresip(Registrar.of(server), Account("202", "pw202", answer="manual")) as b:
         result = sipp.run("uac_cancel.xml", proxy(server), service="202", pause_ms=500)
         closed = b.wait_event("CALL_CLOSED")
 
@@ -206,7 +200,7 @@ def test_a_sipp_caller_cancels_while_it_rings(server: Kamailio) -> None:
 @peers
 def test_a_sipp_caller_whose_rtp_stops_gets_bye(server: Kamailio) -> None:
     account = Account("202", "pw202")
-    with Baresip(registrar(server), account, rtp_timeout=2) as b:
+    with Baresip(Registrar.of(server), account, rtp_timeout=2) as b:
         result = sipp.run(
             "uac_rtp_stops.xml", proxy(server), service="202", timeout=20, tone_seconds=1
         )
@@ -219,7 +213,7 @@ def test_a_sipp_caller_whose_rtp_stops_gets_bye(server: Kamailio) -> None:
 @peers
 def test_a_sipp_caller_that_never_acks_gets_bye_after_64_t1(server: Kamailio) -> None:
     # The one slow proof: RFC 3261's 64*T1 = 32 s is baresip's, not ours to shorten.
-    with Baresip(registrar(server), Account("202", "pw202"), tone_seconds=40) as b:
+    with Baresip(Registrar.of(server), Account("202", "pw202"), tone_seconds=40) as b:
         result = sipp.run("uac_no_ack.xml", proxy(server), service="202", timeout=50)
         closed = b.wait_event("CALL_CLOSED")
 
