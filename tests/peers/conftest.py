@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from . import binaries
+from .baresip import Account, Baresip, Registrar
 from .coturn import Coturn
 from .kamailio import Kamailio, MakeKamailio
 from .ports import free_port, free_tcp_port
@@ -74,3 +75,29 @@ def sipp() -> str:
     """The sipp program (package sip-tester)."""
     require("sipp")
     return binaries.find("sipp")
+
+
+MakeBaresip = Callable[..., Baresip]
+
+
+@pytest.fixture
+def baresip_factory() -> Iterator[MakeBaresip]:
+    """Make started baresips: `make(kamailio, Account("201", "pw"), tone_hz=600, ...)`.
+
+    Keyword arguments go to `Baresip`. Each returns once registered; all are stopped and
+    their temp dirs removed at teardown.
+    """
+    require("baresip", "setpriv")
+    made: list[Baresip] = []
+
+    def make(server: Kamailio, account: Account, **options: Any) -> Baresip:
+        phone = Baresip(Registrar.of(server), account, **options)
+        made.append(phone)
+        phone.start()
+        return phone
+
+    try:
+        yield make
+    finally:
+        for phone in made:
+            phone.close()
