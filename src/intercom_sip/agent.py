@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
+from intercom_sip.loglimit import LogLimit
 from intercom_sip.settings import Settings
 from intercom_sip.sip.binding import Binding, SipEnv
-from intercom_sip.sip.loglimit import LogLimit
 from intercom_sip.sip.message import (
     ParseError,
     Request,

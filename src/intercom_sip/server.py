@@ -21,7 +21,7 @@ from intercom_sip.api.listener import Listener, connection_cap
 from intercom_sip.api.routes import Routes
 from intercom_sip.config import ServiceConfig
 from intercom_sip.device import Device
-from intercom_sip.logthrottle import ThrottledLog
+from intercom_sip.loglimit import LogLimit
 from intercom_sip.sip.registration import Timers
 from intercom_sip.sip.transport import FlowError, InboundLimits, TlsOptions
 from intercom_sip.store import Store
@@ -186,9 +186,9 @@ class _LoopErrors:
     """asyncio's reports of errors nobody caught, a few lines a second at most."""
 
     def __init__(self) -> None:
-        self._log = ThrottledLog(log)
+        self._log = LogLimit(log, per_window=3)
 
     def report(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         message = str(context.get("message", "error in the event loop"))
-        self._log.log(logging.ERROR, message, "%s: %r", message, exc, exc_info=exc is not None)
+        self._log.log(message, logging.ERROR, "%s: %r", message, exc, exc_info=exc is not None)

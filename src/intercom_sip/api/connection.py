@@ -28,7 +28,7 @@ import h11
 
 from intercom_sip.api import http
 from intercom_sip.api.http import Message, Receive, Response, Scope, Send
-from intercom_sip.logthrottle import ThrottledLog
+from intercom_sip.loglimit import LogLimit
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Owner(Protocol):
     """The listener, as a connection sees it."""
 
     limits: Limits
-    throttled: ThrottledLog
+    throttled: LogLimit
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None: ...
     def idle(self, conn: "Connection") -> None: ...
@@ -259,7 +259,7 @@ class Connection(asyncio.BufferedProtocol):
         try:
             self._transport.write(b"".join(self._h11.send(event) or b"" for event in events))
         except h11.LocalProtocolError as exc:  # the app broke HTTP (e.g. a wrong length)
-            self._owner.throttled.log(logging.ERROR, "asgi", "bad answer from the app: %s", exc)
+            self._owner.throttled.log("asgi", logging.ERROR, "bad answer from the app: %s", exc)
             self.abort()
 
     def _response(self, start: Message) -> h11.Response:
@@ -346,7 +346,7 @@ class _Cycle:
             await app(self.scope, self.receive, self.send)
         except Exception:
             self._conn._owner.throttled.log(
-                logging.ERROR, "asgi", "unhandled error in the app", exc_info=True
+                "asgi", logging.ERROR, "unhandled error in the app", exc_info=True
             )
             if self._start is None:
                 await http.send_response(self.send, http.INTERNAL)

@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from typing import Any, Final
 
 from intercom_sip.api.connection import AsgiApp, Connection, Limits
-from intercom_sip.logthrottle import ThrottledLog
+from intercom_sip.loglimit import LogLimit
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Listener:
     ) -> None:
         self._app, self._sock = app, sock
         self.limits, self._cap = limits, max_connections
-        self.throttled = ThrottledLog(log)
+        self.throttled = LogLimit(log, per_window=3)
         self._loop = asyncio.get_running_loop()
         self._read_buffer = memoryview(bytearray(limits.read_size))
         self._connections: dict[Connection, None] = {}
@@ -123,7 +123,7 @@ class Listener:
 
     def _accept_failed(self, exc: OSError) -> None:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        self.throttled.log(logging.WARNING, "accept", "cannot accept a connection: %s", reason)
+        self.throttled.log("accept", logging.WARNING, "cannot accept a connection: %s", reason)
         if exc.errno in _OUT_OF_RESOURCES and self._evict():
             return  # its descriptor is free on the loop's next turn
         self._pause_accepting()
@@ -133,8 +133,8 @@ class Listener:
         if len(self._connections) >= self._cap and not self._evict():
             sock.close()
             self.throttled.log(
-                logging.WARNING,
                 "refused",
+                logging.WARNING,
                 "refused a connection: %d open, none idle",
                 len(self._connections),
             )
@@ -162,7 +162,7 @@ class Listener:
         self.gone(conn)
         conn.abort()
         self.throttled.log(
-            logging.WARNING, "evicted", "at %d connections: closed the longest idle", self._cap
+            "evicted", logging.WARNING, "at %d connections: closed the longest idle", self._cap
         )
         return True
 
@@ -185,6 +185,6 @@ class Listener:
             if deadline is not None and deadline <= now:
                 self.gone(conn)
                 conn.abort()
-                self.throttled.log(logging.INFO, "timeout", "closed a connection: timed out")
+                self.throttled.log("timeout", logging.INFO, "closed a connection: timed out")
         tick = min(1.0, self.limits.timeout / 4)
         self._sweeper = self._loop.call_later(tick, self._sweep)

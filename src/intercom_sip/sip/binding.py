@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from intercom_sip.loglimit import LogLimit
 from intercom_sip.sip import stun
-from intercom_sip.sip.loglimit import LogLimit
 from intercom_sip.sip.message import Response, parse_via, redacted
 from intercom_sip.sip.register import Identity, Template, answer_of, public_address
 from intercom_sip.sip.registration import Account, Answer, Registration, Send, Timers

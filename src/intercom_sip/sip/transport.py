@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, TypeVar, cast
 
+from intercom_sip.loglimit import LogLimit
 from intercom_sip.sip import framer, stun
-from intercom_sip.sip.loglimit import LogLimit
 from intercom_sip.sip.message import ParseError
 
 log = logging.getLogger(__name__)

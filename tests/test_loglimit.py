@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from intercom_sip.sip.loglimit import PER_WINDOW, LogLimit, Window
+from intercom_sip.loglimit import PER_WINDOW, LogLimit, Window
 
 
 def test_a_window_admits_a_few_then_counts_the_rest() -> None:
@@ -17,7 +17,7 @@ def test_a_window_admits_a_few_then_counts_the_rest() -> None:
 
 def test_a_flood_of_one_kind_leaves_a_few_lines(caplog: pytest.LogCaptureFixture) -> None:
     clock = [0.0]
-    limit = LogLimit(logging.getLogger("test.loglimit"), lambda: clock[0])
+    limit = LogLimit(logging.getLogger("test.loglimit"), clock=lambda: clock[0])
     with caplog.at_level(logging.INFO, "test.loglimit"):
         for i in range(10_000):
             clock[0] = i / 1000  # 10 s of 1000 events a second
