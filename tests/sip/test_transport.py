@@ -13,6 +13,7 @@ import pytest
 from intercom_sip.sip.message import MAX_MESSAGE
 from intercom_sip.sip.transport import (
     IP_RECVERR,
+    PER_TURN,
     Flow,
     Inbound,
     InboundLimits,
@@ -199,3 +200,47 @@ def test_icmp_port_unreachable_names_the_peer_and_spares_the_next_send() -> None
 
     unreachable, dead_port, heard = run(scenario)
     assert (unreachable, heard) == ([("127.0.0.1", dead_port)], b"to the living")
+
+
+def test_a_flood_on_one_connection_is_served_a_batch_per_turn_of_the_loop() -> None:
+    """A read of pipelined requests is handled a few at a time, so that every other client
+    gets its turn; all of them are still answered, in order."""
+
+    async def scenario() -> tuple[list[int], list[bytes]]:
+        turns, seen = [0], []
+        turn_of_each: list[int] = []
+        loop = asyncio.get_running_loop()
+
+        def ticker() -> None:  # one tick per turn of the loop
+            turns[0] += 1
+            if len(seen) < 1000:
+                loop.call_soon(ticker)
+
+        all_seen = asyncio.Event()
+
+        def answer(data: bytes, flow: Flow) -> None:
+            seen.append(data)
+            turn_of_each.append(turns[0])
+            if len(seen) == 1000:
+                all_seen.set()
+
+        inbound = Inbound(answer, InboundLimits())
+        server = await loop.create_server(inbound.protocol, "127.0.0.1", 0)
+        try:
+            _, writer = await connect(server.sockets[0].getsockname()[1])
+            writer.write(
+                b"".join(OPTIONS.replace(b"CSeq: 1", b"CSeq: %d" % n) for n in range(1000))
+            )
+            await writer.drain()
+            loop.call_soon(ticker)
+            await asyncio.wait_for(all_seen.wait(), 20)
+            writer.close()
+        finally:
+            inbound.close()
+            server.close()
+        per_turn = [turn_of_each.count(turn) for turn in set(turn_of_each)]
+        return per_turn, seen
+
+    per_turn, seen = run(scenario)
+    assert max(per_turn) <= PER_TURN
+    assert [b"CSeq: %d " % n in message for n, message in enumerate(seen)] == [True] * 1000
