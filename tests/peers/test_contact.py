@@ -10,6 +10,7 @@ import pytest
 
 from tests.peers import process
 from tests.peers.ports import free_port
+from tests.peers.registrar import Behaviour, Registrar
 from tests.peers.test_agent import Device, registered
 
 pytestmark = pytest.mark.peers
@@ -60,7 +61,7 @@ def test_a_contact_from_0000_is_never_sent_nor_re_registered(
     registrar: SippRegistrar, tmp_path: Path
 ) -> None:
     transport = registrar.transport
-    device = Device(tmp_path / "data", tmp_path / "no-ca.pem")
+    device = Device(tmp_path / "data")
     device.extra = ("--sip-host", "0.0.0.0")
     device.start()
     try:
@@ -88,3 +89,37 @@ def test_a_contact_from_0000_is_never_sent_nor_re_registered(
     assert 1 <= len(sent) <= 2, f"{len(sent)} REGISTERs in {QUIET} s"
     assert all(f"Contact: <{contact}>" in request for request in sent), sent
     assert not any("0.0.0.0" in request for request in sent), sent
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_with_digest_and_no_rport_one_registration_holds(tmp_path: Path, transport: str) -> None:
+    """The same with our registrar: a challenge first, and neither rport nor received."""
+    with Registrar(Behaviour(rport=False, nonces="per-challenge")) as registrar:
+        device = Device(tmp_path / "data")
+        device.extra = ("--sip-host", "0.0.0.0")
+        device.start()
+        try:
+            device.post(
+                {
+                    "enable": True,
+                    "proxy": registrar.proxy,
+                    "realm": "fake.test",
+                    "user": "101",
+                    "password": "secret",
+                    "transport": transport,
+                    "user_id": "",
+                    "timeout": 120,
+                    "registration_interval": 30,
+                    "stun": {"ip": "", "port": 0},
+                }
+            )
+            status = device.wait_status(registered)
+            time.sleep(QUIET)
+            codes = registrar.codes()
+            bindings = registrar.bindings("101")
+        finally:
+            device.stop()
+    contact = f"sip:101@127.0.0.1:{device.sip_port};transport={transport}"
+    assert status["contact"] == contact
+    assert codes == [401, 200]
+    assert bindings == [contact]
