@@ -100,14 +100,27 @@ def _send_head(port: int, head: bytes, results: list[str]) -> None:
 
 # --- 4: quadratic parse ------------------------------------------------------------------
 
+DEEP_SECONDS = 3.0
+
 
 def deep_body(options: Options) -> Outcome:
     body = b"[" * 33 + b'\\"' * 32_000
     with Service(options.nofile) as service:
         token = service.login()
+        times, statuses = [], set()
         with Watch(service, options.rss_ceiling) as watch:
-            status, _, seconds = service.call("POST", "/api/v1/device/sip/settings", token, body)
-    did = f'POST /api/v1/device/sip/settings, {len(body)} bytes: 33 `[` then `\\"` x32,000'
+            ends = time.monotonic() + DEEP_SECONDS  # long enough for the probe to see it
+            while time.monotonic() < ends:
+                status, _, seconds = service.call(
+                    "POST", "/api/v1/device/sip/settings", token, body
+                )
+                times.append(seconds)
+                statuses.add(status)
+    seconds, status = max(times), "/".join(str(code) for code in sorted(statuses))
+    did = (
+        f'POST /api/v1/device/sip/settings, {len(body)} bytes: 33 `[` then `\\"` x32,000,'
+        f" {len(times)} times in {DEEP_SECONDS:.0f} s, one after the other (the slowest shown)"
+    )
     return Outcome(
         did,
         (

@@ -130,7 +130,9 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(1024)
+        sock.listen(
+            4096
+        )  # the kernel caps it (somaxconn); a burst of connects then waits, not its SYNs
     except OSError as exc:
         sock.close()
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
