@@ -42,6 +42,13 @@ RESTART_PAUSE: Final = 1.0  # after a crash; doubled for each crash that follows
 RESTART_PAUSE_MAX: Final = 60.0
 
 
+# An INVITE for no user of the port: our user is not set (SIP disabled, or never set up),
+# or the caller means someone else; either way nobody here is available (§6.2: 480).
+STRAYS: Final = core.Strays(
+    answers={**core.Strays().answers, "INVITE": (480, "Temporarily Unavailable")}
+)
+
+
 class Step(Enum):
     NOTHING = "nothing"
     START = "start"
@@ -116,7 +123,7 @@ class Agent:
         self._task: asyncio.Task[None] | None = None
         self._restarts = Restarts(first=options.restart_pause)
         rng = random.SystemRandom()
-        self.port = SipPort(core.Core(rng, transactions.Timers(t1=options.t1)))
+        self.port = SipPort(core.Core(rng, transactions.Timers(t1=options.t1), strays=STRAYS))
         # Told of every applied settings first: a call ends before the un-REGISTER.
         self.on_settings: Callable[[Settings], None] = _ignore
 
