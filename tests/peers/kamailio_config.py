@@ -21,6 +21,8 @@ children=2
 tcp_children=2
 auto_aliases=no
 # No port-less alias: UAs on 127.0.0.1 would count as "myself" and in-dialog routing breaks.
+# The realm is ours: a call to sip:<user>@<realm> is looked up in the location table.
+alias=@REALM@
 listen=udp:@HOST@:@SIP_PORT@
 listen=tcp:@HOST@:@SIP_PORT@
 listen=tls:@HOST@:@TLS_PORT@

@@ -123,7 +123,9 @@ def monitors(tmp_path: Path, kamailio: Kamailio) -> Iterator[Callable[..., Monit
         monitor.stop()
 
 
-def caller(kamailio: Kamailio, scenario: str, user: str, leg: str = "udp", **options: Any) -> sipp.Sipp:
+def caller(
+    kamailio: Kamailio, scenario: str, user: str, leg: str = "udp", **options: Any
+) -> sipp.Sipp:
     """A SIPp caller through Kamailio (UDP or TCP; TLS is Kamailio's leg to the monitor)."""
     return sipp.Sipp(
         scenario, ("127.0.0.1", kamailio.sip_port), service=user, transport=leg, **options
@@ -152,3 +154,176 @@ def test_bye_from_the_caller(monitors: Callable[..., Monitor], kamailio: Kamaili
     assert call["rtp"]["received"] > 50
     assert call["rtp"]["sent"] > 50
     assert monitor.ended_line(call["id"]).endswith("ended: remote hangup")
+
+
+# --- each way an incoming call ends (§6.8) -------------------------------------------------
+
+
+def test_cancel_while_ringing(monitors: Callable[..., Monitor], kamailio: Kamailio) -> None:
+    monitor = monitors().start(auto_answer=False)
+    with caller(kamailio, "uac_cancel.xml", "101", pause_ms=1500, timeout=20) as sipp_caller:
+        ringing = monitor.wait_state("ringing")
+        result = sipp_caller.wait()
+    assert result.ok, result.report() + monitor.log
+    assert (ringing["direction"], ringing["answered"], ringing["ends_at"]) == ("in", None, None)
+    monitor.wait_state("idle")
+    call = monitor.last_call()
+    assert ended(call) == ("in", "cancelled", 487, "Request Terminated")
+    assert (call["answered"], call["rtp"]) == (None, None)
+    assert monitor.ended_line(call["id"]).endswith("ended: cancelled (487 Request Terminated)")
+
+
+def test_a_second_caller_while_busy_gets_486(
+    monitors: Callable[..., Monitor], kamailio: Kamailio
+) -> None:
+    monitor = monitors().start()
+    with caller(kamailio, "uac_wait_bye.xml", "101", timeout=30) as first:
+        active = monitor.wait_state("active")
+        second = sipp.run("uac_busy.xml", ("127.0.0.1", kamailio.sip_port), service="101")
+        assert monitor.status()["id"] == active["id"]  # the call goes on
+        assert monitor.call("POST", "/api/v1/call/hangup")[0] == 200
+        result = first.wait()
+    assert second.ok, second.report() + monitor.log
+    assert result.ok, result.report() + monitor.log
+    monitor.wait_state("idle")
+    wait_for(lambda: len(monitor.history()) == 2)
+    hung_up, busy = monitor.history()
+    assert ended(busy) == ("in", "busy", 486, "Busy Here")
+    assert ended(hung_up) == ("in", "local hangup", None, None)
+    assert monitor.ended_line(busy["id"]).endswith("ended: busy (486 Busy Here)")
+    assert monitor.ended_line(hung_up["id"]).endswith("ended: local hangup")
+
+
+def test_an_offer_without_g711_gets_488(
+    monitors: Callable[..., Monitor], kamailio: Kamailio
+) -> None:
+    monitor = monitors().start()
+    result = sipp.run("uac_no_g711.xml", ("127.0.0.1", kamailio.sip_port), service="101")
+    assert result.ok, result.report() + monitor.log
+    assert monitor.status()["state"] == "idle"
+    call = monitor.last_call()
+    assert ended(call) == ("in", "failed", 488, "Not Acceptable Here")
+    line = monitor.ended_line(call["id"])
+    assert line.endswith("ended: failed (488 Not Acceptable Here): no G.711 in the offer")
+
+
+def test_a_caller_that_stops_sending_rtp(
+    monitors: Callable[..., Monitor], kamailio: Kamailio
+) -> None:
+    monitor = monitors().start()  # --media-timeout 2
+    with caller(kamailio, "uac_rtp_stops.xml", "101", timeout=20, tone_seconds=1) as sipp_caller:
+        monitor.wait_state("active")
+        result = sipp_caller.wait()
+    assert result.ok, result.report() + monitor.log
+    monitor.wait_state("idle")
+    call = monitor.last_call()
+    assert ended(call) == ("in", "no media", None, None)
+    assert 2 <= call["duration"] <= 5
+    assert monitor.ended_line(call["id"]).endswith("ended: no media")
+
+
+def test_no_ack_ends_the_call(monitors: Callable[..., Monitor], kamailio: Kamailio) -> None:
+    # --sip-t1 0.1: the 2xx is given up after 64*T1 = 6.4 s; no media timeout before that
+    monitor = monitors().start("--media-timeout", "30")
+    with caller(kamailio, "uac_no_ack.xml", "101", timeout=30) as sipp_caller:
+        active = monitor.wait_state("active")
+        result = sipp_caller.wait()
+    assert result.ok, result.report() + monitor.log
+    monitor.wait_state("idle")
+    call = monitor.last_call()
+    assert ended(call) == ("in", "failed", None, None)
+    assert call["id"] == active["id"]
+    assert 6 <= call["duration"] <= 8
+    assert monitor.ended_line(call["id"]).endswith("ended: failed: no ACK")
+
+
+def test_disabling_sip_ends_the_call_before_unregistering(
+    monitors: Callable[..., Monitor], kamailio: Kamailio
+) -> None:
+    monitor = monitors().start()
+    with caller(kamailio, "uac_wait_bye.xml", "101", timeout=30) as sipp_caller:
+        monitor.wait_state("active")
+        monitor.settings(enable=False)
+        result = sipp_caller.wait()
+    assert result.ok, result.report() + monitor.log
+    assert monitor.status()["state"] == "idle"
+    call = monitor.last_call()
+    assert ended(call) == ("in", "disabled", None, None)
+    assert monitor.ended_line(call["id"]).endswith("ended: disabled")
+    log = monitor.log
+    assert log.index("ended: disabled") < log.index("unregistered")
+
+
+def test_sigterm_ends_the_call(monitors: Callable[..., Monitor], kamailio: Kamailio) -> None:
+    monitor = monitors().start()
+    with caller(kamailio, "uac_wait_bye.xml", "101", timeout=30) as sipp_caller:
+        active = monitor.wait_state("active")
+        assert monitor.stop() == 0
+        result = sipp_caller.wait()
+    assert result.ok, result.report() + monitor.log
+    log = monitor.log
+    assert log.index("ended: shutdown") < log.index("unregistered")
+    assert monitor.ended_line(active["id"]).endswith("ended: shutdown")
+    monitor.device.start()  # the call log survived the stop
+    call = monitor.last_call()
+    assert ended(call) == ("in", "shutdown", None, None)
+    assert call["id"] == active["id"]
+
+
+# --- outgoing calls (§6.3) -------------------------------------------------------------------
+
+
+def dial(monitor: Monitor, number: str) -> dict[str, Any]:
+    status, answer = monitor.call("POST", "/api/v1/call/dial", {"number": number})
+    assert status == 200, (answer, monitor.log)
+    assert answer["state"] == "calling"
+    result: dict[str, Any] = answer
+    return result
+
+
+def test_dial_answered_then_hang_up(monitors: Callable[..., Monitor], kamailio: Kamailio) -> None:
+    monitor = monitors().start()
+    with sipp.Sipp("uas_answer.xml", timeout=30) as callee:
+        sipp.bind(kamailio.ctl, "203", callee.contact("203"))
+        calling = dial(monitor, "203")
+        assert calling["remote"] == "sip:203@kamailio.test"
+        active = monitor.wait_state("active")
+        time.sleep(1)
+        assert monitor.call("POST", "/api/v1/call/hangup")[0] == 200
+        result = callee.wait()
+    assert result.ok, result.report() + monitor.log
+    assert active["id"] == calling["id"]
+    call = monitor.last_call()
+    assert ended(call) == ("out", "local hangup", None, None)
+    assert call["rtp"]["received"] > 20
+    assert monitor.ended_line(call["id"]).endswith("ended: local hangup")
+
+
+def test_hang_up_while_ringing_sends_cancel(
+    monitors: Callable[..., Monitor], kamailio: Kamailio
+) -> None:
+    monitor = monitors().start()
+    with sipp.Sipp("uas_ring.xml", timeout=30) as callee:
+        sipp.bind(kamailio.ctl, "203", callee.contact("203"))
+        dial(monitor, "203")
+        time.sleep(1)
+        assert monitor.call("POST", "/api/v1/call/hangup")[0] == 200
+        result = callee.wait()
+    assert result.ok, result.report() + monitor.log
+    assert re.search(r"^CANCEL sip:203@127\.0\.0\.1:", result.messages, re.MULTILINE)
+    call = monitor.last_call()
+    assert ended(call) == ("out", "local hangup", None, None)
+    assert monitor.ended_line(call["id"]).endswith("ended: local hangup")
+
+
+def test_a_busy_callee(monitors: Callable[..., Monitor], kamailio: Kamailio) -> None:
+    monitor = monitors().start()
+    with sipp.Sipp("uas_busy.xml", timeout=30) as callee:
+        sipp.bind(kamailio.ctl, "203", callee.contact("203"))
+        dial(monitor, "203")
+        result = callee.wait()
+    assert result.ok, result.report() + monitor.log
+    monitor.wait_state("idle")
+    call = monitor.last_call()
+    assert ended(call) == ("out", "busy", 486, "Busy Here")
+    assert monitor.ended_line(call["id"]).endswith("ended: busy (486 Busy Here)")
