@@ -327,3 +327,86 @@ def test_a_busy_callee(monitors: Callable[..., Monitor], kamailio: Kamailio) -> 
     call = monitor.last_call()
     assert ended(call) == ("out", "busy", 486, "Busy Here")
     assert monitor.ended_line(call["id"]).endswith("ended: busy (486 Busy Here)")
+
+
+# --- the call timeout, at its real 120 s (§6.6) ------------------------------------------------
+
+STAMP = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$", re.MULTILINE)
+
+
+def sipp_times(messages: str) -> list[tuple[float, str]]:
+    """Each message of a SIPp -trace_msg log: when, and its text."""
+    stamps = list(STAMP.finditer(messages))
+    ends = [m.start() for m in stamps[1:]] + [len(messages)]
+    return [
+        (datetime.fromisoformat(m[1]).timestamp(), messages[m.end() : end])
+        for m, end in zip(stamps, ends, strict=True)
+    ]
+
+
+def ok_to_bye(result: sipp.SippResult) -> float:
+    """Seconds from the 200 to our INVITE to the BYE, as the caller received them."""
+    received = [(t, text) for t, text in sipp_times(result.messages) if "received" in text[:40]]
+    ok = next(t for t, text in received if "SIP/2.0 200 OK" in text and "1 INVITE" in text)
+    bye = next(t for t, text in received if re.search(r"^BYE sip:", text, re.MULTILINE))
+    return bye - ok
+
+
+def timed_call(monitor: Monitor, leg: str, lower_at: float | None = None) -> dict[str, Any]:
+    """One call through Kamailio that waits for the monitor's BYE; `lower_at`: seconds
+    after the answer at which the call's `timeout` goes from 300 down to 120."""
+    with caller(monitor.kamailio, "uac_wait_bye.xml", monitor.user, leg, timeout=160) as c:
+        active = monitor.wait_state("active", timeout=20)
+        moved = None
+        if lower_at is not None:
+            time.sleep(max(0.0, active["answered"] + lower_at - time.time()))
+            monitor.settings(timeout=120, enable=True)
+            moved = monitor.status()
+        result = c.wait()
+    assert result.ok, result.report() + monitor.log
+    return {"active": active, "moved": moved, "seconds": ok_to_bye(result), "at": time.time()}
+
+
+def test_the_call_timeout_ends_calls_at_120_s_over_each_transport(
+    monitors: Callable[..., Monitor], kamailio: Kamailio
+) -> None:
+    """Five monitors side by side: the 120 s timeout over UDP, TCP and TLS (the caller's leg
+    is UDP then: Debian's SIPp has no TLS), a timeout lowered from 300 to 120 30 s into the
+    call (ends_at moves), and one lowered 125 s into the call (already past: BYE now)."""
+    runs = {
+        "udp": (monitors("101", "udp"), "udp", None, 120),
+        "tcp": (monitors("102", "tcp"), "tcp", None, 120),
+        "tls": (monitors("103", "tls"), "udp", None, 120),
+        "lowered": (monitors("104", "udp"), "udp", 30.0, 300),
+        "past": (monitors("105", "udp"), "udp", 125.0, 300),
+    }
+    for monitor, _, _, timeout in runs.values():
+        monitor.start(timeout=timeout)
+    results: dict[str, Any] = {}
+
+    def run(name: str) -> None:
+        monitor, leg, lower_at, _ = runs[name]
+        try:
+            results[name] = timed_call(monitor, leg, lower_at)
+        except BaseException as exc:  # reported below, with its name
+            results[name] = exc
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(200)
+    failures = {name: r for name, r in results.items() if isinstance(r, BaseException)}
+    assert not failures, failures
+    figures = {name: round(r["seconds"], 3) for name, r in results.items()}
+    print("200-to-BYE seconds:", json.dumps(figures))
+    for name in ("udp", "tcp", "tls", "lowered"):
+        assert 119 <= results[name]["seconds"] <= 121, figures
+    moved = results["lowered"]["moved"]
+    assert moved["ends_at"] == moved["answered"] + 120
+    assert 125 <= results["past"]["seconds"] <= 127, figures
+    for name, (monitor, _, _, _) in runs.items():
+        call = monitor.last_call()
+        assert ended(call) == ("in", "timeout", None, None), name
+        assert monitor.ended_line(call["id"]).endswith("ended: timeout")
+        assert call["rtp"]["received"] > 5000, (name, call)
