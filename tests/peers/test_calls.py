@@ -140,9 +140,12 @@ def ended(call: dict[str, Any]) -> tuple[Any, ...]:
 # --- the simplest call: answered, the caller hangs up -----------------------------------------
 
 
-def test_bye_from_the_caller(monitors: Callable[..., Monitor], kamailio: Kamailio) -> None:
-    monitor = monitors().start()
-    with caller(kamailio, "uac_bye.xml", "101", pause_ms=2000, timeout=20) as sipp_caller:
+@pytest.mark.parametrize(("transport", "leg"), [("udp", "udp"), ("tcp", "tcp"), ("tls", "udp")])
+def test_bye_from_the_caller(
+    monitors: Callable[..., Monitor], kamailio: Kamailio, transport: str, leg: str
+) -> None:
+    monitor = monitors("101", transport).start()
+    with caller(kamailio, "uac_bye.xml", "101", leg, pause_ms=8000, timeout=30) as sipp_caller:
         active = monitor.wait_state("active")
         result = sipp_caller.wait()
     assert result.ok, result.report() + monitor.log
