@@ -6,49 +6,47 @@ settings; if it fails, it is logged and started again from those settings.
 """
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
-import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
-from intercom_sip.loglimit import LogLimit
+from intercom_sip.phoneshell import Line
 from intercom_sip.settings import Settings
+from intercom_sip.sip import core, digest, transactions
 from intercom_sip.sip.binding import Binding, SipEnv
-from intercom_sip.sip.message import (
-    ParseError,
-    Request,
-    Response,
-    parse,
-    redacted,
-    response_bytes,
-    response_to,
-)
+from intercom_sip.sip.message import Response, parse, redacted
 from intercom_sip.sip.register import Identity, account_of
 from intercom_sip.sip.registration import Timers
 from intercom_sip.sip.resolve import Nameserver, Resolver
 from intercom_sip.sip.transport import (
     Address,
     Flow,
-    FlowError,
     Inbound,
     InboundLimits,
     TlsOptions,
     UdpEndpoint,
 )
+from intercom_sip.sipport import SipPort, core_flow
 from intercom_sip.status import Status
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger("intercom_sip.sip.trace")
-limited = LogLimit(log)
 
 UNREGISTER_WAIT: Final = 3.0  # seconds a replaced or disabled binding may take to go
 RESTART_PAUSE: Final = 1.0  # after a crash; doubled for each crash that follows soon
 RESTART_PAUSE_MAX: Final = 60.0
+
+
+# An INVITE for no user of the port: our user is not set (SIP disabled, or never set up),
+# or the caller means someone else; either way nobody here is available (§6.2: 480).
+STRAYS: Final = core.Strays(
+    answers={**core.Strays().answers, "INVITE": (480, "Temporarily Unavailable")}
+)
 
 
 class Step(Enum):
@@ -70,15 +68,6 @@ def plan(applied: Settings | None, desired: Settings, bound: bool) -> Step:
     if account_of(applied) != account_of(desired):
         return Step.UPDATE
     return Step.NOTHING
-
-
-# What we answer to requests until calls arrive (next issue): never a crash, never silence.
-_ANSWERS: Final = {
-    "OPTIONS": (200, "OK"),
-    "INVITE": (480, "Temporarily Unavailable"),
-    "BYE": (481, "Call/Transaction Does Not Exist"),
-    "CANCEL": (481, "Call/Transaction Does Not Exist"),
-}
 
 
 @dataclass
@@ -133,12 +122,20 @@ class Agent:
         self._busy = False
         self._task: asyncio.Task[None] | None = None
         self._restarts = Restarts(first=options.restart_pause)
+        rng = random.SystemRandom()
+        self.port = SipPort(core.Core(rng, transactions.Timers(t1=options.t1), strays=STRAYS))
+        # Told of every applied settings first: a call ends before the un-REGISTER.
+        self.on_settings: Callable[[Settings], None] = _ignore
 
     # --- the device's side ---------------------------------------------------------------
 
     def apply(self, settings: Settings) -> None:
         """Make these the settings on the wire; what needs no waiting happens at once."""
         self._desired = settings
+        try:
+            self.on_settings(settings)
+        except Exception:  # never let the phone's bug stop the registration
+            log.exception("the phone failed to take the settings")
         try:
             done = not (self._busy or self._env is None) and self._step_now(settings)
         except Exception:  # the caller is an HTTP request: never let a bug reach it
@@ -162,10 +159,28 @@ class Agent:
             return Status(state="registering", transport=self._desired.transport)
         return Status()
 
+    def line(self) -> Line | None:
+        """The account as the phone needs it; None while SIP is disabled."""
+        settings, binding = self._applied.settings, self._applied.binding
+        if settings is None or not settings.enable:
+            return None
+        status = binding.status() if binding is not None else None
+        flow = binding.flow if binding is not None else None
+        return Line(
+            user=settings.user,
+            realm=settings.realm,
+            aor=Identity.of(settings).aor,
+            credentials=digest.Credentials(settings.auth_user, settings.password),
+            contact=status.contact if status is not None else None,
+            flow=core_flow(flow) if flow is not None else None,
+            bound=bool(status is not None and status.bound),
+        )
+
     async def start(self, udp: socket.socket, tcp: socket.socket | None = None) -> None:
         """Serve the SIP port (bound by the caller) and start reconciling."""
         o = self._options
         endpoint = await UdpEndpoint.open(udp, self.receive, self._unreachable)
+        self.port.attach(endpoint.send)
         if tcp is not None:
             self._listener = await asyncio.get_running_loop().create_server(
                 self._inbound.protocol, sock=tcp
@@ -197,6 +212,7 @@ class Agent:
         if self._listener is not None:
             self._listener.close()
         self._inbound.close()
+        self.port.close()
 
     # --- the supervisor ----------------------------------------------------------------
 
@@ -281,44 +297,30 @@ class Agent:
     # --- what arrives ------------------------------------------------------------------
 
     def receive(self, data: bytes, flow: Flow) -> None:
+        """Every SIP message of the port: the registration's answers to its binding (it
+        keeps its own transaction), everything else to the port's core."""
         if trace.isEnabledFor(logging.DEBUG):
             trace.debug("from %s:%d\n%s", *flow.remote, redacted(data))
-        message = parse(data, stream=flow.reliable)
-        if isinstance(message, ParseError):
-            limited.log(
-                "malformed",
-                logging.DEBUG,
-                "dropped a malformed SIP message from %s: %s",
-                flow.remote,
-                message.reason,
-            )
-            return
-        if isinstance(message, Response):
-            self._route_response(message, flow)
-        else:
-            self._answer(message, flow)
+        if data.startswith(b"SIP/"):
+            message = parse(data, stream=flow.reliable)
+            if isinstance(message, Response) and self._to_binding(message, flow):
+                return
+        self.port.receive(data, flow)
 
     def _unreachable(self, remote: Address) -> None:
         for binding in (self._applied.binding, *self._leaving):
             if binding is not None:
                 binding.unreachable(remote)
 
-    def _route_response(self, response: Response, flow: Flow) -> None:
+    def _to_binding(self, response: Response, flow: Flow) -> bool:
         call_id = response.headers.get("Call-ID")
         current = self._applied.binding
         for binding in (current, *self._leaving):
             if binding is not None and binding.call_id == call_id:
                 binding.deliver(response, flow)
-                return
+                return True
+        return False
 
-    def _answer(self, request: Request, flow: Flow) -> None:
-        if request.method == "ACK":
-            return
-        code, reason = _ANSWERS.get(request.method, (405, "Method Not Allowed"))
-        extra = [("Allow", ", ".join(["ACK", *_ANSWERS]))] if code in (200, 405) else []
-        answer = response_to(request, code, reason, secrets.token_hex(4), extra)
-        data = response_bytes(answer)
-        if trace.isEnabledFor(logging.DEBUG):
-            trace.debug("to %s:%d\n%s", *flow.remote, redacted(data))
-        with contextlib.suppress(FlowError):
-            flow.send(data)
+
+def _ignore(settings: Settings) -> None:
+    """No phone listens."""

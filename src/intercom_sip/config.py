@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from intercom_sip.media.ports import PortError, PortRange, parse_range
+
 ENV_PREFIX: Final = "INTERCOM_SIP_"
+RTP_PORTS: Final = PortRange(10000, 20000)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,13 @@ class ServiceConfig:
     dns_servers: tuple[tuple[str, int], ...] = ()  # none: the system's
     sip_tcp_idle: float = 120.0
     sip_tcp_max: int = 64
+    rtp_ports: PortRange = RTP_PORTS
+    audio: Path | None = None  # None: a tone
+    recordings: Path | None = None  # None: calls are not recorded
+    media_timeout: float = 30.0
+    ring_time: float = 60.0
+    auto_answer_delay: float = 1.0
+    direct_calls: bool = False
 
     @property
     def loopback_only(self) -> bool:
@@ -123,6 +133,43 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="longest wait between retries after errors (default 300)",
     )
+    calls = parser.add_argument_group("calls")
+    calls.add_argument(
+        "--rtp-ports", metavar="FIRST-LAST", help="UDP ports for RTP (default 10000-20000)"
+    )
+    calls.add_argument(
+        "--audio",
+        metavar="FILE.wav",
+        help="what the monitor sends in a call: a WAV file, 8 kHz mono 16-bit, looped"
+        " (default a 425 Hz tone)",
+    )
+    calls.add_argument(
+        "--recordings",
+        metavar="DIR",
+        help="write the audio each call receives to DIR/<call id>.wav (default: none)",
+    )
+    calls.add_argument(
+        "--media-timeout",
+        metavar="SECONDS",
+        help="end an answered call with BYE when no RTP arrived this long (default 30)",
+    )
+    calls.add_argument(
+        "--ring-time",
+        metavar="SECONDS",
+        help="an incoming call unanswered this long is refused 480 (default 60)",
+    )
+    calls.add_argument(
+        "--auto-answer-delay",
+        metavar="SECONDS",
+        help="how long an incoming call rings before auto-answer takes it (default 1)",
+    )
+    calls.add_argument(
+        "--direct-calls",
+        action="store_true",
+        default=None,
+        help="take INVITEs from any address, not only from the proxy's (door panels that"
+        " call the monitor directly on one network)",
+    )
 
 
 def from_options(
@@ -164,7 +211,38 @@ def from_options(
         dns_servers=tuple(dns_server(text) for text in dns),
         sip_tcp_idle=_seconds("sip_tcp_idle", pick("sip_tcp_idle")),
         sip_tcp_max=_count("sip_tcp_max", pick("sip_tcp_max")),
+        rtp_ports=_rtp_ports(pick("rtp_ports")),
+        audio=_path(pick("audio")),
+        recordings=_path(pick("recordings")),
+        media_timeout=_seconds("media_timeout", pick("media_timeout")),
+        ring_time=_seconds("ring_time", pick("ring_time")),
+        auto_answer_delay=_delay("auto_answer_delay", pick("auto_answer_delay")),
+        direct_calls=_flag(pick("direct_calls")),
     )
+
+
+def _rtp_ports(value: object) -> PortRange:
+    if isinstance(value, PortRange):
+        return value
+    ports = parse_range(str(value))
+    if isinstance(ports, PortError):
+        raise ValueError(f"--rtp-ports: {ports.message}")
+    return ports
+
+
+def _path(value: object) -> Path | None:
+    return None if value is None or str(value) == "" else Path(str(value))
+
+
+def _delay(name: str, value: object) -> float:
+    """Seconds, 0 allowed (answer at once)."""
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86400:
+        raise ValueError(f"--{name.replace('_', '-')} must be seconds from 0 to 86400")
+    return seconds
 
 
 def _optional(value: object) -> str | None:

@@ -22,6 +22,10 @@ from intercom_sip.api.routes import Routes
 from intercom_sip.config import ServiceConfig
 from intercom_sip.device import Device
 from intercom_sip.loglimit import LogLimit
+from intercom_sip.media.ports import PortPool
+from intercom_sip.media.source import AudioSource, SourceError, load_wav, tone
+from intercom_sip.phoneshell import PhoneOptions, PhoneShell
+from intercom_sip.sip import callevents, transactions
 from intercom_sip.sip.registration import Timers
 from intercom_sip.sip.transport import FlowError, InboundLimits, TlsOptions
 from intercom_sip.store import Store
@@ -31,6 +35,7 @@ from intercom_sip.worker import Worker
 log = logging.getLogger(__name__)
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+CALL_END_WAIT = 2.0  # seconds a stop gives the call's BYE and its call-log write
 
 
 class RefusedToStart(Exception):
@@ -51,10 +56,21 @@ def run(config: ServiceConfig) -> None:
         options.tls.context()  # a CA file that cannot be used stops the start, not a flow
     except FlowError as exc:
         raise RefusedToStart(str(exc)) from exc
+    source = audio_source(config)
+    recordings_dir(config)
     hasher = Worker("hash", threads=2)
     sip_sockets = bind_sip(config.sip_host, config.sip_port)
     agent = Agent(options)
-    device = Device(store, agent)
+    phone = PhoneShell(
+        agent.port,
+        agent,
+        pool=PortPool(config.rtp_ports),
+        source=source,
+        call_log=store,
+        options=phone_options(config, sip_sockets[0].getsockname()[1]),
+    )
+    agent.on_settings = phone.apply
+    device = Device(store, agent, phone=phone)
     admin = Admin(store, hasher)
 
     watch = DirectoryWatch(config.data_dir, admin.notice_changes)
@@ -62,9 +78,11 @@ def run(config: ServiceConfig) -> None:
     async def startup() -> None:
         admin.watched = watch.start(asyncio.get_running_loop())
         await agent.start(*sip_sockets)
+        phone.start()
         device.start()
 
     async def shutdown() -> None:
+        await phone.close(CALL_END_WAIT)  # a call ends (BYE) before the un-REGISTER
         await agent.stop()  # unregisters, bounded in time
         watch.close(asyncio.get_running_loop())
         hasher.close()
@@ -92,6 +110,42 @@ def agent_options(config: ServiceConfig, store: Store) -> AgentOptions:
         dns_servers=config.dns_servers,
         inbound=InboundLimits(idle=config.sip_tcp_idle, max_connections=config.sip_tcp_max),
     )
+
+
+def phone_options(config: ServiceConfig, sip_port: int) -> PhoneOptions:
+    timers = transactions.Timers(t1=config.sip_t1)
+    call = callevents.Options(
+        ring_time=config.ring_time,
+        auto_answer_delay=config.auto_answer_delay,
+        media_timeout=config.media_timeout,
+        allow_direct=config.direct_calls,
+        timers=timers,
+        user_agent=USER_AGENT,
+    )
+    return PhoneOptions(call, config.sip_host, config.recordings, sip_port)
+
+
+def audio_source(config: ServiceConfig) -> AudioSource:
+    """The audio calls send; a file that cannot be used stops the start."""
+    source = tone() if config.audio is None else load_wav(config.audio)
+    if isinstance(source, SourceError):
+        raise RefusedToStart(f"--audio {config.audio}: {source.message}")
+    return source
+
+
+def recordings_dir(config: ServiceConfig) -> None:
+    """The recordings directory, made if missing; one that cannot be written stops the start."""
+    folder = config.recordings
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".intercom-sip-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise RefusedToStart(f"--recordings {folder}: {reason}") from exc
 
 
 def bind_sip(host: str, port: int) -> tuple[socket.socket, socket.socket]:

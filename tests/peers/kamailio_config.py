@@ -21,6 +21,8 @@ children=2
 tcp_children=2
 auto_aliases=no
 # No port-less alias: UAs on 127.0.0.1 would count as "myself" and in-dialog routing breaks.
+# The realm is ours: a call to sip:<user>@<realm> is looked up in the location table.
+alias=@REALM@
 listen=udp:@HOST@:@SIP_PORT@
 listen=tcp:@HOST@:@SIP_PORT@
 listen=tls:@HOST@:@TLS_PORT@
@@ -82,6 +84,9 @@ request_route {
     if (is_method("REGISTER")) {
         route(REGISTRAR);
     }
+    if (is_method("INVITE") && proto == TLS) {
+        set_contact_alias();  # the caller's connection, for the requests that come back
+    }
     if (uri == myself) {
         route(LOCATION);
     }
@@ -117,11 +122,22 @@ route[LOCATION] {
     }
     if (is_method("INVITE")) {
         record_route();
+        t_on_reply("CALLEE_FLOW");
+    }
+}
+
+# A callee reached over its registered TLS connection cannot be reached again at its
+# Contact (it listens for no TLS): as for a UA behind NAT, the Contact of its answer gets
+# an alias naming that connection, and in-dialog requests follow it (handle_ruri_alias).
+onreply_route[CALLEE_FLOW] {
+    if (proto == TLS) {
+        set_contact_alias();
     }
 }
 
 route[IN_DIALOG] {
     if (loose_route()) {
+        handle_ruri_alias();
         route(RELAY);
     }
     if (is_method("ACK") && t_check_trans()) {

@@ -91,6 +91,11 @@ class Binding:
     def call_id(self) -> str:
         return self._machine.call_id
 
+    @property
+    def flow(self) -> Flow | None:
+        """The flow to the proxy (calls go on it, and come from its remote host)."""
+        return self._flow
+
     # --- the agent's side --------------------------------------------------------------
 
     def start(self, crashed: Callable[["Binding"], None]) -> None:

@@ -1,0 +1,510 @@
+"""The phone: the asyncio shell around the pure call machine (`sip/call.py`'s `Handset`).
+
+It turns the port's core events into handset inputs, carries out the handset's outputs
+(core calls, the RTP session, log lines, the call log), and keeps one timer for the
+handset's deadline. The API drives it through the `Phone` Protocol; every method returns
+at once. Nothing here waits on the store: ended calls go to a bounded queue that one task
+writes on a worker thread.
+
+Where the call is on the wire (`Here`) comes from the registration (`Lines.line()`): the
+registered contact's address (STUN and `received`/`rport` already applied) is our Contact,
+Via sent-by and SDP address; the RTP port is leased from the pool before the SDP is made.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, Final, Protocol
+
+from intercom_sip import phone
+from intercom_sip.dialing import DIRECT_PORT, DialTarget
+from intercom_sip.loglimit import LogLimit
+from intercom_sip.media.ports import PortError, PortPool, RtpPort
+from intercom_sip.media.recording import Recorder
+from intercom_sip.media.session import MediaSession
+from intercom_sip.media.source import AudioSource
+from intercom_sip.media.stream import RtpStats
+from intercom_sip.settings import Settings
+from intercom_sip.sip import callevents as ev
+from intercom_sip.sip import core, digest
+from intercom_sip.sip.call import Handset
+from intercom_sip.sip.callflow import Here, Target
+from intercom_sip.sip.dialog import ids_of
+from intercom_sip.sip.negotiation import Local
+from intercom_sip.sip.transport import source_toward
+from intercom_sip.sipport import UDP, SipPort, UserEvent, transport_of
+
+log = logging.getLogger(__name__)
+limited = LogLimit(log)
+
+USER: Final = "phone"  # the port's name for this user
+MAX_WRITES: Final = 64  # ended calls waiting for the store; beyond, dropped with a warning
+BYE_GRACE: Final = 0.5  # seconds a SIGTERM waits after ending a call
+KEY_BYTES: Final = 30  # an SDES AES_CM_128_HMAC_SHA1_80 key and salt
+
+
+@dataclass(frozen=True)
+class Line:
+    """The account as the phone needs it: who we are, and where we are registered."""
+
+    user: str
+    realm: str
+    aor: str
+    credentials: digest.Credentials | None
+    contact: str | None  # the registered Contact URI; None until registered
+    flow: core.Flow | None  # the registration's flow to the proxy
+    bound: bool
+
+
+class Lines(Protocol):
+    def line(self) -> Line | None:
+        """The current account; None while SIP is disabled."""
+
+
+class CallLog(Protocol):
+    def save_call(self, record: phone.CallRecord) -> None:
+        """Blocking: the shell runs it on a worker thread."""
+
+
+@dataclass(frozen=True)
+class PhoneOptions:
+    call: ev.Options
+    rtp_host: str  # where RTP ports are bound
+    recordings: Path | None = None
+    local_port: int = 5060  # our SIP port, for a Contact without a registration
+
+
+class PhoneShell:
+    """The handset on the wire: implements `phone.Phone` for the API."""
+
+    def __init__(
+        self,
+        port: SipPort,
+        lines: Lines,
+        *,
+        pool: PortPool,
+        source: AudioSource,
+        call_log: CallLog,
+        options: PhoneOptions,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._port, self._lines, self._pool, self._source = port, lines, pool, source
+        self._log, self._options = call_log, options
+        self._rng = rng or random.SystemRandom()
+        offset = time.time() - time.monotonic()  # asyncio's loops run on time.monotonic
+        self._handset = Handset(self._rng, options.call, clock_offset=offset)
+        self._settings = ev.FACTORY_SETTINGS
+        self._user = ""
+        self._lease: RtpPort | None = None  # the RTP port of the call being set up
+        self._media: MediaSession | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._opening_lease: RtpPort | None = None  # released if the opening is cancelled
+        self._media_file: IO[bytes] | None = None
+        self._final_rtp: RtpStats | None = None
+        self._heard_at: float | None = None  # the last RTP arrival told to the handset
+        self._timer: asyncio.TimerHandle | None = None
+        self._writes: asyncio.Queue[phone.CallRecord] = asyncio.Queue(MAX_WRITES)
+        self._writer: asyncio.Task[None] | None = None
+        port.add_user(USER, self)
+
+    # --- wiring -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_forever(), name="call log")
+
+    def apply(self, settings: Settings) -> None:
+        """The applied settings: our user at the port, and what the handset needs."""
+        if settings.user != self._user:
+            if self._user:
+                self._port.core.remove_user(self._user)
+            if settings.user:
+                self._port.core.add_user(settings.user, USER)
+            self._user = settings.user
+        self._settings = replace(self._settings, enabled=settings.enable, timeout=settings.timeout)
+        self._feed(self._settings)
+
+    async def close(self, within: float) -> None:
+        """SIGTERM: end the call (BYE, CANCEL or 480), let its last messages and the call
+        log's writes go, for `within` seconds at most."""
+        in_call = self._handset.phase is not ev.Phase.IDLE
+        self._feed(ev.Shutdown())
+        self._stop_media()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._writes.join()
+                if in_call:  # the BYE's answer, or a retransmission of the BYE
+                    await asyncio.sleep(BYE_GRACE)
+        if self._writer is not None:
+            self._writer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    # --- the Phone Protocol ---------------------------------------------------------------
+
+    def status(self) -> phone.CallStatus:
+        return self._status(self._port.now())
+
+    def answer(self) -> phone.CallStatus | phone.NoCall:
+        return self._act(ev.Answer(), phone.NO_CALL)
+
+    def hangup(self) -> phone.CallStatus | phone.NoCall:
+        return self._act(ev.Hangup(), phone.NO_CALL)
+
+    def dtmf(self, digits: str) -> phone.CallStatus | phone.NoCall:
+        return self._act(ev.Dtmf(digits), phone.NO_CALL)
+
+    def set_auto_answer(self, enabled: bool) -> None:
+        self._settings = replace(self._settings, auto_answer=enabled)
+        self._feed(self._settings)
+
+    def dial(self, target: DialTarget) -> phone.CallStatus | phone.Busy | phone.NotRegistered:
+        line = self._lines.line()
+        if self._handset.phase is not ev.Phase.IDLE:
+            return phone.BUSY
+        if target.needs_registration and (line is None or not line.bound or not line.flow):
+            return phone.NOT_REGISTERED
+        if target.needs_registration:
+            assert line is not None and line.flow is not None
+            flow, realm = line.flow, line.realm
+        else:
+            flow, realm = core.Flow(UDP, False, (target.host or "", DIRECT_PORT)), ""
+        here = self._here(flow, line, new_call=True)
+        if here is None:
+            return phone.BUSY  # no RTP port: nothing can be set up (logged)
+        dial = ev.Dial(
+            Target(target.uri(realm), not target.needs_registration),
+            flow,
+            here,
+            line.aor if line else f"sip:intercom@{_host_port(here.contact)}",
+            line.credentials if line and target.needs_registration else None,
+        )
+        refused = self._feed(dial)
+        if refused is not None:
+            return phone.BUSY
+        return self.status()
+
+    # --- the core's events --------------------------------------------------------------
+
+    def core_event(self, event: UserEvent) -> None:
+        match event:
+            case core.RequestReceived():
+                self._on_request(event)
+            case core.CancelReceived():
+                self._feed(ev.Cancelled(event.invite_id))
+            case core.ResponseReceived():
+                self._feed(ev.Replied(event.response, event.transaction_id))
+            case core.TransactionTimedOut():
+                self._feed(ev.Failed(event.transaction_id, "timeout"))
+            case core.TransportError():
+                self._feed(ev.Failed(event.transaction_id, "transport error"))
+
+    def _on_request(self, event: core.RequestReceived) -> None:
+        request, line = event.request, self._lines.line()
+        new_call = (
+            request.method == "INVITE"
+            and not ids_of(request)[1]
+            and self._handset.phase is ev.Phase.IDLE
+        )
+        here = self._here(event.flow, line, new_call)
+        if here is None:  # no RTP port: answered as the machine would any failure
+            here = self._here(event.flow, line, new_call=False)
+            assert here is not None
+        received = ev.Received(request, event.transaction_id, event.flow, here, _from(event, line))
+        self._feed(received)
+        if self._handset.phase is ev.Phase.IDLE:
+            self._release_lease()  # the INVITE did not become the call
+
+    # --- inputs and outputs ----------------------------------------------------------------
+
+    def _act(self, event: ev.Input, refusal: phone.NoCall) -> phone.CallStatus | phone.NoCall:
+        return refusal if self._feed(event) is not None else self.status()
+
+    def _feed(self, event: ev.Input) -> ev.Refused | None:
+        """One input to the handset; its outputs carried out. The refusal, if any."""
+        outputs = self._handset.handle(event, self._port.now())
+        return self._carry_out(outputs)
+
+    def _carry_out(self, outputs: ev.Outputs) -> ev.Refused | None:
+        refused = None
+        for output in outputs:
+            if isinstance(output, ev.Refused):
+                refused = output
+            else:
+                _OUTPUTS[type(output)](self, output)
+        self._port.pump()
+        self._arm()
+        return refused
+
+    def _respond(self, output: ev.Respond) -> None:
+        self._port.respond(output.transaction_id, output.response)
+
+    def _send_request(self, output: ev.SendRequest) -> None:
+        if self._port.request(output.request, output.flow) is None:
+            self._feed(ev.Failed(output.transaction_id, "overload"))
+
+    def _send_cancel(self, output: ev.SendCancel) -> None:
+        self._port.cancel(output.transaction_id)
+
+    def _send_ack(self, output: ev.SendAck) -> None:
+        self._port.send(output.request, output.flow)
+
+    def _send_dtmf(self, output: ev.SendDtmf) -> None:
+        if self._media is not None:
+            self._media.send_dtmf(output.digits)
+
+    def _reported(self, output: ev.Ringing | ev.Calling | ev.Answered) -> None:
+        s = output.status
+        log.info("call %s %s %s: %s", s.id, s.direction, s.remote, s.state)
+
+    def _forbidden(self, output: ev.Forbidden) -> None:
+        limited.log(
+            "forbidden",
+            logging.WARNING,
+            "INVITE from %s at %s:%d refused 403: not the proxy (see --direct-calls)",
+            output.remote,
+            *output.source,
+        )
+
+    def _dtmf_received(self, output: ev.DtmfReceived) -> None:
+        log.info("DTMF received: %s", output.digits)
+
+    # --- media -------------------------------------------------------------------------------
+
+    def _start_media(self, output: ev.StartMedia) -> None:
+        lease, self._lease = self._lease, None
+        if lease is None:
+            log.error("no RTP port for the call's media")
+            return
+        self._heard_at = None
+        status = self._handset.status(self._port.now())
+        self._opening_lease = lease
+        self._opening = asyncio.create_task(self._open_media(lease, output, status.id or "call"))
+
+    async def _open_media(self, lease: RtpPort, output: ev.StartMedia, call_id: str) -> None:
+        file, recorder = self._recording(call_id)
+        try:
+            session = await MediaSession.open(
+                lease,
+                output.media,
+                self._source,
+                our_key=output.local.key,
+                recorder=recorder,
+                on_digit=self._digit,
+                clock=asyncio.get_running_loop().time,
+            )
+        except (OSError, ValueError) as exc:
+            log.error("cannot start the call's RTP: %s", exc)
+            _close_file(file, recorder)
+            return
+        finally:
+            self._opening = self._opening_lease = None
+        if self._handset.status(self._port.now()).id != call_id:
+            session.close()  # the call ended meanwhile
+            _close_file(file, None)
+            return
+        self._media, self._media_file = session, file
+
+    def _recording(self, call_id: str) -> tuple[IO[bytes] | None, Recorder | None]:
+        folder = self._options.recordings
+        if folder is None:
+            return None, None
+        try:
+            file = (folder / f"{call_id}.wav").open("wb")
+        except OSError as exc:
+            limited.log("recording", logging.WARNING, "cannot record the call: %s", exc)
+            return None, None
+        return file, Recorder(file)
+
+    def _update_media(self, output: ev.UpdateMedia) -> None:
+        if self._media is not None:
+            self._media.update(output.media)
+
+    def _stop_media(self, output: ev.StopMedia | None = None) -> None:
+        if self._opening is not None:
+            self._opening.cancel()  # a task cancelled before it ran never saw its lease
+            if self._opening_lease is not None:
+                self._opening_lease.release()
+            self._opening = self._opening_lease = None
+        session, self._media = self._media, None
+        if session is not None:
+            self._final_rtp = session.stats()
+            session.close()
+        file, self._media_file = self._media_file, None
+        _close_file(file, None)
+        self._release_lease()
+
+    def _digit(self, digit: str) -> None:
+        self._feed(ev.DtmfHeard(digit))
+
+    def _release_lease(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release()
+
+    # --- the end of a call -------------------------------------------------------------------
+
+    def _ended(self, output: ev.Ended | ev.Rejected) -> None:
+        record = output.record
+        rtp = self._final_rtp
+        if self._media is not None or self._opening is not None or self._lease is not None:
+            self._stop_media()
+            rtp = self._final_rtp
+        self._final_rtp = None
+        answer = f" ({record.code} {record.reason})" if record.code else ""
+        detail = f": {record.detail}" if record.detail else ""
+        log.info(
+            "call %s %s %s ended: %s%s%s",
+            record.id,
+            record.direction,
+            record.remote,
+            record.end_reason,
+            answer,
+            detail,
+        )
+        try:
+            self._writes.put_nowait(_logged(record, rtp if record.answered is not None else None))
+        except asyncio.QueueFull:
+            limited.log("log full", logging.WARNING, "call log writes behind: a call dropped")
+
+    async def _write_forever(self) -> None:
+        while True:
+            record = await self._writes.get()
+            try:
+                await asyncio.to_thread(self._log.save_call, record)
+            except Exception:  # StoreError, or a bug: never the end of the writer
+                log.exception("cannot write call %s to the call log", record.id)
+            finally:
+                self._writes.task_done()
+
+    # --- timers and status ------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        at = self._handset.deadline()
+        if at is not None:
+            self._timer = asyncio.get_running_loop().call_at(at, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        self._tell_rtp()
+        self._carry_out(self._handset.tick(self._port.now()))
+
+    def _tell_rtp(self) -> None:
+        """RTP heard since the last report restarts the media timer from its arrival."""
+        heard = self._media.last_arrival if self._media is not None else None
+        if heard is not None and heard != self._heard_at:
+            self._heard_at = heard
+            self._handset.handle(ev.RtpArrived(), heard)
+
+    def _status(self, now: float) -> phone.CallStatus:
+        s = self._handset.status(now)
+        stats = self._media.stats() if self._media is not None else None
+        return phone.CallStatus(
+            state=s.state,
+            id=s.id,
+            direction=s.direction,
+            remote=s.remote[: phone.MAX_REMOTE] if s.remote is not None else None,
+            started=s.started,
+            answered=s.answered,
+            ends_at=s.ends_at,
+            duration=s.duration,
+            codec=s.codec,
+            srtp=s.srtp,
+            dtmf_received=s.dtmf_received,
+            rtp=_figures(stats) if stats is not None else None,
+        )
+
+    # --- where we are ------------------------------------------------------------------------
+
+    def _here(self, flow: core.Flow, line: Line | None, new_call: bool) -> Here | None:
+        transport = transport_of(flow)
+        address = _host_port(line.contact) if line and line.contact else self._local(flow)
+        user = line.user if line else "intercom"
+        contact = f"sip:{user}@{address};transport={transport}"
+        host = address.rpartition(":")[0].strip("[]")
+        port = 0
+        if new_call:
+            self._release_lease()
+            lease = self._pool.take(self._options.rtp_host)
+            if isinstance(lease, PortError):
+                limited.log("rtp", logging.ERROR, "cannot take an RTP port: %s", lease.message)
+                return None
+            self._lease, port = lease, lease.port
+        key = os.urandom(KEY_BYTES) if transport == "tls" else None
+        media = Local(host, port, self._rng.getrandbits(31), key)
+        return Here(contact, address, transport, media)
+
+    def _local(self, flow: core.Flow) -> str:
+        host = source_toward(self._options.rtp_host, flow.remote)
+        return f"{host}:{self._options.local_port}"
+
+
+OutputHandler = Callable[[PhoneShell, ev.Output], None]
+_OUTPUTS: Final[dict[type, OutputHandler]] = {
+    ev.Respond: PhoneShell._respond,  # type: ignore[dict-item]
+    ev.SendRequest: PhoneShell._send_request,  # type: ignore[dict-item]
+    ev.SendCancel: PhoneShell._send_cancel,  # type: ignore[dict-item]
+    ev.SendAck: PhoneShell._send_ack,  # type: ignore[dict-item]
+    ev.StartMedia: PhoneShell._start_media,  # type: ignore[dict-item]
+    ev.UpdateMedia: PhoneShell._update_media,  # type: ignore[dict-item]
+    ev.StopMedia: PhoneShell._stop_media,  # type: ignore[dict-item]
+    ev.SendDtmf: PhoneShell._send_dtmf,  # type: ignore[dict-item]
+    ev.Ringing: PhoneShell._reported,  # type: ignore[dict-item]
+    ev.Calling: PhoneShell._reported,  # type: ignore[dict-item]
+    ev.Answered: PhoneShell._reported,  # type: ignore[dict-item]
+    ev.Ended: PhoneShell._ended,  # type: ignore[dict-item]
+    ev.Rejected: PhoneShell._ended,  # type: ignore[dict-item]
+    ev.Forbidden: PhoneShell._forbidden,  # type: ignore[dict-item]
+    ev.DtmfReceived: PhoneShell._dtmf_received,  # type: ignore[dict-item]
+}
+
+
+def _from(event: core.RequestReceived, line: Line | None) -> bool:
+    """§6.2: an INVITE from the proxy's address (the host of our registration's flow)."""
+    proxy = line.flow if line is not None else None
+    return proxy is not None and proxy.remote[0] == event.flow.remote[0]
+
+
+def _host_port(uri: str) -> str:
+    """`host:port` of `sip:user@host:port;params`."""
+    rest = uri.partition(":")[2]
+    return rest.rpartition("@")[2].partition(";")[0].partition(">")[0]
+
+
+def _figures(stats: RtpStats) -> phone.RtpFigures:
+    return phone.RtpFigures(stats.sent, stats.received, stats.lost, stats.jitter_ms)
+
+
+def _logged(record: ev.CallRecord, rtp: RtpStats | None) -> phone.CallRecord:
+    return phone.CallRecord(
+        id=record.id,
+        direction=record.direction,
+        remote=record.remote[: phone.MAX_REMOTE],
+        started=record.started,
+        ended=record.ended,
+        end_reason=record.end_reason,
+        answered=record.answered,
+        duration=record.duration,
+        codec=record.codec,
+        srtp=record.srtp if record.answered is not None else None,
+        dtmf_received=record.dtmf_received[-phone.MAX_DTMF_RECEIVED :] or None,
+        rtp=_figures(rtp) if rtp is not None else None,
+        code=record.code,
+        reason=record.reason[: phone.MAX_REASON] if record.reason else None,
+    )
+
+
+def _close_file(file: IO[bytes] | None, recorder: Recorder | None) -> None:
+    with contextlib.suppress(OSError):
+        if recorder is not None:
+            recorder.close()
+        if file is not None:
+            file.close()

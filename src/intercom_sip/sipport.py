@@ -1,0 +1,152 @@
+"""The asyncio shell of one SIP port's `Core`: bytes in from the sockets, bytes out to them.
+
+The pure core (`sip/core.py`) keeps the transactions; this shell only feeds it what the
+UDP endpoint and the TCP/TLS flows receive, sends its `Transmit`s, keeps one timer for
+its deadline, and hands every other event to its users. A core `Flow`'s key names the
+socket: `UDP` for the shared endpoint (the remote address says where), or the
+`StreamFlow` object itself for a connection.
+
+Requests go to the user the core named (`RequestReceived.user`); events about client
+transactions (responses, timeouts, transport errors) go to every user, each of which
+ignores the transaction ids it did not start (the one user today is the phone).
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable, Hashable
+from typing import Final, Protocol
+
+from intercom_sip.loglimit import LogLimit
+from intercom_sip.sip import core
+from intercom_sip.sip.message import Request, Response, redacted
+from intercom_sip.sip.transactions import TransactionId
+from intercom_sip.sip.transport import Address, Flow, FlowError, StreamFlow
+
+log = logging.getLogger(__name__)
+trace = logging.getLogger("intercom_sip.sip.trace")
+limited = LogLimit(log)
+
+UDP: Final = "udp"  # the key of every flow over the shared UDP endpoint
+
+UserEvent = (
+    core.RequestReceived
+    | core.CancelReceived
+    | core.ResponseReceived
+    | core.TransactionTimedOut
+    | core.TransportError
+)
+SendUdp = Callable[[bytes, Address], None]
+
+
+class CoreUser(Protocol):
+    def core_event(self, event: UserEvent) -> None:
+        """One event of the core for this user (a request of its, or a transaction's)."""
+
+
+def core_flow(flow: Flow) -> core.Flow:
+    """The core's view of a transport flow."""
+    key: Hashable = flow if flow.reliable else UDP
+    return core.Flow(key, flow.reliable, flow.remote)
+
+
+def transport_of(flow: core.Flow) -> str:
+    """udp, tcp or tls: the transport a core flow runs on."""
+    return flow.key.transport if isinstance(flow.key, StreamFlow) else UDP
+
+
+class SipPort:
+    """One SIP port: its core, the sockets it sends on, its users by name."""
+
+    def __init__(self, sip_core: core.Core) -> None:
+        self.core = sip_core
+        self._send_udp: SendUdp | None = None
+        self._users: dict[str, CoreUser] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+
+    def attach(self, send_udp: SendUdp) -> None:
+        """The shared UDP endpoint's send, once it is open."""
+        self._send_udp = send_udp
+
+    def add_user(self, name: str, user: CoreUser) -> None:
+        self._users[name] = user
+
+    # --- what arrives -------------------------------------------------------------------
+
+    def receive(self, data: bytes, flow: Flow) -> None:
+        """A whole message from the UDP endpoint or a connection."""
+        self.core.receive(data, core_flow(flow), self.now())
+        self.pump()
+
+    def flow_closed(self, flow: Flow) -> None:
+        self.core.flow_closed(flow, self.now())
+        self.pump()
+
+    # --- the users' side ------------------------------------------------------------------
+
+    def request(self, request: Request, flow: core.Flow) -> TransactionId | None:
+        return self.core.request(request, flow, self.now())
+
+    def respond(self, transaction_id: TransactionId, response: Response) -> bool:
+        return self.core.respond(transaction_id, response, self.now())
+
+    def cancel(self, invite_id: TransactionId) -> TransactionId | None:
+        return self.core.cancel(invite_id, self.now())
+
+    def send(self, request: Request, flow: core.Flow) -> None:
+        self.core.send(request, flow)
+
+    def pump(self) -> None:
+        """Carry out what the core has queued, then wake at its next deadline. Users may
+        call the core from their handlers: what they queue is carried out here too."""
+        while (event := self.core.next_event()) is not None:
+            if isinstance(event, core.Transmit):
+                self._transmit(event)
+            elif isinstance(event, core.RequestReceived | core.CancelReceived):
+                user = self._users.get(event.user)
+                if user is not None:
+                    user.core_event(event)
+            else:
+                for user in list(self._users.values()):
+                    user.core_event(event)
+        self._arm()
+
+    @staticmethod
+    def now() -> float:
+        return asyncio.get_running_loop().time()
+
+    # --- sending and timers -------------------------------------------------------------
+
+    def _transmit(self, transmit: core.Transmit) -> None:
+        flow = transmit.flow
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug("to %s:%d\n%s", *flow.remote, redacted(transmit.data))
+        try:
+            if isinstance(flow.key, StreamFlow):
+                flow.key.send(transmit.data)
+            elif self._send_udp is not None:
+                self._send_udp(transmit.data, flow.remote)
+        except FlowError as exc:
+            limited.log("send", logging.INFO, "cannot send to %s: %s", flow.remote, exc)
+            if transmit.transaction_id is not None:
+                self.core.send_failed(transmit.transaction_id, self.now())
+
+    def _arm(self) -> None:
+        at = self.core.deadline()
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = None, at
+        if at is not None:
+            self._timer = asyncio.get_running_loop().call_at(at, self._due)
+
+    def _due(self) -> None:
+        self._timer = self._timer_at = None
+        self.core.tick(self.now())
+        self.pump()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None

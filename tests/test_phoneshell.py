@@ -1,0 +1,249 @@
+"""The phone's shell wired to a real port core, over a fake UDP send (issue 7): what goes
+out for an INVITE, the auto-answer, the ACK, a BYE, the call log written off the loop,
+and the refusals (busy, not from the proxy, disabled)."""
+
+import asyncio
+import random
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from intercom_sip import phone
+from intercom_sip.media.ports import PortPool, PortRange
+from intercom_sip.media.source import Loop, tone
+from intercom_sip.phoneshell import Line, PhoneOptions, PhoneShell
+from intercom_sip.settings import Settings
+from intercom_sip.sip import callevents, core, transactions
+from intercom_sip.sip.transport import Address, Flow
+from intercom_sip.sipport import SipPort
+
+PROXY: Final = ("127.0.0.1", 5070)
+PATIENCE: Final = 5.0
+
+
+class Peer(Flow):
+    def __init__(self, remote: Address) -> None:
+        self.transport, self.remote, self.local = "udp", remote, ("127.0.0.1", 5060)
+
+    def send(self, data: bytes) -> None:
+        raise AssertionError("the port sends UDP through its endpoint")
+
+
+@dataclass
+class Lines:
+    current: Line | None = field(
+        default_factory=lambda: Line(
+            user="101",
+            realm="example.test",
+            aor="sip:101@example.test",
+            credentials=None,
+            contact="sip:101@127.0.0.1:5060;transport=udp",
+            flow=core.Flow("udp", False, PROXY),
+            bound=True,
+        )
+    )
+
+    def line(self) -> Line | None:
+        return self.current
+
+
+@dataclass
+class CallLog:
+    records: list[phone.CallRecord] = field(default_factory=list)
+    threads: list[str] = field(default_factory=list)
+
+    def save_call(self, record: phone.CallRecord) -> None:
+        self.threads.append(threading.current_thread().name)
+        self.records.append(record)
+
+
+@dataclass
+class Rig:
+    shell: PhoneShell
+    port: SipPort
+    sent: list[tuple[bytes, Address]]
+    log: CallLog
+
+    def receive(self, text: str, source: Address = PROXY) -> None:
+        self.port.receive(text.replace("\n", "\r\n").encode(), Peer(source))
+
+    async def answer_starting(self, start: str, having: str = "") -> str:
+        """The first message sent that starts so (and holds `having`), taken off the list."""
+        async with asyncio.timeout(PATIENCE):
+            while True:
+                for data, _ in self.sent:
+                    if data.startswith(start.encode()) and having.encode() in data:
+                        self.sent.remove((data, _))
+                        return data.decode()
+                await asyncio.sleep(0.01)
+
+
+def settings(**changes: object) -> Settings:
+    base = Settings(
+        enable=True,
+        proxy="127.0.0.1:5070",
+        realm="example.test",
+        user="101",
+        password="secret",
+        transport="udp",
+        user_id="",
+        is_enable_ring_code=False,
+        timeout=120,
+        registration_interval=30,
+        stun_ip="",
+        stun_port=0,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def run(test: Callable[[Rig], Awaitable[None]], auto_answer: bool = True) -> None:
+    async def main() -> None:
+        sent: list[tuple[bytes, Address]] = []
+        port = SipPort(core.Core(random.Random(1), transactions.Timers(t1=0.05)))
+        port.attach(lambda data, address: sent.append((data, address)))
+        source = tone()
+        assert isinstance(source, Loop)
+        options = callevents.Options(auto_answer_delay=0.05, timers=transactions.Timers(t1=0.05))
+        log = CallLog()
+        shell = PhoneShell(
+            port,
+            Lines(),
+            pool=PortPool(PortRange(41000, 41100)),
+            source=source,
+            call_log=log,
+            options=PhoneOptions(options, "127.0.0.1"),
+            rng=random.Random(2),
+        )
+        shell.start()
+        shell.apply(settings())
+        shell.set_auto_answer(auto_answer)
+        try:
+            await test(Rig(shell, port, sent, log))
+        finally:
+            await shell.close(0.1)
+            port.close()
+
+    asyncio.run(asyncio.wait_for(main(), 4 * PATIENCE))
+
+
+def invite(call_id: str = "call-1", branch: str = "z9hG4bKinv1") -> str:
+    sdp = (
+        "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n"
+        "m=audio 41998 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n"
+    )
+    return (
+        "INVITE sip:101@127.0.0.1:5060 SIP/2.0\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:5070;branch={branch}\n"
+        "From: <sip:door@example.test>;tag=d1\nTo: <sip:101@example.test>\n"
+        f"Call-ID: {call_id}\nCSeq: 1 INVITE\nContact: <sip:door@127.0.0.1:5070>\n"
+        "Max-Forwards: 70\nContent-Type: application/sdp\n"
+        f"Content-Length: {len(sdp.replace(chr(10), chr(13) + chr(10)))}\n\n{sdp}"
+    )
+
+
+def in_dialog(method: str, to_tag: str, cseq: int, branch: str) -> str:
+    return (
+        f"{method} sip:101@127.0.0.1:5060;transport=udp SIP/2.0\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:5070;branch={branch}\n"
+        f"From: <sip:door@example.test>;tag=d1\nTo: <sip:101@example.test>;tag={to_tag}\n"
+        f"Call-ID: call-1\nCSeq: {cseq} {method}\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    )
+
+
+def to_tag(response: str) -> str:
+    line = next(line for line in response.split("\r\n") if line.startswith("To:"))
+    return line.partition(";tag=")[2]
+
+
+async def wait_until(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(PATIENCE):
+        while not check():  # noqa: ASYNC110 - the checks read lists, not events
+            await asyncio.sleep(0.01)
+
+
+def test_an_incoming_call_rings_is_answered_and_ends_with_the_callers_bye() -> None:
+    async def test(rig: Rig) -> None:
+        rig.receive(invite())
+        await rig.answer_starting("SIP/2.0 100 Trying")
+        ringing = await rig.answer_starting("SIP/2.0 180 Ringing")
+        assert rig.shell.status().state in ("ringing", "active")
+        ok = await rig.answer_starting("SIP/2.0 200 OK")  # auto-answer after 50 ms
+        assert to_tag(ok) == to_tag(ringing)
+        assert "Contact: <sip:101@127.0.0.1:5060;transport=udp>" in ok
+        assert "m=audio 41000 RTP/AVP 0" in ok
+        active = rig.shell.status()
+        assert (active.state, active.direction, active.remote) == (
+            "active",
+            "in",
+            "sip:door@example.test",
+        )
+        rig.receive(in_dialog("ACK", to_tag(ok), 1, "z9hG4bKack1"))
+        rig.receive(in_dialog("BYE", to_tag(ok), 2, "z9hG4bKbye1"))
+        await rig.answer_starting("SIP/2.0 200 OK", "CSeq: 2 BYE")
+        assert rig.shell.status() == phone.IDLE
+        await wait_until(lambda: rig.log.records != [])
+        (record,) = rig.log.records
+        assert (record.id, record.end_reason, record.codec) == (active.id, "remote hangup", "PCMU")
+        assert rig.log.threads != [threading.current_thread().name]  # off the loop
+
+    run(test)
+
+
+def test_a_second_invite_while_busy_gets_486_and_a_log_entry() -> None:
+    async def test(rig: Rig) -> None:
+        rig.receive(invite())
+        await rig.answer_starting("SIP/2.0 180 Ringing")
+        rig.receive(invite("call-2", "z9hG4bKinv2"))
+        busy = await rig.answer_starting("SIP/2.0 486 Busy Here")
+        assert "Call-ID: call-2" in busy
+        await wait_until(lambda: rig.log.records != [])
+        assert [(r.end_reason, r.code) for r in rig.log.records] == [("busy", 486)]
+        assert rig.shell.status().state == "ringing"
+
+    run(test, auto_answer=False)
+
+
+def test_an_invite_not_from_the_proxy_gets_403_and_no_log_entry() -> None:
+    async def test(rig: Rig) -> None:
+        rig.receive(invite(), source=("127.0.0.9", 5060))
+        await rig.answer_starting("SIP/2.0 403 Forbidden")
+        await asyncio.sleep(0.05)
+        assert rig.log.records == []
+        assert rig.shell.status() == phone.IDLE
+
+    run(test)
+
+
+def test_disabling_ends_the_call_with_bye() -> None:
+    async def test(rig: Rig) -> None:
+        rig.receive(invite())
+        ok = await rig.answer_starting("SIP/2.0 200 OK")
+        rig.receive(in_dialog("ACK", to_tag(ok), 1, "z9hG4bKack1"))
+        rig.shell.apply(settings(enable=False))
+        bye = await rig.answer_starting("BYE sip:door@127.0.0.1:5070 SIP/2.0")
+        assert "CSeq: 1 BYE" in bye
+        await wait_until(lambda: rig.log.records != [])
+        assert [r.end_reason for r in rig.log.records] == ["disabled"]
+        rig.receive(invite("call-2", "z9hG4bKinv2"))
+        await rig.answer_starting("SIP/2.0 480 Temporarily Unavailable")
+
+    run(test)
+
+
+def test_dial_needs_a_registration_and_refuses_while_busy() -> None:
+    async def test(rig: Rig) -> None:
+        from intercom_sip.dialing import parse_number
+
+        target = parse_number("203")
+        assert target is not None
+        calling = rig.shell.dial(target)
+        assert isinstance(calling, phone.CallStatus)
+        assert (calling.state, calling.remote) == ("calling", "sip:203@example.test")
+        sent = await rig.answer_starting("INVITE sip:203@example.test SIP/2.0")
+        assert "m=audio 41000 RTP/AVP 0 8 101" in sent
+        assert rig.shell.dial(target) is phone.BUSY
+        assert isinstance(rig.shell.hangup(), phone.CallStatus)
+        assert rig.shell.status() == phone.IDLE
+
+    run(test)
