@@ -15,8 +15,8 @@ from intercom_sip.media.source import Loop, tone
 from intercom_sip.phoneshell import Line, PhoneOptions, PhoneShell
 from intercom_sip.settings import Settings
 from intercom_sip.sip import callevents, core, transactions
+from intercom_sip.sip.port import SipPort
 from intercom_sip.sip.transport import Address, Flow
-from intercom_sip.sipport import SipPort
 
 PROXY: Final = ("127.0.0.1", 5070)
 PATIENCE: Final = 5.0

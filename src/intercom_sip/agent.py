@@ -19,7 +19,8 @@ from intercom_sip.phoneshell import Line
 from intercom_sip.settings import Settings
 from intercom_sip.sip import core, digest, transactions
 from intercom_sip.sip.binding import Binding, SipEnv
-from intercom_sip.sip.message import Response, parse, redacted
+from intercom_sip.sip.message import redacted
+from intercom_sip.sip.port import SipPort, core_flow
 from intercom_sip.sip.register import Identity, account_of
 from intercom_sip.sip.registration import Timers
 from intercom_sip.sip.resolve import Nameserver, Resolver
@@ -31,7 +32,6 @@ from intercom_sip.sip.transport import (
     TlsOptions,
     UdpEndpoint,
 )
-from intercom_sip.sipport import SipPort, core_flow
 from intercom_sip.status import Status
 
 log = logging.getLogger(__name__)
@@ -191,8 +191,8 @@ class Agent:
             o.tls,
             o.instance,
             o.user_agent,
+            self.port,
             o.timers,
-            o.t1,
             random.SystemRandom(),
             self.receive,
             o.keepalive,
@@ -288,7 +288,7 @@ class Agent:
             loop.call_later(pause, self._wake.set)
 
     async def _let_go(self, binding: Binding) -> None:
-        self._leaving.append(binding)  # its answers must still reach it
+        self._leaving.append(binding)  # ICMP about its flow must still reach it
         try:
             await binding.stop(UNREGISTER_WAIT)
         finally:
@@ -297,29 +297,15 @@ class Agent:
     # --- what arrives ------------------------------------------------------------------
 
     def receive(self, data: bytes, flow: Flow) -> None:
-        """Every SIP message of the port: the registration's answers to its binding (it
-        keeps its own transaction), everything else to the port's core."""
+        """Every SIP message of the port goes to its core, which hands each to its user."""
         if trace.isEnabledFor(logging.DEBUG):
             trace.debug("from %s:%d\n%s", *flow.remote, redacted(data))
-        if data.startswith(b"SIP/"):
-            message = parse(data, stream=flow.reliable)
-            if isinstance(message, Response) and self._to_binding(message, flow):
-                return
         self.port.receive(data, flow)
 
     def _unreachable(self, remote: Address) -> None:
         for binding in (self._applied.binding, *self._leaving):
             if binding is not None:
                 binding.unreachable(remote)
-
-    def _to_binding(self, response: Response, flow: Flow) -> bool:
-        call_id = response.headers.get("Call-ID")
-        current = self._applied.binding
-        for binding in (current, *self._leaving):
-            if binding is not None and binding.call_id == call_id:
-                binding.deliver(response, flow)
-                return True
-        return False
 
 
 def _ignore(settings: Settings) -> None:

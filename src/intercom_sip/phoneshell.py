@@ -37,8 +37,8 @@ from intercom_sip.sip.call import Handset
 from intercom_sip.sip.callflow import Here, Target
 from intercom_sip.sip.dialog import ids_of
 from intercom_sip.sip.negotiation import Local
+from intercom_sip.sip.port import UDP, SipPort, UserEvent, transport_of
 from intercom_sip.sip.transport import source_toward
-from intercom_sip.sipport import UDP, SipPort, UserEvent, transport_of
 
 log = logging.getLogger(__name__)
 limited = LogLimit(log)

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from intercom_sip.sip.message import Headers, Request, Response, parse
+from intercom_sip.sip.message import Headers, Request, Response, parse, request_bytes
 from intercom_sip.sip.register import Identity, Template, answer_of, granted, public_address
 from intercom_sip.sip.registration import Account, Answer, Challenge, Send
 
@@ -22,15 +22,17 @@ KAMAILIO = 'Digest realm="example.com", nonce="abc123", qop="auth"'
 
 
 def request(send: Send, transport: str = "udp", stale: str | None = None) -> Request:
-    data = TEMPLATE.request(
-        send,
-        ACCOUNT,
-        transport=transport,
-        via=("192.0.2.10", 5060),
-        branch="z9hG4bKb1",
-        contact=CONTACT,
-        stale_contact=stale,
-        cnonce="c0ffee",
+    data = request_bytes(
+        TEMPLATE.request(
+            send,
+            ACCOUNT,
+            transport=transport,
+            via=("192.0.2.10", 5060),
+            branch="z9hG4bKb1",
+            contact=CONTACT,
+            stale_contact=stale,
+            cnonce="c0ffee",
+        )
     )
     parsed = parse(data)
     assert isinstance(parsed, Request)

@@ -1,8 +1,10 @@
 """One registration on the wire: the asyncio shell around the pure machine.
 
-A single task per binding takes events (answers, a closed flow, an unreachable
-peer, a new account, stop) from a queue and wakes for the earliest timer: a
-retransmission, the transaction's timeout, the refresh or retry, a keep-alive.
+A single task per binding takes events (answers, a transaction's timeout or transport
+error, a closed flow, an unreachable peer, a new account, stop) from a queue and wakes for
+the earliest timer: the refresh or retry, a keep-alive. Its REGISTERs are client
+transactions of the port's core (`sip/port.py`), which retransmits them and times them out;
+the binding is one of the core's users, and takes the events of its own transactions.
 
 The proxy's targets are tried in order (RFC 3263 §4.3): a timeout or a transport error
 moves the request to the next one at once; once all have failed, the machine's backoff
@@ -22,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from intercom_sip.loglimit import LogLimit
-from intercom_sip.sip import stun
-from intercom_sip.sip.message import Response, parse_via, redacted
+from intercom_sip.sip import core, stun
+from intercom_sip.sip.message import Request, Response, parse_via
+from intercom_sip.sip.port import SipPort, UserEvent, core_flow
 from intercom_sip.sip.register import Identity, Template, answer_of, public_address
 from intercom_sip.sip.registration import Account, Answer, Registration, Send, Timers
 from intercom_sip.sip.resolve import ResolveFailed, Resolver, Target
 from intercom_sip.sip.targets import Targets
-from intercom_sip.sip.transaction import ClientTransaction, Tick
+from intercom_sip.sip.transactions import TransactionId
 from intercom_sip.sip.transport import (
     KEEPALIVE,
     Address,
@@ -42,7 +45,6 @@ from intercom_sip.sip.transport import (
 from intercom_sip.status import Status
 
 log = logging.getLogger(__name__)
-trace = logging.getLogger("intercom_sip.sip.trace")  # whole messages, at debug level only
 limited = LogLimit(log)
 
 KEEPALIVE_EVERY: Final = {"udp": 25.0, "tcp": 90.0, "tls": 90.0}  # RFC 5626 §4.4.1
@@ -58,8 +60,8 @@ class SipEnv:
     tls: TlsOptions
     instance: str  # urn:uuid:..., made once and stored
     user_agent: str
+    port: SipPort  # its core carries the REGISTER transactions
     timers: Timers = field(default_factory=Timers)
-    t1: float = 0.5
     rng: random.Random = field(default_factory=random.SystemRandom)
     receive: Any = None  # the agent's dispatcher, for stream flows
     keepalive: float | None = None  # seconds; None: KEEPALIVE_EVERY for the transport
@@ -76,7 +78,7 @@ class Binding:
         self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._flow: Flow | None = None
         self._targets = Targets()
-        self._transaction: ClientTransaction | None = None
+        self._tid: TransactionId | None = None  # the REGISTER in flight
         self._public: Address | None = None  # as STUN or received/rport say
         self._stale_contact: str | None = None  # removed with the next REGISTER
         self._contact: str | None = None
@@ -98,7 +100,13 @@ class Binding:
 
     # --- the agent's side --------------------------------------------------------------
 
+    @property
+    def _user(self) -> str:
+        """Our name among the core's users (never a SIP user: no request is routed here)."""
+        return f"registration {self.call_id}"
+
     def start(self, crashed: Callable[["Binding"], None]) -> None:
+        self._env.port.add_user(self._user, self)
         self._task = asyncio.create_task(self._run(), name=f"binding {self.identity.aor}")
 
         def finished(task: asyncio.Task[None]) -> None:
@@ -118,8 +126,18 @@ class Binding:
             self._refresh_asked = True
             self._events.put_nowait(("refresh", None))
 
-    def deliver(self, response: Response, flow: Flow) -> None:
-        self._events.put_nowait(("response", (response, flow)))
+    def core_event(self, event: UserEvent) -> None:
+        """The core's word on a transaction; those of other users are not ours."""
+        tid = getattr(event, "transaction_id", None)
+        if tid is None or tid != self._tid:
+            return
+        if isinstance(event, core.ResponseReceived):
+            if event.response.code >= 200:
+                self._events.put_nowait(("response", (tid, event.response)))
+        elif isinstance(event, core.TransactionTimedOut):
+            self._events.put_nowait(("failed", (tid, "timeout")))
+        elif isinstance(event, core.TransportError):
+            self._events.put_nowait(("failed", (tid, "transport error")))
 
     def flow_closed(self, flow: Flow) -> None:
         self._events.put_nowait(("closed", flow))
@@ -136,6 +154,10 @@ class Binding:
                 await self.done.wait()
         except TimeoutError:
             log.warning("%s: no answer to the un-REGISTER in %.1f s", self.identity.aor, within)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        self._env.port.remove_user(self._user)
         if self._task is not None:
             self._task.cancel()
         if self._flow is not None:
@@ -144,10 +166,7 @@ class Binding:
     def abandon(self) -> None:
         """Stop at once, sending nothing (after a bug; the binding expires by itself)."""
         self.done.set()
-        if self._task is not None:
-            self._task.cancel()
-        if self._flow is not None:
-            self._flow.close()
+        self._let_go()
 
     def status(self) -> Status:
         now = asyncio.get_running_loop().time()
@@ -186,8 +205,13 @@ class Binding:
     async def _handle(self, kind: str, value: Any) -> None:
         now = self._now()
         if kind == "response":
-            response, flow = value
-            await self._on_response(response, flow, now)
+            tid, response = value
+            if tid == self._tid:
+                await self._on_response(response, now)
+        elif kind == "failed":
+            tid, cause = value
+            if tid == self._tid:
+                await self._target_failed(cause, now)
         elif kind == "closed":
             await self._on_closed(value, now)
         elif kind == "unreachable":
@@ -201,7 +225,7 @@ class Binding:
             await self._on_public(value, now)
         elif kind == "refresh":
             self._refresh_asked = False
-            if self._transaction is None and not self._stopping:
+            if self._tid is None and not self._stopping:
                 await self._transmit(self._machine.register(now))
         else:
             await self._on_tick(now)
@@ -210,44 +234,32 @@ class Binding:
         """The earliest timer; None waits for an event alone. Every timer here is reset
         or cleared when it fires, so a deadline in the past cannot recur (no busy loop)."""
         deadlines = [self._keepalive_at]
-        if self._transaction is not None:
-            deadlines.append(self._transaction.deadline())
         if self._machine.next_at is not None:
             deadlines.append(self._machine.next_at)
         earliest = min(deadlines)
         return None if earliest == math.inf else earliest
 
     async def _on_tick(self, now: float) -> None:
-        if self._transaction is not None:
-            tick = self._transaction.tick(now)
-            if tick is Tick.RETRANSMIT and self._flow is not None:
-                self._send_on_flow(self._transaction.data)
-            elif tick is Tick.TIMEOUT:
-                await self._target_failed("timeout", now)
-        if self._machine.due(now) and self._transaction is None:
+        if self._machine.due(now) and self._tid is None:
             await self._transmit(self._machine.register(now))
         if now >= self._keepalive_at:
             if self._flow is not None:
                 self._send_on_flow(KEEPALIVE)
             self._keepalive_at = now + self._keepalive_every() if self._flow else math.inf
 
-    async def _on_response(self, response: Response, flow: Flow, now: float) -> None:
+    async def _on_response(self, response: Response, now: float) -> None:
+        self._tid = None
         via = parse_via(response.headers.get("Via") or "")
-        ours = self._transaction
-        if via is None or ours is None or via.params.get("branch") != ours.branch:
-            return  # a late answer to a request we have given up on
-        if response.code < 200:
-            return
-        self._transaction = None
         # Our address is the one of the flow we sent on: an answer over UDP arrives on the
         # shared socket, whose own address may be 0.0.0.0.
-        sent_on = self._flow or flow
-        self._learn_from_via(via.params, sent_on)
+        sent_on = self._flow
+        if via is not None and sent_on is not None:
+            self._learn_from_via(via.params, sent_on)
         answer = answer_of(response, self._contact)
         was_bound = self._machine.bound(now)
         await self._transmit(self._machine.on_answer(answer, now))
         self._log_outcome(answer, was_bound, now)
-        if self._machine.bound(now) and self._contact_moved(sent_on):
+        if sent_on is not None and self._machine.bound(now) and self._contact_moved(sent_on):
             await self._transmit(self._machine.register(now))  # re-register at the new contact
 
     async def _on_closed(self, flow: Flow, now: float) -> None:
@@ -255,7 +267,7 @@ class Binding:
             return
         self._flow = None
         log.info("%s: %s connection to %s closed", self.identity.aor, flow.transport, flow.remote)
-        if self._transaction is not None:
+        if self._tid is not None:
             await self._target_failed("connection closed", now)
             return
         if not self._stopping:
@@ -263,13 +275,15 @@ class Binding:
 
     async def _on_unreachable(self, remote: Address, now: float) -> None:
         flow = self._flow
-        if flow is None or flow.reliable or flow.remote != remote or self._transaction is None:
+        if flow is None or flow.reliable or flow.remote != remote or self._tid is None:
             return  # not ours, or nothing waits on it: a keep-alive's ICMP tells no more
         await self._target_failed("port unreachable", now)
 
     async def _target_failed(self, cause: str, now: float) -> None:
         """A timeout or a transport error on the request in flight: the next target."""
-        self._transaction = None
+        tid, self._tid = self._tid, None
+        if tid is not None:
+            self._env.port.fail(tid)  # no more retransmissions to where nobody listens
         failed = self._flow.remote if self._flow is not None else None
         self._drop_flow()
         if self._stopping:
@@ -307,21 +321,18 @@ class Binding:
         try:
             flow = await self._ensure_flow()
         except FlowError as exc:
-            self._transaction = None
+            self._tid = None
             self._machine.on_failure(str(exc), self._now())
             limited.log("flow", logging.WARNING, "%s: %s", self.identity.aor, exc)
             return
         branch = "z9hG4bK" + secrets.token_hex(8)
-        data = self._build(send, flow, branch)
-        self._transaction = ClientTransaction(
-            branch, data, flow.reliable, self._now(), self._env.t1
-        )
-        self._send_on_flow(data)
+        self._tid = self._env.port.request(self._build(send, flow, branch), core_flow(flow))
+        if self._tid is None:
+            self._machine.on_failure("overload", self._now())  # the core's table is full
+        self._env.port.pump()
 
     def _send_on_flow(self, data: bytes) -> None:
         assert self._flow is not None
-        if trace.isEnabledFor(logging.DEBUG):
-            trace.debug("to %s:%d\n%s", *self._flow.remote, redacted(data))
         with contextlib.suppress(FlowError):  # the closed flow's event follows
             self._flow.send(data)
 
@@ -392,7 +403,7 @@ class Binding:
         if flow is not None:
             flow.close()
 
-    def _build(self, send: Send, flow: Flow, branch: str) -> bytes:
+    def _build(self, send: Send, flow: Flow, branch: str) -> Request:
         contact = self._contact_uri(flow)
         stale = self._stale_contact if self._stale_contact != contact and send.expires else None
         self._contact, self._stale_contact = contact, None

@@ -7,7 +7,7 @@ from typing import Final
 
 from intercom_sip.settings import Settings
 from intercom_sip.sip import digest
-from intercom_sip.sip.message import Response, build, escape_user, parse_name_addr
+from intercom_sip.sip.message import Headers, Request, Response, escape_user, parse_name_addr
 from intercom_sip.sip.registration import Account, Answer, Challenge, Send
 
 Address = tuple[str, int]
@@ -75,7 +75,7 @@ class Template:
         contact: str,
         stale_contact: str | None,
         cnonce: str,
-    ) -> bytes:
+    ) -> Request:
         """The REGISTER; `stale_contact`, when given, is removed in the same request."""
         aor = self.identity.aor
         contacts = [f'<{contact}>;+sip.instance="<{self.instance}>"']
@@ -101,7 +101,7 @@ class Template:
             headers.append(
                 self._authorization(send.credentials, send.nonce_count, account, cnonce)
             )
-        return build(f"REGISTER sip:{self.identity.realm} SIP/2.0", headers)
+        return Request("REGISTER", f"sip:{self.identity.realm}", Headers(tuple(headers)))
 
     def _authorization(
         self, credentials: Challenge, nc: int, account: Account, cnonce: str

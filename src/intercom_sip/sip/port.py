@@ -8,7 +8,7 @@ socket: `UDP` for the shared endpoint (the remote address says where), or the
 
 Requests go to the user the core named (`RequestReceived.user`); events about client
 transactions (responses, timeouts, transport errors) go to every user, each of which
-ignores the transaction ids it did not start (the one user today is the phone).
+ignores the transaction ids it did not start (the registrations and the phone).
 """
 
 import asyncio
@@ -71,6 +71,9 @@ class SipPort:
     def add_user(self, name: str, user: CoreUser) -> None:
         self._users[name] = user
 
+    def remove_user(self, name: str) -> None:
+        self._users.pop(name, None)
+
     # --- what arrives -------------------------------------------------------------------
 
     def receive(self, data: bytes, flow: Flow) -> None:
@@ -95,6 +98,11 @@ class SipPort:
 
     def send(self, request: Request, flow: core.Flow) -> None:
         self.core.send(request, flow)
+
+    def fail(self, transaction_id: TransactionId) -> None:
+        """The user knows this transaction's flow failed (ICMP, a closed connection)."""
+        self.core.send_failed(transaction_id, self.now())
+        self.pump()
 
     def pump(self) -> None:
         """Carry out what the core has queued, then wake at its next deadline. Users may
