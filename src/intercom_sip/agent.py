@@ -21,8 +21,8 @@ from intercom_sip.sip import core, digest, transactions
 from intercom_sip.sip.binding import Binding, SipEnv
 from intercom_sip.sip.message import redacted
 from intercom_sip.sip.port import SipPort, core_flow
-from intercom_sip.sip.register import Identity, account_of
-from intercom_sip.sip.registration import Timers
+from intercom_sip.sip.register import Identity
+from intercom_sip.sip.registration import Account, Timers
 from intercom_sip.sip.resolve import Nameserver, Resolver
 from intercom_sip.sip.transport import (
     Address,
@@ -57,13 +57,30 @@ class Step(Enum):
     STOP = "stop"
 
 
+def identity_of(settings: Settings) -> Identity:
+    """What names the binding at the registrar, from the settings."""
+    return Identity(
+        settings.proxy,
+        settings.realm,
+        settings.user,
+        settings.transport,
+        settings.stun_ip,
+        settings.stun_port,
+    )
+
+
+def account_of(settings: Settings) -> Account:
+    """What the registrar sees of the account; a change of any is a re-REGISTER."""
+    return Account(settings.auth_user, settings.password, settings.registration_interval)
+
+
 def plan(applied: Settings | None, desired: Settings, bound: bool) -> Step:
     """What must change to go from the applied settings to the desired ones (pure)."""
     if not desired.enable:
         return Step.STOP if bound else Step.NOTHING
     if applied is None or not applied.enable or not bound:
         return Step.START
-    if Identity.of(applied) != Identity.of(desired):
+    if identity_of(applied) != identity_of(desired):
         return Step.REPLACE
     if account_of(applied) != account_of(desired):
         return Step.UPDATE
@@ -169,7 +186,7 @@ class Agent:
         return Line(
             user=settings.user,
             realm=settings.realm,
-            aor=Identity.of(settings).aor,
+            aor=identity_of(settings).aor,
             credentials=digest.Credentials(settings.auth_user, settings.password),
             contact=status.contact if status is not None else None,
             flow=core_flow(flow) if flow is not None else None,
@@ -270,7 +287,7 @@ class Agent:
         if step is Step.START:
             log.info("SIP settings: start")
             assert self._env is not None
-            slot.binding = Binding(Identity.of(desired), account_of(desired), self._env)
+            slot.binding = Binding(identity_of(desired), account_of(desired), self._env)
             slot.binding.start(self._crashed)
         elif step is Step.UPDATE and slot.binding is not None:
             log.info("SIP settings: update")

@@ -1,25 +1,14 @@
 """The registration status of contract §5, as one value and its JSON shape."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Final
 
 from intercom_sip.settings import Settings
+from intercom_sip.sip.registration import Status
+
+__all__ = ["NO_AGENT", "STATES", "Status", "to_view"]
 
 STATES: Final = ("disabled", "registering", "registered", "unregistering", "failed")
-
-
-@dataclass(frozen=True)
-class Status:
-    state: str = "disabled"
-    code: int | None = None
-    reason: str | None = None
-    expires: int | None = None
-    next_refresh: int | None = None  # Unix time
-    contact: str | None = None
-    public_address: str | None = None
-    transport: str | None = None
-    register_last_attempt: int | None = None  # Unix time
-    bound: bool = False  # a binding granted by the registrar is still valid
 
 
 # Until the SIP agent runs, nothing is registered: what the settings alone say.

@@ -28,7 +28,7 @@ from intercom_sip.sip import core, stun
 from intercom_sip.sip.message import Request, Response, parse_via
 from intercom_sip.sip.port import SipPort, UserEvent, core_flow
 from intercom_sip.sip.register import Identity, Template, answer_of, public_address
-from intercom_sip.sip.registration import Account, Answer, Registration, Send, Timers
+from intercom_sip.sip.registration import Account, Answer, Registration, Send, Status, Timers
 from intercom_sip.sip.resolve import ResolveFailed, Resolver, Target
 from intercom_sip.sip.targets import Targets
 from intercom_sip.sip.transactions import TransactionId
@@ -42,7 +42,6 @@ from intercom_sip.sip.transport import (
     UdpEndpoint,
     source_toward,
 )
-from intercom_sip.status import Status
 
 log = logging.getLogger(__name__)
 limited = LogLimit(log)

@@ -5,7 +5,6 @@
 from dataclasses import dataclass
 from typing import Final
 
-from intercom_sip.settings import Settings
 from intercom_sip.sip import digest
 from intercom_sip.sip.message import Headers, Request, Response, escape_user, parse_name_addr
 from intercom_sip.sip.registration import Account, Answer, Challenge, Send
@@ -26,17 +25,6 @@ class Identity:
     stun_ip: str
     stun_port: int
 
-    @classmethod
-    def of(cls, settings: Settings) -> "Identity":
-        return cls(
-            settings.proxy,
-            settings.realm,
-            settings.user,
-            settings.transport,
-            settings.stun_ip,
-            settings.stun_port,
-        )
-
     @property
     def aor(self) -> str:
         return f"sip:{escape_user(self.user)}@{self.realm}"
@@ -48,10 +36,6 @@ class Identity:
 
     def contact(self, address: Address, transport: str) -> str:
         return f"sip:{escape_user(self.user)}@{address[0]}:{address[1]};transport={transport}"
-
-
-def account_of(settings: Settings) -> Account:
-    return Account(settings.auth_user, settings.password, settings.registration_interval)
 
 
 @dataclass(frozen=True)

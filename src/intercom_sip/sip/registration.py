@@ -54,6 +54,23 @@ class State(Enum):
 
 
 @dataclass(frozen=True)
+class Status:
+    """What a registration shows (contract §5 without `sip_status`, which the settings
+    decide): the machine's state and numbers, and the shell's contact and address."""
+
+    state: str = "disabled"
+    code: int | None = None
+    reason: str | None = None
+    expires: int | None = None
+    next_refresh: int | None = None  # Unix time
+    contact: str | None = None
+    public_address: str | None = None
+    transport: str | None = None
+    register_last_attempt: int | None = None  # Unix time
+    bound: bool = False  # a binding granted by the registrar is still valid
+
+
+@dataclass(frozen=True)
 class Account:
     """What the registrar sees of the settings; a change of any is a re-REGISTER."""
 
