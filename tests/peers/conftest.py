@@ -60,9 +60,9 @@ def kamailio(kamailio_factory: MakeKamailio) -> Kamailio:
 
 @pytest.fixture
 def coturn() -> Iterator[Coturn]:
-    """A started coturn STUN server on a free 127.0.0.1 UDP port."""
+    """A started coturn STUN server on a free 127.0.0.1 port (UDP and TCP)."""
     require("turnserver", "setpriv")
-    server = Coturn(free_port())
+    server = Coturn(free_port(both=True))  # turnserver listens on TCP too
     try:
         server.start()
         yield server
