@@ -4,9 +4,9 @@ import argparse
 import json
 from typing import Any
 
-from intercom_sip.fields import FACTORY
+from intercom_sip.contract.fields import FACTORY
+from intercom_sip.contract.settings import to_view
 from intercom_sip.server import bind, serve_asgi
-from intercom_sip.settings import to_view
 
 BODY = json.dumps(to_view(FACTORY)).encode()  # the same size as our GET answer
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]

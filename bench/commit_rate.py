@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from intercom_sip.fields import FACTORY
+from intercom_sip.contract.fields import FACTORY
 from intercom_sip.store import Store
 
 

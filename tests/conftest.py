@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import HealthCheck, settings
 
-from intercom_sip import auth
-from intercom_sip.admin import Admin, ensure_credential
+from intercom_sip.admin import credentials as auth
+from intercom_sip.admin.logins import Admin, ensure_credential
+from intercom_sip.agent.phone import Phone
 from intercom_sip.api import openapi
 from intercom_sip.api.app import Api
 from intercom_sip.api.hosts import HostCheck
 from intercom_sip.api.routes import Routes
 from intercom_sip.device import Agent, Device, NoAgent
-from intercom_sip.phone import Phone
 from intercom_sip.store import Store
 from intercom_sip.worker import Worker
 from tests.asgi import AsgiClient

@@ -3,8 +3,7 @@ the API asked of it."""
 
 import dataclasses
 
-from intercom_sip.dialing import DialTarget
-from intercom_sip.phone import (
+from intercom_sip.agent.phone import (
     BUSY,
     IDLE,
     NO_CALL,
@@ -15,6 +14,7 @@ from intercom_sip.phone import (
     NotRegistered,
     RtpFigures,
 )
+from intercom_sip.contract.dialing import DialTarget
 
 REALM = "example.com"
 STARTED = 1764441600

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from intercom_sip import auth
+from intercom_sip.admin import credentials as auth
 from tests.conformance import DOCUMENT
 
 READY = re.compile(r"intercom-sip ready on (http://\S+)")

@@ -8,8 +8,8 @@ from typing import TypeVar
 
 import pytest
 
-from intercom_sip import auth
-from intercom_sip.admin import Admin, Login, LoginResult, ensure_credential
+from intercom_sip.admin import credentials as auth
+from intercom_sip.admin.logins import Admin, Login, LoginResult, ensure_credential
 from intercom_sip.store import Store
 from tests.conftest import FACTORY_MD5, FakeClock
 

@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from intercom_sip import agent
-from intercom_sip.agent import Agent, AgentOptions, Step, plan
-from intercom_sip.fields import FACTORY
-from intercom_sip.settings import Settings
+from intercom_sip.agent import supervisor as agent
+from intercom_sip.agent.supervisor import Agent, AgentOptions, Step, plan
+from intercom_sip.contract.fields import FACTORY
+from intercom_sip.contract.settings import Settings
 
 ON = replace(
     FACTORY,
@@ -71,7 +71,7 @@ class ExplodingBinding:
 def test_supervisor_starts_again_from_the_desired_settings(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(agent, "Binding", ExplodingBinding)
+    monkeypatch.setattr(agent, "Registrant", ExplodingBinding)
 
     async def scenario() -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -129,7 +129,7 @@ class CrashingBinding:
 def test_a_binding_that_keeps_crashing_is_restarted_with_growing_pauses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(agent, "Binding", CrashingBinding)
+    monkeypatch.setattr(agent, "Registrant", CrashingBinding)
 
     async def scenario() -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

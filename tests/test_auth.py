@@ -2,7 +2,7 @@
 
 import os
 
-from intercom_sip import auth
+from intercom_sip.admin import credentials as auth
 from tests.conftest import FakeClock
 
 

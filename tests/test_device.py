@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from intercom_sip.contract.fields import FACTORY
+from intercom_sip.contract.settings import Settings
+from intercom_sip.contract.validation import Invalid
 from intercom_sip.device import Device, NoAgent
-from intercom_sip.fields import FACTORY
-from intercom_sip.settings import Settings
 from intercom_sip.store import Change, Store, StoreError
-from intercom_sip.validation import Invalid
 from tests.test_validation import BASE
 
 

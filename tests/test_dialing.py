@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from intercom_sip.api import openapi
-from intercom_sip.dialing import (
+from intercom_sip.contract.dialing import (
     DTMF_PATTERN,
     NUMBER_PATTERN,
     DialKind,

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from intercom_sip.jsonbody import parse_object
+from intercom_sip.contract.jsonbody import parse_object
 
 
 @pytest.mark.parametrize(

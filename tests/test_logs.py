@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from intercom_sip import auth
+from intercom_sip.admin import credentials as auth
 from tests.served import Served
 from tests.test_validation import BASE
 

@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from intercom_sip import phone
+from intercom_sip.agent import phone
+from intercom_sip.agent.phoneshell import Line, PhoneOptions, PhoneShell
+from intercom_sip.contract.settings import Settings
 from intercom_sip.media.ports import PortPool, PortRange
 from intercom_sip.media.source import Loop, tone
-from intercom_sip.phoneshell import Line, PhoneOptions, PhoneShell
-from intercom_sip.settings import Settings
 from intercom_sip.sip import callevents, core, transactions
 from intercom_sip.sip.port import SipPort
 from intercom_sip.sip.transport import Address, Flow
@@ -233,7 +233,7 @@ def test_disabling_ends_the_call_with_bye() -> None:
 
 def test_dial_needs_a_registration_and_refuses_while_busy() -> None:
     async def test(rig: Rig) -> None:
-        from intercom_sip.dialing import parse_number
+        from intercom_sip.contract.dialing import parse_number
 
         target = parse_number("203")
         assert target is not None

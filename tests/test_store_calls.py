@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from intercom_sip import store as store_module
-from intercom_sip.fields import FACTORY
-from intercom_sip.phone import CallRecord, RtpFigures
-from intercom_sip.settings import Settings
+from intercom_sip.agent.phone import CallRecord, RtpFigures
+from intercom_sip.contract.fields import FACTORY
+from intercom_sip.contract.settings import Settings
+from intercom_sip.contract.validation import to_record, validate
 from intercom_sip.store import DB_NAME, Store, StoreError
-from intercom_sip.validation import to_record, validate
 from tests.test_validation import BASE
 
 ANSWERED = CallRecord(
@@ -170,7 +170,7 @@ def test_a_version_1_store_opens_and_migrates(tmp_path: Path) -> None:
     make_version_1(tmp_path / "data", settings)
     store = Store.open(tmp_path / "data")
     assert store.load_settings() == settings
-    assert store.identity_value("serial_number", "new") == "ABC"
+    assert store.made_once("serial_number", "new") == "ABC"
     assert (store.calls(), store.load_auto_answer()) == ([], False)
     store.save_call(ANSWERED)
     store.save_auto_answer(True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from intercom_sip.throttle import Admission, LoginThrottle, pair_digest
+from intercom_sip.admin.throttle import Admission, LoginThrottle, pair_digest
 
 KEY = b"k" * 32
 A, B = "192.0.2.1", "192.0.2.2"

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from intercom_sip import errors
-from intercom_sip.fields import FACTORY, FIELDS, Kind
-from intercom_sip.settings import Settings
-from intercom_sip.validation import Invalid, from_record, to_record, validate
+from intercom_sip.contract.fields import FACTORY, FIELDS, Kind
+from intercom_sip.contract.settings import Settings
+from intercom_sip.contract.validation import Invalid, from_record, to_record, validate
 from tests.conftest import Rig
 
 SETTINGS = "/api/v1/device/sip/settings"
@@ -336,7 +336,7 @@ def test_disabled_account_may_be_empty() -> None:
 
 
 def test_factory_settings_post_back_as_they_are() -> None:
-    from intercom_sip.settings import to_view
+    from intercom_sip.contract.settings import to_view
 
     view = to_view(FACTORY)
     assert validate(view, FACTORY) == FACTORY

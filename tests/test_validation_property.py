@@ -8,10 +8,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intercom_sip import jsonbody
-from intercom_sip.fields import FACTORY, FIELDS
-from intercom_sip.settings import Settings
-from intercom_sip.validation import Invalid, switch, validate
+from intercom_sip.contract import jsonbody
+from intercom_sip.contract.fields import FACTORY, FIELDS
+from intercom_sip.contract.settings import Settings
+from intercom_sip.contract.validation import Invalid, switch, validate
 from tests.conftest import Rig
 from tests.test_validation import BASE
 

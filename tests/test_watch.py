@@ -4,7 +4,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from intercom_sip.watch import DirectoryWatch
+from intercom_sip.admin.watch import DirectoryWatch
 
 
 def test_a_renamed_file_is_noticed(tmp_path: Path) -> None:

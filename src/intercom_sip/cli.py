@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from intercom_sip import __version__, auth, config, server
+from intercom_sip import __version__, config, server
+from intercom_sip.admin import credentials as auth
 from intercom_sip.store import Store, StoreError
 
 PASSWORD_LENGTHS = range(6, 129)

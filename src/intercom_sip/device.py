@@ -8,12 +8,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
-from intercom_sip import errors, jsonbody, status
-from intercom_sip.fields import FACTORY
-from intercom_sip.phone import CallRecord, NoPhone, Phone
-from intercom_sip.settings import Settings, to_view
+from intercom_sip import errors
+from intercom_sip.agent import status
+from intercom_sip.agent.phone import CallRecord, NoPhone, Phone
+from intercom_sip.contract import jsonbody
+from intercom_sip.contract.fields import FACTORY
+from intercom_sip.contract.settings import Settings, to_view
+from intercom_sip.contract.validation import Invalid, validate
 from intercom_sip.store import Change, Store
-from intercom_sip.validation import Invalid, validate
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ class Device:
         self._auto_answer = store.load_auto_answer()
         self._auto_answer_lock = asyncio.Lock()
         # Made once, stored, never changed: clients key their driver on it (contract §7.1).
-        self.serial_number = store.identity_value(SERIAL_KEY, secrets.token_hex(8).upper())
+        self.serial_number = store.made_once(SERIAL_KEY, secrets.token_hex(8).upper())
         self._set_current(store.load_settings() or FACTORY)
         self._tail = self._current  # the last accepted settings, durable or about to be
         self._group: list[Change] = []

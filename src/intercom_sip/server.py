@@ -9,9 +9,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from intercom_sip import USER_AGENT, auth
-from intercom_sip.admin import Admin, ensure_credential
-from intercom_sip.agent import Agent, AgentOptions
+from intercom_sip import USER_AGENT
+from intercom_sip.admin import credentials as auth
+from intercom_sip.admin.logins import Admin, ensure_credential
+from intercom_sip.admin.watch import DirectoryWatch
+from intercom_sip.agent.phoneshell import PhoneOptions, PhoneShell
+from intercom_sip.agent.supervisor import Agent, AgentOptions
 from intercom_sip.api import openapi
 from intercom_sip.api.app import Api
 from intercom_sip.api.connection import AsgiApp, Limits
@@ -24,12 +27,10 @@ from intercom_sip.device import Device
 from intercom_sip.loglimit import LogLimit
 from intercom_sip.media.ports import PortPool
 from intercom_sip.media.source import AudioSource, SourceError, load_wav, tone
-from intercom_sip.phoneshell import PhoneOptions, PhoneShell
 from intercom_sip.sip import callevents, transactions
 from intercom_sip.sip.registration import Timers
 from intercom_sip.sip.transport import FlowError, InboundLimits, TlsOptions
 from intercom_sip.store import Store
-from intercom_sip.watch import DirectoryWatch
 from intercom_sip.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def run(config: ServiceConfig) -> None:
 
 
 def agent_options(config: ServiceConfig, store: Store) -> AgentOptions:
-    instance = store.identity_value("instance", f"urn:uuid:{uuid.uuid4()}")
+    instance = store.made_once("instance", f"urn:uuid:{uuid.uuid4()}")
     return AgentOptions(
         tls=TlsOptions(config.tls_ca_file, verify=not config.tls_no_verify),
         t1=config.sip_t1,

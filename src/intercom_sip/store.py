@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from intercom_sip.phone import (
+from intercom_sip.agent.phone import (
     LOG_KEEP,
     MAX_DTMF_RECEIVED,
     MAX_REASON,
@@ -26,8 +26,8 @@ from intercom_sip.phone import (
     CallRecord,
     RtpFigures,
 )
-from intercom_sip.settings import Settings, to_view
-from intercom_sip.validation import from_record, to_record
+from intercom_sip.contract.settings import Settings, to_view
+from intercom_sip.contract.validation import from_record, to_record
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class Store:
             )
         self._replace_stamp()
 
-    def identity_value(self, key: str, make: str) -> str:
+    def made_once(self, key: str, make: str) -> str:
         """The stored value for key; `make` is stored first when there is none."""
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO identity (key, value) VALUES (?, ?)", (key, make))

@@ -5,10 +5,11 @@ from typing import Any
 
 import pytest
 
-from intercom_sip import auth, errors
+from intercom_sip import errors
+from intercom_sip.admin import credentials as auth
 from intercom_sip.api.endpoints import ENDPOINTS
-from intercom_sip.fields import FACTORY
-from intercom_sip.settings import to_view
+from intercom_sip.contract.fields import FACTORY
+from intercom_sip.contract.settings import to_view
 from intercom_sip.store import Store, StoreError
 from tests.conftest import FACTORY_MD5, Rig
 from tests.test_validation import BASE
@@ -104,7 +105,7 @@ def test_two_host_headers_are_refused(rig: Rig) -> None:
 
 
 def test_info(rig: Rig) -> None:
-    serial = rig.store.identity_value("serial_number", "not made here")
+    serial = rig.store.made_once("serial_number", "not made here")
     assert rig.client.get("/api/info") == (
         200,
         {

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from intercom_sip import auth
+from intercom_sip.admin import credentials as auth
 from intercom_sip.api.endpoints import ENDPOINTS
 from intercom_sip.worker import Worker
 from tests.conftest import FACTORY_MD5, Rig, make_rig

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
-from intercom_sip import syntax
 from intercom_sip.api import openapi
-from intercom_sip.fields import FACTORY, HOST_PATTERN, PROXY_PATTERN, SIPS_PROXY_PATTERN
-from intercom_sip.settings import Settings, to_view
-from intercom_sip.validation import validate
+from intercom_sip.contract.fields import FACTORY, HOST_PATTERN, PROXY_PATTERN, SIPS_PROXY_PATTERN
+from intercom_sip.contract.settings import Settings, to_view
+from intercom_sip.contract.validation import validate
+from intercom_sip.sip import syntax
 from tests.test_validation import BASE
 
 DOCUMENT = openapi.build()

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from intercom_sip import status
+from intercom_sip.agent import status
+from intercom_sip.contract.fields import FACTORY
+from intercom_sip.contract.settings import to_view
 from intercom_sip.device import NoAgent
-from intercom_sip.fields import FACTORY
-from intercom_sip.settings import to_view
 from tests.conftest import Rig, make_rig
 from tests.test_validation import BASE
 

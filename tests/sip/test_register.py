@@ -5,10 +5,16 @@ import hashlib
 import pytest
 
 from intercom_sip.sip.message import Headers, Request, Response, parse, request_bytes
-from intercom_sip.sip.register import Identity, Template, answer_of, granted, public_address
+from intercom_sip.sip.register_message import (
+    BindingKey,
+    Template,
+    answer_of,
+    granted,
+    public_address,
+)
 from intercom_sip.sip.registration import Account, Answer, Challenge, Send
 
-IDENTITY = Identity("sip:pbx.example.com", "example.com", 'a#b c"<%', "udp", "", 0)
+IDENTITY = BindingKey("sip:pbx.example.com", "example.com", 'a#b c"<%', "udp", "", 0)
 TEMPLATE = Template(
     IDENTITY,
     "call-1",
@@ -182,7 +188,7 @@ def test_public_address(
 
 def test_identity_server_name() -> None:
     assert (
-        Identity("sips:pbx.example.com:5061", "r", "u", "tls", "", 0).server_name
+        BindingKey("sips:pbx.example.com:5061", "r", "u", "tls", "", 0).server_name
         == "pbx.example.com"
     )
-    assert Identity("192.0.2.1", "r", "u", "udp", "", 0).server_name == "192.0.2.1"
+    assert BindingKey("192.0.2.1", "r", "u", "udp", "", 0).server_name == "192.0.2.1"

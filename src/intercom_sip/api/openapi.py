@@ -10,12 +10,19 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final
 
-from intercom_sip import USER_AGENT, __version__, errors, phone
+from intercom_sip import USER_AGENT, __version__, errors
+from intercom_sip.agent import phone
 from intercom_sip.api.endpoints import API_PREFIXES, ENDPOINTS, Endpoint
-from intercom_sip.callbody import AUTO_ANSWER, DIGITS, LIMIT_DEFAULT, NUMBER
-from intercom_sip.dialing import NUMBER_PATTERN
-from intercom_sip.fields import FIELDS, SIPS_PROXY_PATTERN, SWITCH, EmptyWhenDisabled, Field
-from intercom_sip.settings import PASSWORD_PLACEHOLDER
+from intercom_sip.contract.callbody import AUTO_ANSWER, DIGITS, LIMIT_DEFAULT, NUMBER
+from intercom_sip.contract.dialing import NUMBER_PATTERN
+from intercom_sip.contract.fields import (
+    FIELDS,
+    SIPS_PROXY_PATTERN,
+    SWITCH,
+    EmptyWhenDisabled,
+    Field,
+)
+from intercom_sip.contract.settings import PASSWORD_PLACEHOLDER
 
 # What any request may get from the server itself, whatever its route.
 SERVER_STATUSES: Final = (400, 421, 431, 500)

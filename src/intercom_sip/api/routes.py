@@ -6,15 +6,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from intercom_sip import BUILD_ID, USER_AGENT, __version__, callbody, errors, jsonbody
-from intercom_sip.admin import Admin, LoginResult
+from intercom_sip import BUILD_ID, USER_AGENT, __version__, errors
+from intercom_sip.admin.logins import Admin, LoginResult
+from intercom_sip.agent.phone import CallStatus, Refusal
 from intercom_sip.api import http
 from intercom_sip.api.http import Receive, Response, Scope
+from intercom_sip.contract import callbody, jsonbody
+from intercom_sip.contract.settings import Settings, to_view
+from intercom_sip.contract.validation import Invalid, switch, validate
 from intercom_sip.device import Device, Rules
-from intercom_sip.phone import CallStatus, Refusal
-from intercom_sip.settings import Settings, to_view
 from intercom_sip.store import StoreError
-from intercom_sip.validation import Invalid, switch, validate
 
 log = logging.getLogger(__name__)
 

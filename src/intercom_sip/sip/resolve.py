@@ -25,7 +25,7 @@ import dns.nameserver
 import dns.resolver
 from dns.rdtypes.IN.SRV import SRV
 
-from intercom_sip.syntax import parse_proxy
+from intercom_sip.sip.syntax import parse_proxy
 
 logger = logging.getLogger(__name__)
 

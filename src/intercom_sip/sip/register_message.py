@@ -15,7 +15,7 @@ _CHALLENGE_HEADERS: Final = {401: "WWW-Authenticate", 407: "Proxy-Authenticate"}
 
 
 @dataclass(frozen=True)
-class Identity:
+class BindingKey:
     """What names the binding at the registrar: a change of any needs a new binding."""
 
     proxy: str
@@ -42,7 +42,7 @@ class Identity:
 class Template:
     """What every REGISTER of one binding shares."""
 
-    identity: Identity
+    identity: BindingKey
     call_id: str
     tag: str
     instance: str  # urn:uuid:...

@@ -22,15 +22,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Final, Protocol
 
-from intercom_sip import phone
-from intercom_sip.dialing import DIRECT_PORT, DialTarget
+from intercom_sip.agent import phone
+from intercom_sip.contract.dialing import DIRECT_PORT, DialTarget
+from intercom_sip.contract.settings import Settings
 from intercom_sip.loglimit import LogLimit
 from intercom_sip.media.ports import PortError, PortPool, RtpPort
 from intercom_sip.media.recording import Recorder
 from intercom_sip.media.session import MediaSession
 from intercom_sip.media.source import AudioSource
 from intercom_sip.media.stream import RtpStats
-from intercom_sip.settings import Settings
 from intercom_sip.sip import callevents as ev
 from intercom_sip.sip import core, digest
 from intercom_sip.sip.call import Handset

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
-from intercom_sip import syntax
-from intercom_sip.fields import HOST_PATTERN
+from intercom_sip.contract.fields import HOST_PATTERN
+from intercom_sip.sip import syntax
 
 _END: Final = "(?!\\n)$"  # `$` alone would also match before a final newline in Python
 MAX_DIGITS: Final = 32

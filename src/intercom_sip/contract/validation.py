@@ -8,9 +8,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from intercom_sip import errors, jsonbody, syntax
-from intercom_sip.fields import FACTORY, FIELDS, PYTHON_TYPE, SWITCH, Context, Field
-from intercom_sip.settings import PASSWORD_PLACEHOLDER, Settings, to_view
+from intercom_sip import errors
+from intercom_sip.contract import jsonbody
+from intercom_sip.contract.fields import FACTORY, FIELDS, PYTHON_TYPE, SWITCH, Context, Field
+from intercom_sip.contract.settings import PASSWORD_PLACEHOLDER, Settings, to_view
+from intercom_sip.sip import syntax
 
 _ABSENT: Final = object()
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Protocol
 
 from intercom_sip import errors
-from intercom_sip.dialing import DialTarget
+from intercom_sip.contract.dialing import DialTarget
 
 STATES: Final = ("idle", "ringing", "calling", "active")
 DIRECTIONS: Final = ("in", "out")

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
-from intercom_sip import auth, throttle
+from intercom_sip.admin import credentials as auth
+from intercom_sip.admin import throttle
+from intercom_sip.admin.throttle import Admission, LoginThrottle
 from intercom_sip.store import Credential, Store
-from intercom_sip.throttle import Admission, LoginThrottle
 from intercom_sip.worker import Offload
 
 log = logging.getLogger(__name__)

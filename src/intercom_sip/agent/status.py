@@ -3,7 +3,7 @@
 from dataclasses import asdict
 from typing import Any, Final
 
-from intercom_sip.settings import Settings
+from intercom_sip.contract.settings import Settings
 from intercom_sip.sip.registration import Status
 
 __all__ = ["NO_AGENT", "STATES", "Status", "to_view"]

@@ -27,7 +27,7 @@ from intercom_sip.loglimit import LogLimit
 from intercom_sip.sip import core, stun
 from intercom_sip.sip.message import Request, Response, parse_via
 from intercom_sip.sip.port import SipPort, UserEvent, core_flow
-from intercom_sip.sip.register import Identity, Template, answer_of, public_address
+from intercom_sip.sip.register_message import BindingKey, Template, answer_of, public_address
 from intercom_sip.sip.registration import Account, Answer, Registration, Send, Status, Timers
 from intercom_sip.sip.resolve import ResolveFailed, Resolver, Target
 from intercom_sip.sip.targets import Targets
@@ -66,8 +66,8 @@ class SipEnv:
     keepalive: float | None = None  # seconds; None: KEEPALIVE_EVERY for the transport
 
 
-class Binding:
-    def __init__(self, identity: Identity, account: Account, env: SipEnv) -> None:
+class Registrant:
+    def __init__(self, identity: BindingKey, account: Account, env: SipEnv) -> None:
         self.identity = identity
         self._env = env
         self._machine = Registration(account, env.rng, env.timers)
@@ -104,7 +104,7 @@ class Binding:
         """Our name among the core's users (never a SIP user: no request is routed here)."""
         return f"registration {self.call_id}"
 
-    def start(self, crashed: Callable[["Binding"], None]) -> None:
+    def start(self, crashed: Callable[["Registrant"], None]) -> None:
         self._env.port.add_user(self._user, self)
         self._task = asyncio.create_task(self._run(), name=f"binding {self.identity.aor}")
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
-from intercom_sip.phoneshell import Line
-from intercom_sip.settings import Settings
+from intercom_sip.agent.phoneshell import Line
+from intercom_sip.agent.status import Status
+from intercom_sip.contract.settings import Settings
 from intercom_sip.sip import core, digest, transactions
-from intercom_sip.sip.binding import Binding, SipEnv
 from intercom_sip.sip.message import redacted
 from intercom_sip.sip.port import SipPort, core_flow
-from intercom_sip.sip.register import Identity
+from intercom_sip.sip.register_message import BindingKey
+from intercom_sip.sip.registrant import Registrant, SipEnv
 from intercom_sip.sip.registration import Account, Timers
 from intercom_sip.sip.resolve import Nameserver, Resolver
 from intercom_sip.sip.transport import (
@@ -32,7 +33,6 @@ from intercom_sip.sip.transport import (
     TlsOptions,
     UdpEndpoint,
 )
-from intercom_sip.status import Status
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger("intercom_sip.sip.trace")
@@ -57,9 +57,9 @@ class Step(Enum):
     STOP = "stop"
 
 
-def identity_of(settings: Settings) -> Identity:
+def identity_of(settings: Settings) -> BindingKey:
     """What names the binding at the registrar, from the settings."""
-    return Identity(
+    return BindingKey(
         settings.proxy,
         settings.realm,
         settings.user,
@@ -108,7 +108,7 @@ class Restarts:
 @dataclass
 class _Slot:
     settings: Settings | None = None
-    binding: Binding | None = None
+    binding: Registrant | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class Agent:
         self._inbound = Inbound(self.receive, options.inbound)
         self._desired: Settings | None = None
         self._applied = _Slot()
-        self._leaving: list[Binding] = []
+        self._leaving: list[Registrant] = []
         self._wake = asyncio.Event()
         self._busy = False
         self._task: asyncio.Task[None] | None = None
@@ -287,7 +287,7 @@ class Agent:
         if step is Step.START:
             log.info("SIP settings: start")
             assert self._env is not None
-            slot.binding = Binding(identity_of(desired), account_of(desired), self._env)
+            slot.binding = Registrant(identity_of(desired), account_of(desired), self._env)
             slot.binding.start(self._crashed)
         elif step is Step.UPDATE and slot.binding is not None:
             log.info("SIP settings: update")
@@ -295,7 +295,7 @@ class Agent:
         slot.settings = desired
         return True
 
-    def _crashed(self, binding: Binding) -> None:
+    def _crashed(self, binding: Registrant) -> None:
         """A binding's task died of a bug: start again from the desired settings."""
         if self._applied.binding is binding:
             self._applied = _Slot()
@@ -304,7 +304,7 @@ class Agent:
             log.error("SIP binding starts again in %.0f s", pause)
             loop.call_later(pause, self._wake.set)
 
-    async def _let_go(self, binding: Binding) -> None:
+    async def _let_go(self, binding: Registrant) -> None:
         self._leaving.append(binding)  # ICMP about its flow must still reach it
         try:
             await binding.stop(UNREGISTER_WAIT)

@@ -8,7 +8,8 @@ from typing import Any, Final
 from urllib.parse import parse_qs
 
 from intercom_sip import errors
-from intercom_sip.dialing import (
+from intercom_sip.agent.phone import LOG_KEEP
+from intercom_sip.contract.dialing import (
     DTMF_MAX,
     DTMF_PATTERN,
     DTMF_TEXT,
@@ -16,9 +17,8 @@ from intercom_sip.dialing import (
     is_dtmf,
     parse_number,
 )
-from intercom_sip.fields import Context, Field, Kind
-from intercom_sip.phone import LOG_KEEP
-from intercom_sip.validation import Invalid, value_of
+from intercom_sip.contract.fields import Context, Field, Kind
+from intercom_sip.contract.validation import Invalid, value_of
 
 LIMIT_DEFAULT: Final = 50
 _LIMIT_RE: Final = re.compile("[1-9][0-9]{0,3}")

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Protocol
 
-from intercom_sip import syntax
-from intercom_sip.settings import PASSWORD_PLACEHOLDER, Settings
+from intercom_sip.contract.settings import PASSWORD_PLACEHOLDER, Settings
+from intercom_sip.sip import syntax
 
 # ECMA-262 patterns (the OpenAPI document's dialect) that Python's `re.search` reads the
 # same way: `$` alone would also match before a final newline in Python.

@@ -1,0 +1,1 @@
+"""The administrator: credentials and tokens, the login limit, the password watch."""

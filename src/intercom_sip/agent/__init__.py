@@ -1,0 +1,1 @@
+"""SIP orchestration: settings to registrations and calls, supervised; their status."""
