@@ -14,7 +14,7 @@ from intercom_sip.api import openapi
 from intercom_sip.api.app import Api
 from intercom_sip.api.hosts import HostCheck
 from intercom_sip.api.routes import Routes
-from intercom_sip.device import Agent, Device, NoAgent
+from intercom_sip.device import Device, NoAgent, SipSide
 from intercom_sip.store import Store
 from intercom_sip.worker import Worker
 from tests.asgi import AsgiClient
@@ -59,7 +59,7 @@ class Rig:
 
 def make_rig(
     data_dir: Path,
-    agent: Agent | None = None,
+    agent: SipSide | None = None,
     hasher: Worker | None = None,
     phone: Phone | None = None,
 ) -> Rig:

@@ -25,7 +25,7 @@ SERIAL_KEY: Final = "serial_number"  # in the store's identity table, beside "in
 Rules = Callable[[Mapping[str, Any], Settings], Settings | Invalid]
 
 
-class Agent(Protocol):
+class SipSide(Protocol):
     """What the device needs of the SIP agent."""
 
     def apply(self, settings: Settings) -> None:
@@ -54,7 +54,7 @@ class Device:
     def __init__(
         self,
         store: Store,
-        agent: Agent,
+        agent: SipSide,
         wallclock: Callable[[], float] = time.time,
         phone: Phone | None = None,
     ) -> None:
