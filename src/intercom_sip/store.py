@@ -311,8 +311,12 @@ def _prepare(data_dir: Path) -> Path:
         log.warning("data directory %s was open to others; narrowed to 0700", data_dir)
         data_dir.chmod(0o700)
     path = data_dir / DB_NAME
-    # Created 0600 before SQLite opens it; SQLite gives -wal and -shm the same mode.
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    # Created 0600 before SQLite opens it; SQLite gives -wal and -shm the same mode. Only
+    # when missing: closing any descriptor of the file drops every POSIX lock this process
+    # holds on it, the shared lock of an open connection too, and then another process
+    # closing its connection thinks it is the last one and deletes the WAL under us.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     for existing in data_dir.glob(DB_NAME + "*"):
         existing.chmod(0o600)
     return path
