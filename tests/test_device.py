@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from intercom_sip import device as device_module
 from intercom_sip.device import Device, NoAgent
 from intercom_sip.fields import FACTORY
 from intercom_sip.settings import Settings
@@ -343,3 +344,26 @@ def test_a_client_that_leaves_does_not_fail_its_group(tmp_path: Path) -> None:
     assert isinstance(stayed, Settings) and stayed.user == "u1"
     assert store.groups == [2]
     assert store.load_settings() == stayed
+
+
+def test_changes_waiting_behind_a_commit_are_bounded(tmp_path: Path) -> None:
+    store = gated_store(tmp_path / "data")
+
+    async def scenario() -> list[Any]:
+        device = Device(store, NoAgent())
+        first = await in_flight(store, device, json.dumps(BASE).encode())
+        waiting = [
+            asyncio.create_task(device.change(body, "t"))
+            for body in bodies(device_module.MAX_WAITING + 1)
+        ]
+        await asyncio.sleep(0)  # every one checked: the last one finds the group full
+        store.gate.set()
+        return list(await asyncio.gather(first, *waiting, return_exceptions=True))
+
+    first, *accepted, refused = asyncio.run(scenario())
+    assert isinstance(first, Settings)
+    assert [r.user for r in accepted] == [f"u{i}" for i in range(device_module.MAX_WAITING)]
+    assert isinstance(refused, StoreError)
+    assert str(refused) == "too many changes waiting for the store"
+    assert store.groups == [1, device_module.MAX_WAITING]
+    assert store.load_settings() == accepted[-1]

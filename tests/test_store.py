@@ -1,13 +1,19 @@
 """The store's connections: the service opens two on one database (a reader, and the
-writer's own), and other processes (`intercom-sip passwd`, `history`) come and go."""
+writer's own, used by the writer's one thread), and other processes (`intercom-sip
+passwd`, `history`) come and go."""
 
+import asyncio
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from intercom_sip.fields import FACTORY
-from intercom_sip.store import DB_NAME, Store
+from intercom_sip.store import DB_NAME, Store, StoreError
+from intercom_sip.worker import Writer
+from tests.test_store_calls import ANSWERED
 
 # What another process sees: the history's length, read on a connection of its own.
 PEEK = """
@@ -45,3 +51,46 @@ def test_a_second_open_keeps_the_database_private(tmp_path: Path) -> None:
     assert (data / DB_NAME).stat().st_mode & 0o777 == 0o600
     second.close()
     first.close()
+
+
+def test_the_writer_writes_on_its_own_thread_in_order(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    reader = Store.open(data)
+    writer = Writer(Store.open(data))
+    threads: list[str] = []
+
+    def write(timeout: int) -> Callable[[Store], None]:
+        def run(store: Store) -> None:
+            threads.append(threading.current_thread().name)
+            store.save_settings(replace(FACTORY, timeout=timeout), FACTORY, 1.0, "t")
+
+        return run
+
+    async def scenario() -> None:
+        await asyncio.gather(*(writer.run(write(t)) for t in (120, 300, 600)))
+
+    asyncio.run(scenario())
+    writer.save_call(ANSWERED)  # blocking, as the phone shell calls it from a thread
+    writer.close()
+    assert [e.settings["timeout"] for e in reader.history()] == [600, 300, 120]
+    assert reader.calls() == [ANSWERED]
+    assert len(set(threads)) == 1 and threads[0].startswith("store")
+    assert threading.current_thread().name not in threads
+
+
+def test_the_writer_raises_the_stores_error_on_the_loop(tmp_path: Path) -> None:
+    writer = Writer(Store.open(tmp_path / "data"))
+
+    def broken(store: Store) -> None:
+        raise StoreError("disk I/O error")
+
+    async def scenario() -> BaseException | None:
+        try:
+            await writer.run(broken)
+        except StoreError as exc:
+            return exc
+        return None
+
+    failure = asyncio.run(scenario())
+    writer.close()
+    assert str(failure) == "disk I/O error"

@@ -20,6 +20,10 @@ from intercom_sip.worker import Writer
 log = logging.getLogger(__name__)
 
 SERIAL_KEY: Final = "serial_number"  # in the store's identity table, beside "instance"
+# Changes waiting behind the commit in flight; beyond, refused (the HTTP server's
+# connection cap keeps below it: one change per connection).
+MAX_WAITING: Final = 1024
+TOO_MANY_WAITING: Final = "too many changes waiting for the store"
 
 # A body and the last accepted settings -> the new settings, or why not.
 Rules = Callable[[Mapping[str, Any], Settings], Settings | Invalid]
@@ -135,6 +139,8 @@ class Device:
         return new
 
     def _accept(self, change: Change) -> "asyncio.Future[None]":
+        if self._open is not None and len(self._open.changes) >= MAX_WAITING:
+            raise StoreError(TOO_MANY_WAITING)  # refused before acceptance: nothing changed
         if self._open is None:
             self._open = _Group.start()
             if self._flight is None:  # the rest of this turn's changes join it
