@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import copy
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,34 @@ def test_settings_survive_sigkill_right_after_200(tmp_path: Path) -> None:
             assert again.call("GET", SETTINGS, token) == (200, view)
         finally:
             again.kill()
+
+
+def test_the_api_answers_while_a_commit_waits_for_the_lock(tmp_path: Path) -> None:
+    """Another process holds the write lock: GETs are answered meanwhile (the commit
+    waits on the writer's thread, not on the loop); the POST's 200 comes once the lock
+    is released, and holds through SIGKILL."""
+    from intercom_sip.store import DB_NAME
+
+    data = tmp_path / "data"
+    service = Served(data).start()
+    token = service.login()
+    body = {**BASE, "user": "locked", "timeout": 600}
+    holder = sqlite3.connect(data / DB_NAME, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        post = pool.submit(service.call, "POST", SETTINGS, token, body)
+        answered = [service.call("GET", SETTINGS, token)[0] for _ in range(5)]
+        pending = not post.done()
+        holder.close()  # the other process is done
+        status, view = post.result(30)
+    try:
+        assert (answered, pending, status) == ([200] * 5, True, 200)
+        service.kill()
+        again = Served(data).start()
+        assert again.call("GET", SETTINGS, again.login()) == (200, view)
+        again.kill()
+    finally:
+        service.stop()
 
 
 def test_concurrent_posts_store_exactly_one_body(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from intercom_sip import errors
@@ -15,11 +16,16 @@ from intercom_sip.contract import jsonbody
 from intercom_sip.contract.fields import FACTORY
 from intercom_sip.contract.settings import Settings, to_view
 from intercom_sip.contract.validation import Invalid, validate
-from intercom_sip.store import Change, Store
+from intercom_sip.store import Change, Store, StoreError
+from intercom_sip.worker import Writer
 
 log = logging.getLogger(__name__)
 
 SERIAL_KEY: Final = "serial_number"  # in the store's identity table, beside "instance"
+# Changes waiting behind the commit in flight; beyond, refused (the HTTP server's
+# connection cap keeps below it: one change per connection).
+MAX_WAITING: Final = 1024
+TOO_MANY_WAITING: Final = "too many changes waiting for the store"
 
 # A body and the last accepted settings -> the new settings, or why not.
 Rules = Callable[[Mapping[str, Any], Settings], Settings | Invalid]
@@ -48,6 +54,25 @@ class NoAgent:
         return status.NO_AGENT
 
 
+@dataclass(frozen=True)
+class _Group:
+    """Changes committed in one transaction, and their waiters' future."""
+
+    changes: list[Change]
+    done: "asyncio.Future[None]"
+
+    @classmethod
+    def start(cls) -> "_Group":
+        done = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieve)  # a failure read even if every client left
+        return cls([], done)
+
+
+def _retrieve(done: "asyncio.Future[None]") -> None:
+    if not done.cancelled():
+        done.exception()
+
+
 class Device:
     """Holds the stored settings in memory; every change goes through the store first."""
 
@@ -57,8 +82,13 @@ class Device:
         agent: SipSide,
         wallclock: Callable[[], float] = time.time,
         phone: Phone | None = None,
+        writer: Writer | None = None,
     ) -> None:
+        """`store` is read here, at start, and for the call log (on a thread); every
+        write goes through `writer`, by default one over the same connection (a server
+        gives it a connection of its own)."""
         self._store, self._agent, self._wallclock = store, agent, wallclock
+        self._writer = writer or Writer(store)
         self.phone: Phone = phone or NoPhone()
         self._auto_answer = store.load_auto_answer()
         self._auto_answer_lock = asyncio.Lock()
@@ -66,8 +96,8 @@ class Device:
         self.serial_number = store.made_once(SERIAL_KEY, secrets.token_hex(8).upper())
         self._set_current(store.load_settings() or FACTORY)
         self._tail = self._current  # the last accepted settings, durable or about to be
-        self._group: list[Change] = []
-        self._group_done: asyncio.Future[None] | None = None
+        self._open: _Group | None = None  # accepting changes
+        self._flight: asyncio.Task[None] | None = None  # the group being committed
 
     @property
     def settings(self) -> Settings:
@@ -85,13 +115,18 @@ class Device:
     async def change(self, raw: bytes, actor: str, rules: Rules = validate) -> Settings | Invalid:
         """Validate a POST body (a settings body, or another shape by its `rules`)
         against the last accepted settings; once the change is durable, return the new
-        settings. Raises StoreError when the commit fails; then nothing changed.
+        settings. Raises StoreError when the change was not stored; then nothing changed.
 
-        Group commit: the changes accepted during one turn of the event loop are
-        committed together at its end, on the loop itself, in one transaction. Check
-        and acceptance happen with nothing awaited between them, so each change is
-        checked against the one before it without a lock; one change alone waits a
-        turn of the loop (microseconds), while a thread hop cost ~0.5 ms after idle.
+        Group commit, off the loop: the changes accepted during one turn of the event
+        loop form a group, committed in one transaction on the writer's thread. The
+        changes accepted while a group is in flight form the next group, sent when the
+        one in flight is durable. Check and acceptance happen with nothing awaited
+        between them, so each change is checked against the one before it, durable or
+        not, without a lock. The rule that keeps a 200 durable and a 503 harmless: a
+        change is answered after its own group's commit, and fails when that commit
+        fails or when the group before it fails (it was checked against a state that
+        failure makes void); after a failure, changes are checked against what is
+        stored.
         """
         body = jsonbody.parse_object(raw)
         if body is None:
@@ -99,40 +134,57 @@ class Device:
         new = rules(body, self._tail)
         if isinstance(new, Invalid):
             return new
-        if new == self._tail and self._group_done is None:
+        if new == self._tail and self._open is None and self._flight is None:
             return new  # nothing to change, and nothing pending: already durable
         done = self._accept(Change(new, self._tail, self._wallclock(), actor))
-        await done
+        await asyncio.shield(done)  # a client that leaves does not cancel the group
         return new
 
     def _accept(self, change: Change) -> "asyncio.Future[None]":
+        if self._open is not None and len(self._open.changes) >= MAX_WAITING:
+            raise StoreError(TOO_MANY_WAITING)  # refused before acceptance: nothing changed
+        if self._open is None:
+            self._open = _Group.start()
+            if self._flight is None:  # the rest of this turn's changes join it
+                asyncio.get_running_loop().call_soon(self._send)
         if change.new != change.old:
-            self._group.append(change)
+            self._open.changes.append(change)
         self._tail = change.new
-        if self._group_done is None:
-            loop = asyncio.get_running_loop()
-            self._group_done = loop.create_future()
-            loop.call_soon(self._commit_group)
-        return self._group_done
+        return self._open.done
 
-    def _commit_group(self) -> None:
-        group, done = self._group, self._group_done
-        self._group, self._group_done = [], None
-        assert done is not None
+    def _send(self) -> None:
+        """Hand the open group to the writer; it is in flight until its commit returns."""
+        group, self._open = self._open, None
+        assert group is not None and self._flight is None
+        self._flight = asyncio.create_task(self._commit(group), name="settings commit")
+
+    async def _commit(self, group: _Group) -> None:
         try:
-            if group:
-                self._store.save_changes(group)
+            if group.changes:
+                await self._writer.run(lambda store: store.save_changes(group.changes))
         except Exception as exc:  # StoreError, or a bug: the waiting requests answer it
-            self._tail = self._current  # every change of the group is void
-            done.set_exception(exc)
-            done.add_done_callback(lambda future: future.exception())  # read, if by no one
+            self._failed(group, exc)
             return
-        if group:
-            self._set_current(group[-1].new)
-            for change in group:
+        self._committed(group)
+
+    def _committed(self, group: _Group) -> None:
+        self._flight = None
+        if group.changes:
+            self._set_current(group.changes[-1].new)
+            for change in group.changes:
                 log.info("settings changed by %s: %r", change.actor, change.new)
             self._agent.apply(self._current)
-        done.set_result(None)
+        group.done.set_result(None)
+        if self._open is not None:  # accepted while this one was in flight
+            self._send()
+
+    def _failed(self, group: _Group, exc: Exception) -> None:
+        self._flight = None
+        self._tail = self._current  # every change accepted since is void
+        group.done.set_exception(exc)
+        if self._open is not None:  # checked against the void state: fails too, untried
+            self._open.done.set_exception(StoreError(f"the change before failed: {exc}"))
+            self._open = None
 
     def reregister(self) -> bool:
         """A REGISTER refresh now; False when SIP is disabled in the stored settings."""
@@ -147,11 +199,11 @@ class Device:
 
     async def set_auto_answer(self, enabled: bool) -> None:
         """Store the switch durably, then tell the phone. Raises StoreError when the
-        commit fails; then nothing changed. The commit runs on a thread: a call in
-        progress never waits on the store's fsync."""
+        commit fails; then nothing changed. The commit runs on the writer's thread: a
+        call in progress never waits on the store's fsync."""
         async with self._auto_answer_lock:  # in order: the last POST is what is stored
             if enabled != self._auto_answer:
-                await asyncio.to_thread(self._store.save_auto_answer, enabled)
+                await self._writer.run(lambda store: store.save_auto_answer(enabled))
                 self._auto_answer = enabled
                 log.info("auto-answer %s", "on" if enabled else "off")
             self.phone.set_auto_answer(enabled)

@@ -31,7 +31,7 @@ from intercom_sip.sip import callevents, transactions
 from intercom_sip.sip.registration import Timers
 from intercom_sip.sip.transport import FlowError, InboundLimits, TlsOptions
 from intercom_sip.store import Store
-from intercom_sip.worker import Worker
+from intercom_sip.worker import Worker, Writer
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def run(config: ServiceConfig) -> None:
     source = audio_source(config)
     recordings_dir(config)
     hasher = Worker("hash", threads=2)
+    writer = Writer(Store.open(config.data_dir))  # every write, on its own connection
     sip_sockets = bind_sip(config.sip_host, config.sip_port)
     agent = Agent(options)
     phone = PhoneShell(
@@ -67,11 +68,11 @@ def run(config: ServiceConfig) -> None:
         agent,
         pool=PortPool(config.rtp_ports),
         source=source,
-        call_log=store,
+        call_log=writer,
         options=phone_options(config, sip_sockets[0].getsockname()[1]),
     )
     agent.on_settings = phone.apply
-    device = Device(store, agent, phone=phone)
+    device = Device(store, agent, phone=phone, writer=writer)
     admin = Admin(store, hasher)
 
     watch = DirectoryWatch(config.data_dir, admin.notice_changes)
@@ -87,6 +88,7 @@ def run(config: ServiceConfig) -> None:
         await agent.stop()  # unregisters, bounded in time
         watch.close(asyncio.get_running_loop())
         hasher.close()
+        writer.close()  # after the call log's last write
 
     api = Api(
         Routes(device, admin, openapi.build()),

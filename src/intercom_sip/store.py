@@ -3,8 +3,10 @@ and the auto-answer switch.
 
 The only module that imports sqlite3. Every change is one transaction, made
 durable (WAL with synchronous=FULL) before the call returns. sqlite3 errors
-leave as StoreError. Any thread may call it: a lock serialises the use of the one
-connection (the call log is written from a worker thread, off the event loop).
+leave as StoreError. Any thread may call a Store: a lock serialises the use of its
+one connection. The service opens two: one to read, and one that only the writer's
+thread uses (`worker.Writer`), so that no commit runs on the event loop and no read
+waits on a commit (WAL readers do not wait for the writer).
 """
 
 import contextlib
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 DB_NAME: Final = "intercom-sip.sqlite3"
 STAMP_NAME: Final = "credential.changed"  # replaced with every new credential
 HISTORY_KEEP: Final = 1000  # rows; the oldest go first
+BUSY_TIMEOUT: Final = 5.0  # seconds a write waits for another process's write lock
 
 _SCHEMA_1: Final = """
 CREATE TABLE settings (
@@ -132,7 +135,7 @@ class HistoryEntry:
 
 
 class Store:
-    """One connection; call it from one thread at a time."""
+    """One connection, used by one thread at a time (a lock sees to it)."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
@@ -140,14 +143,14 @@ class Store:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, data_dir: Path) -> "Store":
+    def open(cls, data_dir: Path, busy_timeout: float = BUSY_TIMEOUT) -> "Store":
         """Open (creating if need be) the store in a private data directory."""
         path = _prepare(data_dir)
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=5000")
+            db.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
             _migrate(db)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {path}: {exc}") from exc
@@ -308,8 +311,12 @@ def _prepare(data_dir: Path) -> Path:
         log.warning("data directory %s was open to others; narrowed to 0700", data_dir)
         data_dir.chmod(0o700)
     path = data_dir / DB_NAME
-    # Created 0600 before SQLite opens it; SQLite gives -wal and -shm the same mode.
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    # Created 0600 before SQLite opens it; SQLite gives -wal and -shm the same mode. Only
+    # when missing: closing any descriptor of the file drops every POSIX lock this process
+    # holds on it, the shared lock of an open connection too, and then another process
+    # closing its connection thinks it is the last one and deletes the WAL under us.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     for existing in data_dir.glob(DB_NAME + "*"):
         existing.chmod(0o600)
     return path
