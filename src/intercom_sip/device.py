@@ -12,7 +12,7 @@ from intercom_sip import errors, jsonbody, status
 from intercom_sip.fields import FACTORY
 from intercom_sip.phone import CallRecord, NoPhone, Phone
 from intercom_sip.settings import Settings, to_view
-from intercom_sip.store import Change, Store
+from intercom_sip.store import Change, HistoryEntry, Store
 from intercom_sip.validation import Invalid, validate
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ class Device:
         self._tail = self._current  # the last accepted settings, durable or about to be
         self._group: list[Change] = []
         self._group_done: asyncio.Future[None] | None = None
+        # Told of each durable change of the settings (the live events, §8).
+        self.on_settings: Callable[[Settings], None] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -130,6 +132,8 @@ class Device:
             for change in group:
                 log.info("settings changed by %s: %r", change.actor, change.new)
             self._agent.apply(self._current)
+            if self.on_settings is not None:
+                self.on_settings(self._current)
         done.set_result(None)
 
     def reregister(self) -> bool:
@@ -157,6 +161,10 @@ class Device:
     async def call_history(self, limit: int) -> list[CallRecord]:
         """The call log, newest first (read on a thread, like the log is written)."""
         return await asyncio.to_thread(self._store.calls, limit)
+
+    async def settings_history(self, limit: int) -> list[HistoryEntry]:
+        """The changes of the settings, newest first (read on a thread)."""
+        return await asyncio.to_thread(self._store.history, limit)
 
     def status_view(self) -> dict[str, Any]:
         return status.to_view(self._current, self._agent.status())

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from intercom_sip import USER_AGENT, auth
+from intercom_sip import USER_AGENT, auth, events
 from intercom_sip.admin import Admin, ensure_credential
 from intercom_sip.agent import Agent, AgentOptions
 from intercom_sip.api import openapi
@@ -58,19 +58,22 @@ def run(config: ServiceConfig) -> None:
     admin = Admin(store, hasher)
 
     watch = DirectoryWatch(config.data_dir, admin.notice_changes)
+    hub, watcher = events.for_device(device, admin.authorized)
 
     async def startup() -> None:
         admin.watched = watch.start(asyncio.get_running_loop())
         await agent.start(*sip_sockets)
         device.start()
+        watcher.start()
 
     async def shutdown() -> None:
+        await watcher.stop()
         await agent.stop()  # unregisters, bounded in time
         watch.close(asyncio.get_running_loop())
         hasher.close()
 
     api = Api(
-        Routes(device, admin, openapi.build()),
+        Routes(device, admin, openapi.build(), hub),
         admin.authorized,
         HostCheck(config.host, config.allowed_hosts),
         startup,
