@@ -214,11 +214,13 @@ def device_sources(device: Device) -> dict[str, Read]:
     }
 
 
-def for_device(device: Device, authorized: Callable[[str], bool]) -> tuple[Hub, Watcher]:
+def for_device(
+    device: Device, authorized: Callable[[str], bool], cap: int = MAX_STREAMS
+) -> tuple[Hub, Watcher]:
     """The hub of a device's events and the watcher that feeds it; the device publishes
     its settings itself."""
     sources = device_sources(device)
-    hub = Hub(sources, authorized)
+    hub = Hub(sources, authorized, cap)
     device.on_settings = lambda settings: hub.publish("settings", to_view(settings))
     polled = {kind: sources[kind] for kind in ("registration", "call")}
     return hub, Watcher(hub, polled)

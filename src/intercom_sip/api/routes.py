@@ -39,7 +39,7 @@ class Routes:
         self._device, self._admin = device, admin
         # Without a hub of the server's (tests of other routes), one of our own: it is
         # primed on connect, but nothing watches for changes.
-        self._hub = hub or Hub(device_sources(device), admin.authorized)
+        self._hub = hub if hub is not None else Hub(device_sources(device), admin.authorized)
         self._page = page.page_files()
         self._openapi = http.json_response(200, openapi)
         self._settings = http.response(200, b"")
