@@ -111,7 +111,12 @@ class Hub:
             return None
         stream = Subscription(token, self._keepalive, self._forget)
         for kind in KINDS:
-            stream.offer(kind, frame(kind, self._sources[kind]()))
+            data = frame(kind, self._sources[kind]())
+            stream.offer(kind, data)
+            if self._last.get(kind) != data:  # news for the others too
+                self._last[kind] = data
+                for other in self._streams:
+                    other.offer(kind, data)
         self._streams[stream] = None
         return stream
 
@@ -215,12 +220,15 @@ def device_sources(device: Device) -> dict[str, Read]:
 
 
 def for_device(
-    device: Device, authorized: Callable[[str], bool], cap: int = MAX_STREAMS
+    device: Device,
+    authorized: Callable[[str], bool],
+    cap: int = MAX_STREAMS,
+    keepalive: float = KEEPALIVE,
 ) -> tuple[Hub, Watcher]:
     """The hub of a device's events and the watcher that feeds it; the device publishes
     its settings itself."""
     sources = device_sources(device)
-    hub = Hub(sources, authorized, cap)
+    hub = Hub(sources, authorized, cap, keepalive)
     device.on_settings = lambda settings: hub.publish("settings", to_view(settings))
     polled = {kind: sources[kind] for kind in ("registration", "call")}
     return hub, Watcher(hub, polled)

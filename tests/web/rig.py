@@ -21,6 +21,7 @@ from intercom_sip.settings import Settings
 from intercom_sip.store import Store
 from intercom_sip.worker import Worker
 from tests.phones import FakePhone
+from tests.served import Served
 
 
 class FakeAgent:
@@ -40,8 +41,18 @@ class FakeAgent:
 
 
 class InProcessService:
-    def __init__(self, data_dir: Path, max_streams: int = events.MAX_STREAMS) -> None:
+    # The small HTTP client of the served instance: it only needs `url`.
+    call = Served.call
+    login = Served.login
+
+    def __init__(
+        self,
+        data_dir: Path,
+        max_streams: int = events.MAX_STREAMS,
+        keepalive: float = events.KEEPALIVE,
+    ) -> None:
         self.data_dir = data_dir
+        self.keepalive = keepalive
         self.phone = FakePhone()
         self.agent = FakeAgent()
         self.max_streams = max_streams
@@ -63,7 +74,9 @@ class InProcessService:
         hasher = Worker("hash")
         self.device = Device(store, self.agent, phone=self.phone)
         admin = Admin(store, hasher)
-        self.hub, self.watcher = events.for_device(self.device, admin.authorized, self.max_streams)
+        self.hub, self.watcher = events.for_device(
+            self.device, admin.authorized, self.max_streams, self.keepalive
+        )
         self.device.start()
         self.watcher.start()
         api = Api(
