@@ -69,7 +69,7 @@ class InProcessService:
 
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
-        store = Store.open(self.data_dir)
+        self.store = store = Store.open(self.data_dir)
         ensure_credential(store)
         hasher = Worker("hash")
         self.device = Device(store, self.agent, phone=self.phone)

@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 from intercom_sip.fields import FACTORY
 from intercom_sip.settings import to_view
 from tests.served import Served
-from tests.web.conftest import PHONE, log_in, open_page, shot
+from tests.web.browser import PHONE, log_in, open_page, shot
 
 pytestmark = pytest.mark.served
 
