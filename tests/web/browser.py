@@ -25,7 +25,9 @@ PHONE = {"width": 360, "height": 740}
 expect.set_options(timeout=15_000)  # a loaded machine
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's sync API holds an event loop in the main thread while it runs,
+# and the tests of other modules call asyncio.run() there.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install-peers (Debian's chromium)")
