@@ -4,6 +4,7 @@ with the contract's errors beside their fields, logout, and a token that ends.""
 import hashlib
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from intercom_sip.fields import FACTORY
 from intercom_sip.settings import to_view
+from tests.peers.ports import free_tcp_port
 from tests.served import Served
 from tests.web.browser import PHONE, log_in, open_page, shot
 
@@ -251,3 +253,24 @@ def test_screenshots_of_login_and_settings_with_an_error(browser: Browser, serve
         shot(page, f"settings-error-{name}")
         page.context.close()
         assert console.errors == []
+
+
+def test_the_page_reconnects_after_a_restart_of_the_service(page: Page, tmp_path: Path) -> None:
+    options = (
+        *("--port", str(free_tcp_port()), "--data-dir", str(tmp_path / "data")),
+        *("--sip-host", "127.0.0.1", "--sip-port", "0"),
+    )
+    first = Served(tmp_path / "data", *options, env={}).start()
+    try:
+        log_in(page, first.url)
+    finally:
+        first.stop()
+    expect(page.locator("#link")).to_have_text("reconnecting…")
+    again = Served(tmp_path / "data", *options, env={}).start()
+    try:
+        # The restart ended every token: the stream's reconnection is answered 401.
+        expect(page.locator("#login-view")).to_be_visible()
+        expect(page.locator("#login-note")).to_have_text("Your session ended: log in again.")
+        log_in(page, again.url)
+    finally:
+        again.stop()
