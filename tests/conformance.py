@@ -36,7 +36,7 @@ class Conformance:
         assert declared is not None, f"{where}: status not declared ({sorted(responses)})"
         declared = self._resolve(declared)
         named = {name.lower(): value for name, value in headers}
-        content_type = named.get("content-type", "")
+        content_type = named.get("content-type", "").partition(";")[0].strip()
         assert content_type in declared["content"], f"{where}: content type {content_type!r}"
         for name, header in declared.get("headers", {}).items():
             value = named.get(name.lower())
@@ -45,7 +45,8 @@ class Conformance:
             if value is not None:
                 self._validate(header["schema"], value, f"{where}: header {name}")
         schema = declared["content"][content_type]["schema"]
-        self._validate(schema, json.loads(body), f"{where}: body")
+        value = json.loads(body) if content_type == "application/json" else body.decode()
+        self._validate(schema, value, f"{where}: body")
 
     def _responses(self, method: str, path: str) -> dict[str, Any]:
         operations = self._document["paths"].get(path)

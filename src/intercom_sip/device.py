@@ -16,7 +16,7 @@ from intercom_sip.contract import jsonbody
 from intercom_sip.contract.fields import FACTORY
 from intercom_sip.contract.settings import Settings, to_view
 from intercom_sip.contract.validation import Invalid, validate
-from intercom_sip.store import Change, Store, StoreError
+from intercom_sip.store import Change, HistoryEntry, Store, StoreError
 from intercom_sip.worker import Writer
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ class Device:
         self._tail = self._current  # the last accepted settings, durable or about to be
         self._open: _Group | None = None  # accepting changes
         self._flight: asyncio.Task[None] | None = None  # the group being committed
+        # Told of each durable change of the settings (the live events, §8).
+        self.on_settings: Callable[[Settings], None] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -174,6 +176,8 @@ class Device:
             for change in group.changes:
                 log.info("settings changed by %s: %r", change.actor, change.new)
             self._agent.apply(self._current)
+            if self.on_settings is not None:
+                self.on_settings(self._current)
         group.done.set_result(None)
         if self._open is not None:  # accepted while this one was in flight
             self._send()
@@ -211,6 +215,10 @@ class Device:
     async def call_history(self, limit: int) -> list[CallRecord]:
         """The call log, newest first (read on a thread, like the log is written)."""
         return await asyncio.to_thread(self._store.calls, limit)
+
+    async def settings_history(self, limit: int) -> list[HistoryEntry]:
+        """The changes of the settings, newest first (read on a thread)."""
+        return await asyncio.to_thread(self._store.history, limit)
 
     def status_view(self) -> dict[str, Any]:
         return status.to_view(self._current, self._agent.status())

@@ -27,6 +27,8 @@ CALL_LOG_FAILED: Final = "Call log could not be read"
 STORAGE_FAILED: Final = "Settings could not be stored"
 INTERNAL: Final = "Internal error"
 SIP_DISABLED: Final = "SIP is disabled"
+TOO_MANY_STREAMS: Final = "Too many event streams"
+HISTORY_FAILED: Final = "Settings history could not be read"
 # Answered by the HTTP server itself, for any path.
 BAD_REQUEST: Final = "Bad request"
 HEAD_TOO_LARGE: Final = "Request header fields too large"

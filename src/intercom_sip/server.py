@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from intercom_sip import USER_AGENT
+from intercom_sip import USER_AGENT, events
 from intercom_sip.admin import credentials as auth
 from intercom_sip.admin.logins import Admin, ensure_credential
 from intercom_sip.admin.watch import DirectoryWatch
@@ -76,14 +76,17 @@ def run(config: ServiceConfig) -> None:
     admin = Admin(store, hasher)
 
     watch = DirectoryWatch(config.data_dir, admin.notice_changes)
+    hub, watcher = events.for_device(device, admin.authorized)
 
     async def startup() -> None:
         admin.watched = watch.start(asyncio.get_running_loop())
         await agent.start(*sip_sockets)
         phone.start()
         device.start()
+        watcher.start()
 
     async def shutdown() -> None:
+        await watcher.stop()
         await phone.close(CALL_END_WAIT)  # a call ends (BYE) before the un-REGISTER
         await agent.stop()  # unregisters, bounded in time
         watch.close(asyncio.get_running_loop())
@@ -91,7 +94,7 @@ def run(config: ServiceConfig) -> None:
         writer.close()  # after the call log's last write
 
     api = Api(
-        Routes(device, admin, openapi.build()),
+        Routes(device, admin, openapi.build(), hub),
         admin.authorized,
         HostCheck(config.host, config.allowed_hosts),
         startup,

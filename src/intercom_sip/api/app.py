@@ -55,7 +55,7 @@ class Api:
         except Exception:  # a bug of ours: answer, log, keep serving
             log.exception("unhandled error in %s %s", scope["method"], ascii(scope["path"]))
             response = http.INTERNAL
-        await http.send_response(send, response)
+        await http.send_response(send, response, receive)
         if logged:
             # At debug level: a poll every second would drown the log's real events.
             # The path only: a query string may hold the login's password hash.

@@ -13,6 +13,10 @@ Bounded by construction, whatever the client does:
   complete `timeout` after the connection opened or after its last answer, a body that
   stalls (less than BODY_PROGRESS bytes in `timeout`), a write blocked for `timeout`.
   The listener's sweep closes it then.
+
+A streamed answer (the live events) waits on nobody while its client reads: no
+deadline runs, however long it is quiet. Its app learns `http.disconnect` when the
+client goes, half-closes, or the server stops; at a stop it can still write the end.
 """
 
 import asyncio
@@ -113,6 +117,8 @@ class Connection(asyncio.BufferedProtocol):
         self._advance()
 
     def eof_received(self) -> bool:
+        if self._cycle is not None and self._cycle.streaming:
+            self._cycle.stop()  # a client of a stream half-closes only when it leaves
         self._h11.receive_data(b"")
         self._advance()
         return True  # a half-closed client still gets its answers
@@ -156,6 +162,8 @@ class Connection(asyncio.BufferedProtocol):
         self._closing = True
         if self._cycle is None:
             self._close()
+        elif self._cycle.streaming:
+            self._cycle.stop()  # a stream never ends by itself: ask the app to end it
 
     # --- requests in ---
 
@@ -336,6 +344,7 @@ class _Cycle:
         self.body_complete = False
         self._body_given = False
         self._disconnected = False
+        self._stopping = False  # the app is asked to end a streamed answer now
         self._start: Message | None = None
         self._head_sent = False
         self._done = False
@@ -371,6 +380,17 @@ class _Cycle:
         self._disconnected = True
         self._wake()
 
+    @property
+    def streaming(self) -> bool:
+        """The head is sent and the body goes on: an answer that ends when the app says."""
+        return self._head_sent and not self._done
+
+    def stop(self) -> None:
+        """Tell the app `http.disconnect` while it can still write the end of its answer:
+        the server stops, or the client half-closed a stream."""
+        self._stopping = True
+        self._wake()
+
     # --- the app's side ---
 
     async def receive(self) -> Message:
@@ -383,7 +403,7 @@ class _Cycle:
             self._body_given = self.body_complete
             self._conn.body_taken()
             return {"type": "http.request", "body": data, "more_body": not self.body_complete}
-        while not (self._disconnected or self._done):
+        while not (self._disconnected or self._stopping or self._done):
             await self._wait()
         return dict(_DISCONNECT)
 

@@ -16,6 +16,7 @@ class Endpoint:
     statuses: tuple[int, ...]  # every status its handler or auth gives (the server's aside)
     answer: str  # the schema of its 200 answer, in the OpenAPI document
     body: str | None = None  # the schema of its request body
+    media: str = "application/json"  # the media type of its 200 answer
 
     @property
     def versioned(self) -> bool:
@@ -32,6 +33,13 @@ class Endpoint:
 _ACT: Final = (200, 401, 409)
 _BODY_ACT: Final = (200, 400, 401, 409, 413)
 _DIAL: Final = _BODY_ACT
+# The web page's files (contract §1): no auth, not under /api.
+_PAGE: Final = (
+    ("/", "page_index", "The web page", "text/html"),
+    ("/app.css", "page_css", "The web page's style", "text/css"),
+    ("/app.js", "page_js", "The web page's script", "text/javascript"),
+    ("/md5.js", "page_md5", "The web page's MD5 (for the login)", "text/javascript"),
+)
 
 ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     Endpoint("GET", "/api/info", "info", False, "Device identity", (200,), "Info"),
@@ -133,6 +141,29 @@ ENDPOINTS: Final[tuple[Endpoint, ...]] = (
         (200, 400, 401, 413, 503),
         "AutoAnswerView",
         "AutoAnswer",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/device/sip/settings/history",
+        "settings_history",
+        True,
+        "The changes of the SIP settings, newest first (ours)",
+        (200, 400, 401, 503),
+        "SettingsHistory",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/events",
+        "events",
+        True,
+        "Live events, server-sent: registration, call, settings (ours)",
+        (200, 401, 503),
+        "Events",
+        media="text/event-stream",
+    ),
+    *(
+        Endpoint("GET", path, handler, False, summary, (200,), "Text", media=media)
+        for path, handler, summary, media in _PAGE
     ),
     # The vendor's names for three of them (§6.3): same bodies, same answers.
     Endpoint(

@@ -1,10 +1,12 @@
 """The few pieces of HTTP the API needs, over raw ASGI: lean on purpose (see README)."""
 
+import asyncio
+import contextlib
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from intercom_sip import errors
 
@@ -16,11 +18,22 @@ Send = Callable[[Message], Awaitable[None]]
 MAX_BODY: Final = 65536
 
 
+class BodyStream(Protocol):
+    """The rest of a streamed answer, piece by piece (the live events)."""
+
+    async def next(self) -> bytes | None:
+        """The next piece; None at the end."""
+
+    def end(self) -> None:
+        """Stop: the client left or the server stops; `next` then answers None."""
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...]
+    stream: BodyStream | None = None  # more body after `body`, until it ends
 
 
 Headers = tuple[tuple[bytes, bytes], ...]
@@ -62,10 +75,36 @@ MISDIRECTED: Final = error(421, errors.MISDIRECTED)
 INTERNAL: Final = error(500, errors.INTERNAL)
 
 
-async def send_response(send: Send, answer: Response) -> None:
+async def send_response(send: Send, answer: Response, receive: Receive | None = None) -> None:
     start = {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
     await send(start)
-    await send({"type": "http.response.body", "body": answer.body})
+    if answer.stream is None or receive is None:
+        await send({"type": "http.response.body", "body": answer.body})
+        return
+    await _send_stream(send, receive, answer.body, answer.stream)
+
+
+async def _send_stream(send: Send, receive: Receive, first: bytes, stream: BodyStream) -> None:
+    """Piece by piece until the stream ends or the server says the client is gone
+    (`http.disconnect`, also sent when the server stops: then the end is still written)."""
+    watch = asyncio.ensure_future(_disconnected(receive))
+    watch.add_done_callback(lambda _: stream.end())
+    try:
+        piece: bytes | None = first
+        while piece is not None:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            piece = await stream.next()
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        stream.end()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass  # the rest of a body nobody asked for
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY) -> bytes | None:

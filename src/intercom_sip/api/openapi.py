@@ -23,6 +23,7 @@ from intercom_sip.contract.fields import (
     Field,
 )
 from intercom_sip.contract.settings import PASSWORD_PLACEHOLDER
+from intercom_sip.store import HISTORY_KEEP
 
 # What any request may get from the server itself, whatever its route.
 SERVER_STATUSES: Final = (400, 421, 431, 500)
@@ -72,9 +73,9 @@ def build() -> dict[str, Any]:
             "title": "intercom-sip",
             "version": __version__,
             "summary": USER_AGENT,
-            "description": "Every answer is JSON. An unknown path answers the NotFound"
-            " response, a known path with another method MethodNotAllowed (after 401 on a"
-            " protected path).",
+            "description": "Every answer is JSON but those of the web page's files and the"
+            " stream of live events. An unknown path answers the NotFound response, a known"
+            " path with another method MethodNotAllowed (after 401 on a protected path).",
         },
         "paths": paths,
         "components": {
@@ -111,6 +112,9 @@ def _operation_id(endpoint: Endpoint, full: str) -> str:
 
 
 def _response(endpoint: Endpoint, code: int) -> dict[str, Any]:
+    if code == 200 and endpoint.media != "application/json":
+        schema = {"type": "string", "description": _TEXTS.get(endpoint.answer, endpoint.summary)}
+        return {"description": "OK", "content": {endpoint.media: {"schema": schema}}}
     if code == 200:
         return {"description": "OK", "content": _json_of(endpoint.answer)}
     if code == 400:
@@ -123,7 +127,8 @@ def _response(endpoint: Endpoint, code: int) -> dict[str, Any]:
         }
     own = _OWN_TEXTS.get(code, {}).get(endpoint.handler)
     if own is not None:
-        return {"description": _DESCRIPTIONS[code], "content": _json(_error_object(own))}
+        said = _OWN_DESCRIPTIONS.get(endpoint.handler, _DESCRIPTIONS[code])
+        return {"description": said, "content": _json(_error_object(own))}
     return {"$ref": f"#/components/responses/{_ERRORS[code][0]}"}
 
 
@@ -164,6 +169,7 @@ _BAD_REQUESTS: Final = {
     "debug_call_start": _DIAL_ERRORS,
     "call_dtmf": _body_errors((DIGITS,), [DIGITS.name]),
     "call_history": [{"const": errors.WRONG_LIMIT}],
+    "settings_history": [{"const": errors.WRONG_LIMIT}],
     "post_auto_answer": _body_errors((AUTO_ANSWER,), ()),
 }
 
@@ -180,8 +186,27 @@ _OWN_TEXTS: Final[dict[int, dict[str, dict[str, Any]]]] = {
         "call_dial": _DIAL_CONFLICTS,
         "debug_call_start": _DIAL_CONFLICTS,
     },
-    503: {"call_history": {"const": errors.CALL_LOG_FAILED}},
+    503: {
+        "call_history": {"const": errors.CALL_LOG_FAILED},
+        "settings_history": {"const": errors.HISTORY_FAILED},
+        "events": {"const": errors.TOO_MANY_STREAMS},
+    },
 }
+_OWN_DESCRIPTIONS: Final = {"events": "32 event streams are open already"}
+
+# What a text answer holds.
+_TEXTS: Final = {
+    "Events": "Server-sent events (text/event-stream). On connect, the current state of"
+    " each kind; then each change: `event: registration` (data: a SipStatus), `event: call`"
+    " (a Call), `event: settings` (a SipSettingsView); one JSON object per `data:` line. A"
+    " comment line at least every 15 s. The stream ends when its token does. At most 32"
+    " streams at once.",
+}
+
+
+def _limit(what: str) -> list[dict[str, Any]]:
+    schema = {"type": "integer", "minimum": 1, "maximum": phone.LOG_KEEP, "default": LIMIT_DEFAULT}
+    return [_query("limit", f"How many {what}, newest first", schema, required=False)]
 
 
 def _query(
@@ -201,14 +226,8 @@ _PARAMETERS: Final = {
         _query("username", "admin"),
         _query("password", "MD5 hex of the password, either case"),
     ],
-    "call_history": [
-        _query(
-            "limit",
-            "How many calls, newest first",
-            {"type": "integer", "minimum": 1, "maximum": phone.LOG_KEEP, "default": LIMIT_DEFAULT},
-            required=False,
-        )
-    ],
+    "call_history": _limit("calls"),
+    "settings_history": _limit("changes"),
 }
 
 
@@ -315,6 +334,22 @@ def _schemas() -> dict[str, Any]:
             }
         ),
         **_call_schemas(),
+        "SettingsHistory": _object(
+            {
+                "changes": {
+                    "type": "array",
+                    "maxItems": HISTORY_KEEP,
+                    "items": _object(
+                        {
+                            "at": {"type": "number", "description": "Unix time"},
+                            "actor": {"type": "string", "description": "admin@<address>"},
+                            "settings": {"$ref": "#/components/schemas/SipSettingsView"},
+                            "password_changed": {"type": "boolean"},
+                        }
+                    ),
+                }
+            }
+        ),
         "SipStatus": _object(
             {
                 "sip_status": {"enum": ["OK", "ERROR", "OFFLINE"]},

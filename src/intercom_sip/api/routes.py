@@ -2,19 +2,20 @@
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from intercom_sip import BUILD_ID, USER_AGENT, __version__, errors
 from intercom_sip.admin.logins import Admin, LoginResult
 from intercom_sip.agent.phone import CallStatus, Refusal
-from intercom_sip.api import http
+from intercom_sip.api import http, page
 from intercom_sip.api.http import Receive, Response, Scope
 from intercom_sip.contract import callbody, jsonbody
 from intercom_sip.contract.settings import Settings, to_view
 from intercom_sip.contract.validation import Invalid, switch, validate
 from intercom_sip.device import Device, Rules
+from intercom_sip.events import Hub, device_sources
 from intercom_sip.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,14 @@ class Call:
 
 
 class Routes:
-    def __init__(self, device: Device, admin: Admin, openapi: dict[str, Any]) -> None:
+    def __init__(
+        self, device: Device, admin: Admin, openapi: dict[str, Any], hub: Hub | None = None
+    ) -> None:
         self._device, self._admin = device, admin
+        # Without a hub of the server's (tests of other routes), one of our own: it is
+        # primed on connect, but nothing watches for changes.
+        self._hub = hub if hub is not None else Hub(device_sources(device), admin.authorized)
+        self._page = page.page_files()
         self._openapi = http.json_response(200, openapi)
         self._settings = http.response(200, b"")
         self._info = http.json_response(200, _info(device.serial_number))
@@ -148,6 +155,37 @@ class Routes:
             log.error("auto-answer not stored: %s", exc)
             return http.error(503, errors.STORAGE_FAILED)
         return self._auto_answer[enabled]
+
+    async def settings_history(self, call: Call) -> Response:
+        limit = callbody.read_limit(call.scope["query_string"])
+        if limit is None:
+            return http.error(400, errors.WRONG_LIMIT)
+        try:
+            entries = await self._device.settings_history(limit)
+        except StoreError as exc:
+            log.error("settings history not read: %s", exc)
+            return http.error(503, errors.HISTORY_FAILED)
+        return http.json_response(200, {"changes": [asdict(entry) for entry in entries]})
+
+    # --- live events (contract §8) and the page ---------------------------------------------
+
+    async def events(self, call: Call) -> Response:
+        stream = self._hub.open(call.token or "")
+        if stream is None:
+            return http.error(503, errors.TOO_MANY_STREAMS)
+        return page.event_stream(stream)
+
+    async def page_index(self, call: Call) -> Response:
+        return self._page["page_index"]
+
+    async def page_css(self, call: Call) -> Response:
+        return self._page["page_css"]
+
+    async def page_js(self, call: Call) -> Response:
+        return self._page["page_js"]
+
+    async def page_md5(self, call: Call) -> Response:
+        return self._page["page_md5"]
 
     # The vendor's names (§6.3): the same handlers under their own operation ids.
     debug_call_start = call_dial

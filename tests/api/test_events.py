@@ -1,0 +1,222 @@
+"""Live events (contract §8) over our HTTP server: the state on connect, each change,
+keep-alive comments, the end with the token, the cap of 32 streams, and a stream's end
+when its client leaves or the server stops."""
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from intercom_sip import errors, events
+from intercom_sip.agent import status
+from intercom_sip.contract.fields import FACTORY
+from intercom_sip.contract.settings import to_view
+from tests.sse import EventStream
+from tests.web.rig import InProcessService
+
+SETTINGS = {
+    "enable": True,
+    "proxy": "sip.example.com",
+    "realm": "example.com",
+    "user": "101",
+    "password": "s3cret-pass",
+    "timeout": 120,
+    "stun": {"ip": "", "port": 3478},
+}
+REGISTERED = status.Status(
+    state="registered",
+    code=200,
+    reason="OK",
+    expires=60,
+    next_refresh=1764441655,
+    contact="sip:101@127.0.0.1:5060",
+    transport="udp",
+    register_last_attempt=1764441600,
+    bound=True,
+)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[InProcessService]:
+    instance = InProcessService(tmp_path / "data").start()
+    yield instance
+    instance.stop()
+
+
+def kinds(stream: EventStream, count: int) -> list[tuple[str, object]]:
+    return [event for _ in range(count) if (event := stream.event()) is not None]
+
+
+def next_of(stream: EventStream, kind: str, state: str) -> object:
+    """The first `kind` event in `state` (the others before it are right too: the
+    watcher saw the state in between)."""
+    while (event := stream.event()) is not None:
+        if event[0] == kind and isinstance(event[1], dict) and event[1]["state"] == state:
+            return event[1]
+    raise AssertionError("the stream ended")
+
+
+def test_on_connect_the_current_state_of_each_kind(service: InProcessService) -> None:
+    token = service.login()
+    stream = EventStream(service.port, token)
+    assert stream.status == 200
+    assert stream.headers["content-type"] == "text/event-stream"
+    assert stream.headers["cache-control"] == "no-store"
+    _, registration = service.call("GET", "/api/v1/sip/status", token)
+    _, call = service.call("GET", "/api/v1/call/status", token)
+    assert kinds(stream, 3) == [
+        ("registration", registration),
+        ("call", call),
+        ("settings", to_view(FACTORY)),
+    ]
+    stream.close()
+
+
+def test_each_kind_of_change_is_pushed(service: InProcessService) -> None:
+    token = service.login()
+    stream = EventStream(service.port, token)
+    kinds(stream, 3)
+    _, saved = service.call("POST", "/api/v1/device/sip/settings", token, SETTINGS)
+    assert stream.event() == ("settings", saved)
+    service.run(lambda: setattr(service.agent, "current", REGISTERED))
+    _, registration = service.call("GET", "/api/v1/sip/status", token)
+    assert registration["state"] == "registered"
+    assert next_of(stream, "registration", "registered") == registration
+    ringing = service.run(service.phone.ring)
+    assert stream.event() == ("call", ringing.to_view())
+    stream.close()
+
+
+def test_a_change_of_packet_counters_alone_is_not_pushed_at_each_look() -> None:
+    changes = events.Changes(quiet_period=1.0)
+    active = {"state": "active", "duration": 1, "rtp": {"sent": 50}}
+    assert changes.due("call", active, now=10.0)
+    assert not changes.due("call", {**active, "rtp": {"sent": 55}}, now=10.05)
+    assert not changes.due("call", {**active, "duration": 2}, now=10.9)
+    assert changes.due("call", {**active, "duration": 2}, now=11.0)
+    assert changes.due("call", {**active, "state": "idle"}, now=11.05)  # loud: at once
+
+
+def test_a_slow_reader_keeps_only_the_latest_of_each_kind() -> None:
+    ended: list[events.Subscription] = []
+    stream = events.Subscription("t", 10.0, ended.append)
+    for n in range(1000):
+        stream.offer("settings", events.frame("settings", {"n": n}))
+    stream.offer("call", events.frame("call", {"state": "idle"}))
+    stream.offer("settings", events.frame("settings", {"n": 1000}))
+    assert stream.take() == (
+        b'event: call\ndata: {"state":"idle"}\n\nevent: settings\ndata: {"n":1000}\n\n'
+    )
+    assert "t" not in repr(stream).replace("Subscription", "").replace("pending", "")
+    stream.end()
+    assert ended == [stream]
+
+
+def test_a_publish_of_the_same_state_is_sent_once() -> None:
+    hub = events.Hub({kind: lambda: {} for kind in events.KINDS}, lambda _: True)
+    stream = hub.open("t")
+    assert stream is not None
+    stream.take()
+    hub.publish("call", {"state": "idle"})
+    hub.publish("call", {"state": "idle"})
+    assert stream.take() == b'event: call\ndata: {"state":"idle"}\n\n'
+    hub.publish("call", {"state": "idle"})
+    assert stream.take() == b""
+
+
+def test_32_streams_lose_no_state_while_settings_change_100_times(
+    service: InProcessService,
+) -> None:
+    token = service.login()
+    streams = [EventStream(service.port, token) for _ in range(events.MAX_STREAMS)]
+    for stream in streams:
+        assert stream.status == 200
+        kinds(stream, 3)
+    refused = EventStream(service.port, token)
+    assert (refused.status, refused.body) == (
+        503,
+        b'{"error": "' + errors.TOO_MANY_STREAMS.encode() + b'"}',
+    )
+    refused.close()
+    posted = []
+    for n in range(100):
+        body = {**SETTINGS, "registration_interval": 30 + n}
+        status_code, saved = service.call("POST", "/api/v1/device/sip/settings", token, body)
+        assert status_code == 200
+        posted.append(saved)
+    for stream in streams:
+        seen = []
+        while not seen or seen[-1] != posted[-1]:
+            event = stream.event()
+            assert event is not None, "stream cut"
+            if event[0] == "settings":
+                seen.append(event[1])
+        # Coalesced, never reordered, never invented: a rising subsequence of the posts.
+        indexes = [posted.index(settings) for settings in seen]
+        assert indexes == sorted(set(indexes))
+        assert not stream.ended
+    streams.pop().close()  # a slot frees when its client leaves
+    again = None
+    for _ in range(200):
+        again = EventStream(service.port, token)
+        if again.status == 200:
+            break
+        again.close()
+    assert again is not None and again.status == 200
+    for stream in [*streams, again]:
+        stream.close()
+
+
+def test_a_quiet_stream_gets_comments(tmp_path: Path) -> None:
+    service = InProcessService(tmp_path / "data", keepalive=0.2).start()
+    try:
+        stream = EventStream(service.port, service.login())
+        frames = [stream.frame() for _ in range(5)]
+        assert frames[3:] == [": keep-alive", ": keep-alive"]
+        stream.close()
+    finally:
+        service.stop()
+
+
+def test_the_stream_ends_when_its_token_does(service: InProcessService) -> None:
+    token, other = service.login(), service.login()
+    stream, kept = EventStream(service.port, token), EventStream(service.port, other)
+    kinds(stream, 3)
+    assert service.call("GET", "/api/v1/logout", token)[0] == 200
+    assert stream.event() is None  # the end of the chunked body, not a cut
+    assert stream.ended
+    service.run(service.phone.ring)
+    assert kinds(kept, 4)[3][0] == "call"  # the other token's stream goes on
+    stream.close()
+    kept.close()
+
+
+def test_without_a_token_401(service: InProcessService) -> None:
+    stream = EventStream(service.port, None)
+    assert (stream.status, stream.body) == (401, b'{"error": "Log In"}')
+    stream.close()
+
+
+def test_a_client_that_half_closes_ends_its_stream(tmp_path: Path) -> None:
+    service = InProcessService(tmp_path / "data", keepalive=0.2).start()
+    try:
+        stream = EventStream(service.port, service.login())
+        kinds(stream, 3)
+        stream.sock.shutdown(socket.SHUT_WR)
+        assert stream.frame() is None  # the end, not a keep-alive comment
+        assert stream.ended
+        assert service.run(lambda: len(service.hub)) == 0
+        stream.close()
+    finally:
+        service.stop()
+
+
+def test_a_stop_of_the_server_ends_each_stream_cleanly(tmp_path: Path) -> None:
+    service = InProcessService(tmp_path / "data").start()
+    stream = EventStream(service.port, service.login())
+    kinds(stream, 3)
+    service.stop()
+    assert stream.event() is None  # the last chunk came: a stop, not a cut
+    assert stream.ended
+    stream.close()

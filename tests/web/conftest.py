@@ -1,0 +1,3 @@
+from tests.web.browser import browser, page, service
+
+__all__ = ["browser", "page", "service"]
