@@ -165,6 +165,7 @@ def main() -> None:
                 str(ours_port),
                 "--data-dir",
                 str(work / "data"),
+                *("--sip-host", "127.0.0.1", "--sip-port", "0"),  # never 5060, maybe taken
             ],
             ours_port,
         )
