@@ -1,6 +1,6 @@
 """The call and status panels against the service in process, with a fake phone and a
-fake SIP agent (tests/phones.py): the states of contract §6 without SIP. The same panels
-against a real ringing call need the phone wired to SIP (issue 8, item 3)."""
+fake SIP agent (tests/phones.py): the states of contract §6 without SIP. The same panel
+with a real call (baresip through Kamailio) is tests/peers/test_web_call.py."""
 
 import re
 import time
