@@ -1,9 +1,10 @@
 """The page's call panel with a real call (issue 8, item 3): a baresip caller rings the
-monitor through Kamailio, and Chromium on the served page answers it, sends DTMF and
-hangs up; the caller sees each step, the page shows each state and the call log's row.
+monitor through Kamailio (over UDP, and over TLS with SRTP), and Chromium on the served
+page answers it, sends DTMF and hangs up; the caller sees each step, the page shows each
+state and the call log's row.
 
 Two pages watch the one call, at 360 and 1280 px, for the screenshots of a real ringing
-and active call (`screenshots/real-call-*.png`)."""
+and active call (`screenshots/real-call-{ringing,active}-{udp,tls}-{360,1280}.png`)."""
 
 import re
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.peers.baresip import Account, Baresip
+from tests.peers.baresip import Account, Baresip, Transport
 from tests.peers.conftest import MakeBaresip, require
 from tests.peers.kamailio import Kamailio, MakeKamailio
 from tests.peers.test_agent import Device, body, registered
@@ -45,12 +46,19 @@ def kamailio(kamailio_factory: MakeKamailio) -> Kamailio:
     return kamailio_factory(users=USERS)
 
 
+@pytest.fixture(params=["udp", "tls"])
+def transport(request: pytest.FixtureRequest) -> Transport:
+    """The monitor's and the caller's transport; over TLS the media is SRTP (§6)."""
+    chosen: Transport = request.param
+    return chosen
+
+
 @pytest.fixture
-def monitor(tmp_path: Path, kamailio: Kamailio) -> Iterator[Device]:
+def monitor(tmp_path: Path, kamailio: Kamailio, transport: Transport) -> Iterator[Device]:
     device = Device(tmp_path / "data", kamailio.ca_cert)
     device.log_level = "info"
     device.start()
-    assert device.post(body(kamailio))[0] == 200
+    assert device.post(body(kamailio, transport))[0] == 200
     device.wait_status(registered, timeout=20)
     assert device.served is not None
     answer = device.served.call(
@@ -84,9 +92,15 @@ def panel_shot(page: Page, name: str) -> None:
 
 
 def test_a_real_call_rings_the_page_is_answered_keyed_and_hung_up(
-    kamailio: Kamailio, baresip_factory: MakeBaresip, monitor: Device, pages: dict[str, Page]
+    kamailio: Kamailio,
+    baresip_factory: MakeBaresip,
+    transport: Transport,
+    monitor: Device,
+    pages: dict[str, Page],
 ) -> None:
-    caller: Baresip = baresip_factory(kamailio, Account("201", "pw201", answer="manual"))
+    secure = transport == "tls"
+    account = Account("201", "pw201", transport, answer="manual", srtp=secure)
+    caller: Baresip = baresip_factory(kamailio, account)
     page = pages["1280"]
     remote = caller.aor  # its From: sip:201@127.0.0.1:<the proxy's port>
     state = page.locator("#call-state")
@@ -100,10 +114,15 @@ def test_a_real_call_rings_the_page_is_answered_keyed_and_hung_up(
     expect(page.locator("#call-direction")).to_have_text("incoming")
     caller.wait_event("CALL_RINGING")  # the 180 reached the caller
     for name, each in pages.items():
-        panel_shot(each, f"real-call-ringing-{name}")
+        panel_shot(each, f"real-call-ringing-{transport}-{name}")
 
     page.get_by_role("button", name="Answer").click()
     caller.wait_event("CALL_ESTABLISHED")  # the caller got the 200
+    if secure:
+        caller.wait_event("CALL_MENC")  # SRTP: the keys below go encrypted
+    assert monitor.served is not None
+    call = monitor.served.call("GET", "/api/v1/call/status", monitor.token)[1]
+    assert (call["state"], call["srtp"]) == ("active", secure)
     expect(state).to_have_text(f"active — {remote}")
     duration = page.locator("#call-duration")
     expect(duration).to_have_text(re.compile(r"^0:0[1-9]$"))
@@ -122,7 +141,7 @@ def test_a_real_call_rings_the_page_is_answered_keyed_and_hung_up(
     expect(page.locator("#call-dtmf")).to_have_text("9")  # and the other way
     for name, each in pages.items():
         expect(each.locator("#call-state")).to_have_text(f"active — {remote}")
-        panel_shot(each, f"real-call-active-{name}")
+        panel_shot(each, f"real-call-active-{transport}-{name}")
 
     page.get_by_role("button", name="Hang up").click()
     closed = caller.wait_event("CALL_CLOSED")  # the caller got the BYE
