@@ -1,8 +1,9 @@
 """The call and status panels against the service in process, with a fake phone and a
-fake SIP agent (tests/phones.py): the states of contract §6 without SIP. The same panels
-against a real ringing call need the phone wired to SIP (issue 8, item 3)."""
+fake SIP agent (tests/phones.py): the states of contract §6 without SIP. The same panel
+with a real call (baresip through Kamailio) is tests/peers/test_web_call.py."""
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -14,6 +15,8 @@ from tests.web.browser import PHONE, log_in, open_page, shot, shot_path
 from tests.web.rig import InProcessService
 
 pytestmark = pytest.mark.served
+
+LOG_LOOKS, LOG_WAIT_MS = 10, 200  # app.js: how often the page looks for an ended call's row
 
 RECORD = CallRecord(
     "c-1", "in", "sip:100@example.com", 1764441600, 1764441640, "local hangup", 1764441602, 38
@@ -45,6 +48,44 @@ def test_a_ringing_call_is_answered_counted_keyed_and_hung_up(
     expect(page.locator("#calls-rows tr")).to_have_count(1)
     expect(page.locator("#calls-rows tr td").nth(2)).to_have_text("sip:100@example.com")
     expect(page.locator("#calls-rows tr td").nth(4)).to_have_text("local hangup")
+
+
+def test_the_call_log_row_written_after_the_hangup_is_shown(
+    page: Page, service: InProcessService
+) -> None:
+    # The real phone writes the ended call on a worker thread: the row comes after the
+    # answer to Hang up, and after the page's first look at the log.
+    log_in(page, service.url)
+    service.run(service.phone.ring)
+    page.get_by_role("button", name="Answer").click()
+    expect(page.locator("#call-state")).to_have_text("active — sip:100@example.com")
+    with page.expect_response(lambda response: "/call/history" in response.url):
+        page.get_by_role("button", name="Hang up").click()
+    expect(page.locator("#calls-rows tr")).to_have_count(0)
+    service.run(lambda: service.store.save_call(RECORD))  # RECORD is call c-1
+    expect(page.locator("#calls-rows tr")).to_have_count(1)
+    expect(page.locator("#calls-rows tr td").nth(4)).to_have_text("local hangup")
+
+
+def test_the_page_stops_looking_for_a_row_never_written(
+    page: Page, service: InProcessService
+) -> None:
+    looks: list[str] = []
+    page.on("request", lambda request: looks.append(request.url))
+    log_in(page, service.url)
+    service.run(service.phone.ring)
+    page.get_by_role("button", name="Answer").click()
+    expect(page.locator("#call-state")).to_contain_text("active")
+    looks.clear()
+    page.get_by_role("button", name="Hang up").click()  # and no row ever comes
+    history = [url for url in looks if "/call/history" in url]
+    deadline = time.monotonic() + 15
+    while len(history) < LOG_LOOKS and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+        history = [url for url in looks if "/call/history" in url]
+    page.wait_for_timeout(3 * LOG_WAIT_MS)  # time for more looks, were there any
+    assert len([url for url in looks if "/call/history" in url]) == LOG_LOOKS
+    expect(page.locator("#calls-empty")).to_be_visible()
 
 
 def test_dial_and_the_refusal_of_a_bad_number(page: Page, service: InProcessService) -> None:

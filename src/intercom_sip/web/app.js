@@ -11,6 +11,10 @@ const RETRY_FIRST = 500; // ms before reconnecting the events, doubled up to RET
 const RETRY_MAX = 5000;
 const MAX_FRAME = 1 << 20; // a frame longer than this means a broken stream: start again
 const LOG_ROWS = 20;
+// The call log is written just after a call ends, on the service's own time: the page
+// looks for the ended call's row this often at most, this far apart.
+const LOG_LOOKS = 10;
+const LOG_WAIT = 200; // ms
 
 // The settings form: field name in the API -> input id (nested names with a dot).
 const FIELDS = [
@@ -258,7 +262,7 @@ async function reregister() {
 // --- the call ----------------------------------------------------------------------------
 
 function showCall(call) {
-  const before = state.call ? state.call.state : "idle";
+  const before = state.call || { state: "idle", id: null };
   state.call = call;
   state.callAt = Date.now();
   const badge = $("call-state");
@@ -271,7 +275,7 @@ function showCall(call) {
   $("hangup").disabled = call.state === "idle";
   for (const key of $("keypad").querySelectorAll("button")) key.disabled = call.state !== "active";
   tick();
-  if (before !== "idle" && call.state === "idle") guarded(loadCalls)();
+  if (before.state !== "idle" && call.state === "idle") guarded(loadCalls)(before.id);
 }
 
 // The duration counts between events: from the last status and this page's clock.
@@ -404,9 +408,18 @@ function clearErrors() {
 
 // --- the logs ----------------------------------------------------------------------------
 
-async function loadCalls() {
+// `ended`: the id of the call that just ended, whose row may not be written yet.
+async function loadCalls(ended) {
+  for (let look = 1; look <= LOG_LOOKS; look++) {
+    const calls = await showCalls();
+    if (!calls || !ended || calls.some((call) => call.id === ended)) return;
+    await sleep(LOG_WAIT);
+  }
+}
+
+async function showCalls() {
   const { ok, answer } = await api("GET", "/call/history?limit=" + LOG_ROWS);
-  if (!ok) return;
+  if (!ok) return null;
   const rows = answer.calls.map((call) => [
     clock(call.started),
     call.direction === "in" ? "in" : "out",
@@ -415,6 +428,7 @@ async function loadCalls() {
     call.end_reason + (call.code ? " (" + call.code + ")" : ""),
   ]);
   fillTable("calls-rows", "calls-empty", rows);
+  return answer.calls;
 }
 
 async function loadHistory() {
