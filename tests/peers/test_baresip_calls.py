@@ -1,0 +1,111 @@
+"""Calls between the monitor and baresip through Kamailio (issue 7, items 2 and 3): what
+each side hears is measured (the frequency of the other's tone, not just "not silence"),
+and DTMF goes both ways.
+
+Tones: the monitor sends its default 425 Hz, baresip 1000 Hz, so a recording says whose
+audio it holds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import audio
+from .baresip import Account, Baresip, Transport
+from .conftest import MakeBaresip, require
+from .kamailio import Kamailio, MakeKamailio
+from .test_calls import USERS as MONITORS
+from .test_calls import Monitor, ended
+from tests.served import wait_for
+
+pytestmark = pytest.mark.peers
+
+USERS = {"101": MONITORS["101"], "201": "pw201", "202": "pw202"}
+MONITOR_HZ, PHONE_HZ = 425, 1000  # the monitor's default tone; baresip's
+STATUS = "/api/v1/call/status"
+
+
+@pytest.fixture
+def kamailio(kamailio_factory: MakeKamailio) -> Kamailio:
+    require("baresip")
+    return kamailio_factory(users=USERS)
+
+
+@pytest.fixture
+def monitor(tmp_path: Path, kamailio: Kamailio) -> Iterator[Callable[..., Monitor]]:
+    made: list[Monitor] = []
+
+    def make(transport: str = "udp", *extra: str, auto_answer: bool = True) -> Monitor:
+        # test_calls' Monitor knows its users' passwords from its own table.
+        one = Monitor(tmp_path, kamailio, "101", transport)
+        made.append(one)
+        return one.start(*extra, auto_answer=auto_answer)
+
+    yield make
+    for one in made:
+        one.stop()
+
+
+def recordings(tmp_path: Path) -> Path:
+    folder = tmp_path / "recordings"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def heard(recording: audio.Recording, frequency: int, who: str) -> None:
+    # A 0.1 s window: its bins are 10 Hz wide like the scan's steps. Over 1 s (the
+    # default) a 425 Hz tone falls in the nulls between the 10 Hz steps (420 and 430 Hz
+    # are whole cycles away) and noise wins.
+    found = audio.dominant_frequency(recording, window=0.1)
+    loud = audio.rms(audio.loudest_window(recording, 1.0)) > 1000
+    assert abs(found - frequency) <= 10 and loud, (
+        f"{who} heard {found} Hz, not {frequency} Hz "
+        f"(rms {audio.rms(recording.samples):.0f}, {recording.seconds:.1f} s)"
+    )
+
+
+def digits_in_status(monitor: Monitor, digits: str) -> None:
+    wait_for(lambda: monitor.status()["dtmf_received"] == digits, 10)
+
+
+# --- item 2: baresip calls the monitor ------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_baresip_calls_the_monitor_audio_and_dtmf_both_ways(
+    tmp_path: Path,
+    kamailio: Kamailio,
+    monitor: Callable[..., Monitor],
+    baresip_factory: MakeBaresip,
+    transport: Transport,
+) -> None:
+    folder = recordings(tmp_path)
+    mon = monitor(transport, "--recordings", str(folder))
+    phone = baresip_factory(kamailio, Account("201", "pw201", transport), tone_hz=PHONE_HZ)
+    phone.dial(phone.uri("101"))
+    phone.wait_event("CALL_ESTABLISHED")
+    active = mon.wait_state("active")
+    assert (active["direction"], active["codec"], active["srtp"]) == ("in", "PCMU", False)
+    phone.wait_heard(2.0)
+
+    status, answer = mon.call("POST", "/api/v1/call/dtmf", {"digits": "#"})
+    assert status == 200, answer
+    assert phone.wait_event("CALL_DTMF_START")["param"] == "#"
+    phone.send_dtmf("5")
+    digits_in_status(mon, "5")
+
+    phone.hangup()
+    assert phone.wait_event("CALL_CLOSED")["param"] == "Connection reset by user"
+    mon.wait_state("idle")
+    call = mon.last_call()
+    assert ended(call) == ("in", "remote hangup", None, None)
+    assert (call["id"], call["dtmf_received"]) == (active["id"], "5")
+    assert phone.received_digits() == "#"
+    heard(phone.heard(), MONITOR_HZ, "baresip")
+    heard(audio.read_wav(folder / f"{active['id']}.wav"), PHONE_HZ, "the monitor")
