@@ -109,3 +109,126 @@ def test_baresip_calls_the_monitor_audio_and_dtmf_both_ways(
     assert phone.received_digits() == "#"
     heard(phone.heard(), MONITOR_HZ, "baresip")
     heard(audio.read_wav(folder / f"{active['id']}.wav"), PHONE_HZ, "the monitor")
+
+
+# --- item 3: the monitor calls baresip, challenged by the proxy -------------------------------
+
+
+@pytest.fixture
+def strict(kamailio_factory: MakeKamailio) -> Kamailio:
+    """A Kamailio that challenges every new INVITE from its users (407)."""
+    require("baresip")
+    return kamailio_factory(users=USERS, auth_invites=True)
+
+
+def invite_auth(kamailio: Kamailio, user: str) -> list[str]:
+    """What route[INVITE_AUTH] did with `user`'s INVITEs, in order."""
+    return re.findall(rf"invite-auth {user}: (\w+)", kamailio.log_text())
+
+
+def dial(mon: Monitor, path: str, number: str) -> dict[str, Any]:
+    status, answer = mon.call("POST", path, {"number": number})
+    assert status == 200, (answer, mon.log)
+    assert answer["state"] == "calling"
+    result: dict[str, Any] = answer
+    return result
+
+
+@pytest.mark.parametrize(
+    ("path", "number"),
+    [("/api/v1/call/dial", "201"), ("/api/v1/system/debug/call/start", "sip:201@kamailio.test")],
+    ids=["call-dial-digits", "vendor-alias-uri"],
+)
+def test_the_monitor_calls_baresip_through_a_challenge(
+    tmp_path: Path,
+    strict: Kamailio,
+    baresip_factory: MakeBaresip,
+    path: str,
+    number: str,
+) -> None:
+    folder = recordings(tmp_path)
+    mon = Monitor(tmp_path, strict, "101", "udp")
+    try:
+        mon.start("--recordings", str(folder))
+        phone = baresip_factory(strict, Account("201", "pw201"), tone_hz=PHONE_HZ)
+        calling = dial(mon, path, number)
+        assert calling["remote"] == "sip:201@kamailio.test"
+        phone.wait_event("CALL_ESTABLISHED")
+        active = mon.wait_state("active")
+        assert active["id"] == calling["id"]
+        phone.wait_heard(2.0)
+        time.sleep(0.5)  # the monitor's recording, too
+        assert mon.call("POST", "/api/v1/call/hangup")[0] == 200
+        assert phone.wait_event("CALL_CLOSED")["param"] == "Connection reset by peer"
+        mon.wait_state("idle")
+        call = mon.last_call()
+    finally:
+        mon.stop()
+    assert invite_auth(strict, "101") == ["challenged", "authorized"]
+    assert ended(call) == ("out", "local hangup", None, None)
+    assert call["rtp"]["received"] > 50 and call["rtp"]["sent"] > 50
+    assert mon.ended_line(call["id"]).endswith("ended: local hangup")
+    heard(phone.heard(), MONITOR_HZ, "baresip")
+    heard(audio.read_wav(folder / f"{call['id']}.wav"), PHONE_HZ, "the monitor")
+
+
+def test_hanging_up_while_baresip_rings_sends_cancel(
+    tmp_path: Path, strict: Kamailio, baresip_factory: MakeBaresip
+) -> None:
+    mon = Monitor(tmp_path, strict, "101", "udp")
+    try:
+        mon.start()
+        phone = baresip_factory(strict, Account("201", "pw201", answer="manual"))
+        dial(mon, "/api/v1/call/dial", "201")
+        phone.wait_event("CALL_INCOMING")
+        assert mon.status()["state"] == "calling"
+        assert mon.call("POST", "/api/v1/call/hangup")[0] == 200
+        closed = phone.wait_event("CALL_CLOSED")
+        mon.wait_state("idle")
+        call = mon.last_call()
+    finally:
+        mon.stop()
+    # baresip closes a call on CANCEL as on BYE ("Connection reset by peer"): the proxy
+    # says which it relayed.
+    assert closed["param"] == "Connection reset by peer", closed
+    assert re.findall(r"relay CANCEL from 101 to (\w+)", strict.log_text()) == ["201"]
+    assert invite_auth(strict, "101") == ["challenged", "authorized"]
+    assert ended(call) == ("out", "local hangup", None, None)
+    assert (call["answered"], call["rtp"]) == (None, None)
+
+
+def test_a_busy_baresip_is_logged_busy_486(
+    tmp_path: Path, strict: Kamailio, baresip_factory: MakeBaresip
+) -> None:
+    mon = Monitor(tmp_path, strict, "101", "udp")
+    try:
+        mon.start()
+        phone = baresip_factory(strict, Account("201", "pw201", answer="busy"))
+        dial(mon, "/api/v1/call/dial", "201")
+        phone.wait_event("CALL_CLOSED")
+        mon.wait_state("idle")
+        call = mon.last_call()
+    finally:
+        mon.stop()
+    assert ended(call) == ("out", "busy", 486, "Rejected")
+    assert mon.ended_line(call["id"]).endswith("ended: busy (486 Rejected)")
+
+
+def test_a_refused_answer_to_the_407_is_not_answered_again(
+    tmp_path: Path, strict: Kamailio, baresip_factory: MakeBaresip
+) -> None:
+    mon = Monitor(tmp_path, strict, "101", "udp")
+    try:
+        mon.start()
+        baresip_factory(strict, Account("201", "pw201"))
+        strict.set_password("101", "not-the-monitors")  # registered already, calls refused
+        dial(mon, "/api/v1/call/dial", "201")
+        mon.wait_state("idle")
+        call = mon.last_call()
+    finally:
+        mon.stop()
+    assert invite_auth(strict, "101") == ["challenged", "refused"]
+    assert ended(call) == ("out", "failed", 407, "Proxy Authentication Required")
+    assert mon.ended_line(call["id"]).endswith(
+        "ended: failed (407 Proxy Authentication Required): refused"
+    )
