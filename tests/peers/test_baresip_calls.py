@@ -8,6 +8,8 @@ audio it holds.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -16,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from . import audio
-from .baresip import Account, Baresip, Transport
+from tests.served import wait_for
+
+from . import audio, sipp, sniffer
+from .baresip import Account, Transport
 from .conftest import MakeBaresip, require
 from .kamailio import Kamailio, MakeKamailio
 from .test_calls import USERS as MONITORS
 from .test_calls import Monitor, ended
-from tests.served import wait_for
 
 pytestmark = pytest.mark.peers
 
@@ -70,6 +73,50 @@ def heard(recording: audio.Recording, frequency: int, who: str) -> None:
     )
 
 
+RTP_PORTS = (42000, 42099)  # the monitor's --rtp-ports in these tests; the capture's filter
+PCMU = 0
+
+
+@contextlib.contextmanager
+def on_the_wire() -> Iterator[sniffer.Sniffer]:
+    """A capture of the RTP to and from the monitor's ports, while in the block."""
+
+    def ours(d: sniffer.Datagram) -> bool:
+        return any(RTP_PORTS[0] <= p <= RTP_PORTS[1] for p in (d.source[1], d.destination[1]))
+
+    capture = sniffer.Sniffer(ours)
+    try:
+        capture.start()
+    except sniffer.SnifferError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield capture
+    finally:
+        capture.stop()
+
+
+def clear_frames(hz: int, level: float) -> bytes:
+    """Two periods of a tone as G.711 mu-law: every clear 20 ms frame of it is a slice."""
+    period = 8000 // math.gcd(hz, 8000)
+    samples = audio.tone(hz, 2 * max(period, 160) / 8000, level=level)
+    return bytes(audio.mulaw_byte(s) for s in samples)
+
+
+def wire(capture: sniffer.Sniffer) -> dict[str, tuple[int, int]]:
+    """Per direction, (RTP packets, those whose payload is a clear frame of the tone)."""
+    monitor_tone, phone_tone = clear_frames(MONITOR_HZ, 0.25), clear_frames(PHONE_HZ, 0.5)
+    counts = {"from the monitor": [0, 0], "to the monitor": [0, 0]}
+    for datagram in capture.taken():
+        rtp = sniffer.rtp_payload(datagram.payload)
+        if rtp is None or rtp[0] != PCMU:
+            continue
+        out = RTP_PORTS[0] <= datagram.source[1] <= RTP_PORTS[1]
+        name, tone = ("from the monitor", monitor_tone) if out else ("to the monitor", phone_tone)
+        counts[name][0] += 1
+        counts[name][1] += rtp[1][:160] in tone
+    return {name: (n, clear) for name, (n, clear) in counts.items()}
+
+
 def digits_in_status(monitor: Monitor, digits: str) -> None:
     wait_for(lambda: monitor.status()["dtmf_received"] == digits, 10)
 
@@ -77,22 +124,37 @@ def digits_in_status(monitor: Monitor, digits: str) -> None:
 # --- item 2: baresip calls the monitor ------------------------------------------------------
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize(
+    ("transport", "srtp"), [("udp", False), ("tcp", False), ("tls", True)], ids=str
+)
 def test_baresip_calls_the_monitor_audio_and_dtmf_both_ways(
     tmp_path: Path,
     kamailio: Kamailio,
     monitor: Callable[..., Monitor],
     baresip_factory: MakeBaresip,
     transport: Transport,
+    srtp: bool,
 ) -> None:
+    """Over TLS, baresip offers RTP/SAVP (mediaenc=srtp-mand) and the monitor keys SRTP:
+    the capture then holds no clear frame of either tone; over UDP and TCP it does (the
+    capture's own proof)."""
     folder = recordings(tmp_path)
-    mon = monitor(transport, "--recordings", str(folder))
-    phone = baresip_factory(kamailio, Account("201", "pw201", transport), tone_hz=PHONE_HZ)
-    phone.dial(phone.uri("101"))
-    phone.wait_event("CALL_ESTABLISHED")
-    active = mon.wait_state("active")
-    assert (active["direction"], active["codec"], active["srtp"]) == ("in", "PCMU", False)
-    phone.wait_heard(2.0)
+    ports = f"{RTP_PORTS[0]}-{RTP_PORTS[1]}"
+    mon = monitor(transport, "--recordings", str(folder), "--rtp-ports", ports)
+    account = Account("201", "pw201", transport, srtp=srtp)
+    with on_the_wire() as capture:
+        phone = baresip_factory(kamailio, account, tone_hz=PHONE_HZ)
+        phone.dial(phone.uri("101"))
+        phone.wait_event("CALL_ESTABLISHED")
+        active = mon.wait_state("active")
+        phone.wait_heard(2.0)
+    assert (active["direction"], active["codec"], active["srtp"]) == ("in", "PCMU", srtp)
+    seen = wire(capture)
+    for packets, clear in seen.values():
+        assert packets > 50, seen
+        assert clear == (0 if srtp else packets), seen
+    if srtp:  # SDES-SRTP keyed on baresip's side too (MENC_EVENT_SECURE = 0)
+        assert phone.wait_event("CALL_MENC")["param"] == "0,audio,AES_CM_128_HMAC_SHA1_80"
 
     status, answer = mon.call("POST", "/api/v1/call/dtmf", {"digits": "#"})
     assert status == 200, answer
@@ -231,4 +293,22 @@ def test_a_refused_answer_to_the_407_is_not_answered_again(
     assert ended(call) == ("out", "failed", 407, "Proxy Authentication Required")
     assert mon.ended_line(call["id"]).endswith(
         "ended: failed (407 Proxy Authentication Required): refused"
+    )
+
+
+# --- item 4: keys never travel in the clear ------------------------------------------------
+
+
+def test_an_rtp_savp_offer_over_udp_gets_488(
+    kamailio: Kamailio, monitor: Callable[..., Monitor]
+) -> None:
+    mon = monitor("udp")
+    result = sipp.run("uac_savp.xml", ("127.0.0.1", kamailio.sip_port), service="101")
+    assert result.ok, result.report() + mon.log
+    assert mon.status()["state"] == "idle"
+    call = mon.last_call()
+    assert ended(call) == ("in", "failed", 488, "Not Acceptable Here")
+    assert (call["answered"], call["rtp"], call["srtp"]) == (None, None, None)
+    assert mon.ended_line(call["id"]).endswith(
+        "ended: failed (488 Not Acceptable Here): RTP/SAVP is refused without TLS"
     )
