@@ -110,7 +110,8 @@ def _stamp(ancillary: list[tuple[int, int, bytes]]) -> float:
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
             seconds, nanoseconds = struct.unpack("qq", data[:16])
-            return float(seconds) + nanoseconds / 1e9
+            stamp: float = seconds + nanoseconds / 1e9
+            return stamp
     return 0.0
 
 
