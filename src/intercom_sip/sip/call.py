@@ -68,6 +68,8 @@ from intercom_sip.sip.callflow import (
     DIGITS,
     DTMF,
     DTMF_RELAY,
+    NO_PORT_REFUSAL,
+    NO_RTP_PORT,
     SDP,
     BadDtmf,
     Here,
@@ -376,6 +378,8 @@ class Handset:
             return Refusal(486, "Busy Here", "busy")
         if not event.from_proxy and not self.options.allow_direct:
             return Refusal(403, "Forbidden", detail="not from the proxy")
+        if event.here.media.port == NO_RTP_PORT:
+            return NO_PORT_REFUSAL
         return None
 
     def _reject(
