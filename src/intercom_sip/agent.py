@@ -114,7 +114,7 @@ class Agent:
         self._options = options
         self._env: SipEnv | None = None
         self._listener: asyncio.Server | None = None
-        self._inbound = Inbound(self.receive, options.inbound)
+        self._inbound = Inbound(self.receive, options.inbound, closed=self._flow_closed)
         self._desired: Settings | None = None
         self._applied = _Slot()
         self._leaving: list[Binding] = []
@@ -306,6 +306,10 @@ class Agent:
             if isinstance(message, Response) and self._to_binding(message, flow):
                 return
         self.port.receive(data, flow)
+
+    def _flow_closed(self, flow: Flow) -> None:
+        """A connection made to us closed: the core ends the transactions on it."""
+        self.port.flow_closed(flow)
 
     def _unreachable(self, remote: Address) -> None:
         for binding in (self._applied.binding, *self._leaving):
