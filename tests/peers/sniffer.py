@@ -10,6 +10,7 @@ and counted.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import struct
@@ -25,6 +26,18 @@ SO_TIMESTAMPNS = 35  # Linux; Python's socket module does not name it
 ETHERNET = 14  # lo frames carry a zeroed Ethernet header
 UDP = 17
 LIMIT = 100_000  # datagrams kept: about 16 minutes of one RTP stream each way
+SO_ATTACH_FILTER = 26
+RECEIVE_BUFFER = 8 << 20  # room for bursts while the reading thread waits its turn
+# Classic BPF, in the kernel: IPv4 (ethertype at 12) carrying UDP (protocol at 23), else
+# drop, so that TCP on lo (an HTTP load beside a call) never reaches this process.
+UDP_ONLY = (
+    (0x28, 0, 0, 12),  # ldh [12]
+    (0x15, 0, 3, 0x0800),  # jeq IPv4, else drop
+    (0x30, 0, 0, 23),  # ldb [23]
+    (0x15, 0, 1, UDP),  # jeq UDP, else drop
+    (0x06, 0, 0, 0x40000),  # accept the frame
+    (0x06, 0, 0, 0),  # drop
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,8 @@ class Sniffer(process.Peer):
             raise SnifferError("capturing on lo needs root (CAP_NET_RAW)")
         try:
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            _attach_udp_only(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             sock.bind(("lo", 0))
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         except OSError as error:
@@ -104,6 +119,13 @@ class Sniffer(process.Peer):
                     self.datagrams.append(datagram)
                 else:
                     self.dropped += 1
+
+
+def _attach_udp_only(sock: socket.socket) -> None:
+    program = b"".join(struct.pack("HBBI", *instruction) for instruction in UDP_ONLY)
+    buffer = ctypes.create_string_buffer(program)  # the kernel copies it at once
+    fprog = struct.pack("HL", len(UDP_ONLY), ctypes.addressof(buffer))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
 def _stamp(ancillary: list[tuple[int, int, bytes]]) -> float:
