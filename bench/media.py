@@ -21,6 +21,8 @@ two senders meet the same conditions. Aims (issue 7): the monitor's p99 lateness
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -28,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +46,10 @@ from tests.peers.test_agent import Device, body, registered  # noqa: E402
 USERS = {"101": "secret01", "201": "pw201"}
 RTP_PORTS = (43000, 43099)  # the monitor's; baresip's packets are those sent to them
 CLIENTS = 50
+AUTO_ANSWER = "/api/v1/device/call/auto_answer"
 MONITOR_CORE, LOAD_CORE = "0", "1"
 TICKS = os.sysconf("SC_CLK_TCK")
-FRAME = 0.020
+MAX_SHOWN = 12  # times of late packets printed per sender
 
 # wrk's Lua: four requests in turn; the POSTs flip auto-answer (a durable change each).
 # Formatted at the first request, not at load: only then has wrk set the Host header.
@@ -88,11 +92,13 @@ class Figures:
     worst: float
     over_20: int
     skipped: int
+    late_at: tuple[float, ...]  # seconds into the window of the packets over 20 ms
 
     def line(self) -> str:
         return (
             f"{self.packets:5d} packets  lateness p50 {self.p50:6.3f}  p99 {self.p99:6.3f}"
             f"  max {self.worst:7.3f} ms  >20 ms: {self.over_20}  slots skipped: {self.skipped}"
+            + (f"\n{'':11s}over 20 ms at (s): {list(self.late_at)}" if self.late_at else "")
         )
 
 
@@ -108,22 +114,44 @@ def lateness(datagrams: list[sniffer.Datagram]) -> Figures:
         first = stamp if first is None else first
         marks.append((d.at, (stamp - first) % (1 << 32)))
     if not marks:
-        return Figures(0, 0.0, 0.0, 0.0, 0, 0)
-    offsets = [at - stamp / 8000 for at, stamp in marks]
-    anchor = min(offsets)
-    late = sorted((o - anchor) * 1000 for o in offsets)
+        return Figures(0, 0.0, 0.0, 0.0, 0, 0, ())
+    late = schedule_lateness(marks)
     ordered = sorted(stamp for _, stamp in marks)
-    skipped = sum(
-        (b - a) // 160 - 1 for a, b in zip(ordered, ordered[1:], strict=False) if b - a > 160
+    skipped = sum((b - a) // 160 - 1 for a, b in itertools.pairwise(ordered) if b - a > 160)
+    worst = tuple(
+        round(at - marks[0][0], 1) for (at, _), x in zip(marks, late, strict=True) if x > 20
     )
+    ranked = sorted(late)
     return Figures(
-        len(late),
-        round(late[len(late) // 2], 3),
-        round(late[max(0, -(-len(late) * 99 // 100) - 1)], 3),
-        round(late[-1], 3),
-        sum(1 for x in late if x > 20),
+        len(ranked),
+        round(ranked[len(ranked) // 2], 3),
+        round(ranked[max(0, -(-len(ranked) * 99 // 100) - 1)], 3),
+        round(ranked[-1], 3),
+        len(worst),
         skipped,
+        worst[:MAX_SHOWN],
     )
+
+
+def schedule_lateness(marks: list[tuple[float, int]]) -> list[float]:
+    """Milliseconds late, against a schedule fitted to the stream: a line through the
+    earliest departure of each second (the sender's clock and the capture's may run at
+    slightly different rates), so that lateness is what the sender added, >= 0."""
+    start = marks[0][0]
+    offsets = [(at - start, at - stamp / 8000) for at, stamp in marks]
+    floors: dict[int, tuple[float, float]] = {}
+    for t, offset in offsets:
+        second = int(t)
+        if second not in floors or offset < floors[second][1]:
+            floors[second] = (t, offset)
+    points = list(floors.values())
+    mean_t = sum(t for t, _ in points) / len(points)
+    mean_o = sum(o for _, o in points) / len(points)
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    slope = sum((t - mean_t) * (o - mean_o) for t, o in points) / spread if spread else 0.0
+    residuals = [offset - slope * t for t, offset in offsets]
+    anchor = min(residuals)
+    return [(r - anchor) * 1000 for r in residuals]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -163,93 +191,128 @@ def window(capture: sniffer.Sniffer, start: float, end: float) -> dict[str, Figu
     return {"monitor": lateness(ours), "baresip": lateness(theirs)}
 
 
-def measure(seconds: int, pinned: bool, work: Path) -> None:
-    if os.geteuid() != 0:
-        raise SystemExit("run as root: the capture on lo needs CAP_NET_RAW")
-    if shutil.which("wrk") is None:
-        raise SystemExit("needs wrk: apt-get install wrk")
+@dataclass
+class Run:
+    """What one run measured."""
+
+    seconds: int
+    pinned: bool
+    recording: bool
+    idle: dict[str, Figures]
+    loaded: dict[str, Figures]
+    http: dict[str, float]
+    rtp: object
+    per_call: dict[str, float]  # share of a core, less the no-call baseline
+    no_call: dict[str, float]
+    captured: int
+    dropped: int
+
+
+@contextlib.contextmanager
+def peers(seconds: int, recording: bool, work: Path) -> Iterator[tuple[Device, Baresip]]:
+    """Kamailio, the monitor (registered, auto-answer on) and baresip (registered)."""
     kamailio = Kamailio(free_port(both=True), free_tcp_port(), USERS)
-    kamailio.start()
     device = Device(work / "data", kamailio.ca_cert)
     ports = f"{RTP_PORTS[0]}-{RTP_PORTS[1]}"
     device.extra = ("--rtp-ports", ports, "--auto-answer-delay", "0.2")
-    device.log_level = "info"
-    phone = Baresip(
-        Registrar.of(kamailio), Account("201", USERS["201"]), tone_seconds=2 * seconds + 60
-    )
-    capture = sniffer.Sniffer(
-        lambda d: any(RTP_PORTS[0] <= p <= RTP_PORTS[1] for p in (d.source[1], d.destination[1]))
-    )
+    if recording:
+        (work / "recordings").mkdir()
+        device.extra += ("--recordings", str(work / "recordings"))
+    device.log_level = "info"  # the "ready" line is what Served waits for
+    account = Account("201", USERS["201"])
+    phone = Baresip(Registrar.of(kamailio), account, tone_seconds=2 * seconds + 60)
     try:
+        kamailio.start()
         device.start()
         settings = body(kamailio, "udp", user="101", password=USERS["101"], timeout=300)
         assert device.post(settings)[0] == 200, device.log
         device.wait_status(registered)
-        assert device.served is not None and device.served.process is not None
-        served = device.served
-        assert (
-            served.call(
-                "POST", "/api/v1/device/call/auto_answer", device.token, {"is_enabled": True}
-            )[0]
-            == 200
-        )
+        assert device.served is not None
+        on = {"is_enabled": True}
+        assert device.served.call("POST", AUTO_ANSWER, device.token, on)[0] == 200
         phone.start()
-        assert phone._process is not None
-        monitor_pid, phone_pid = served.process.pid, phone._process.pid
-        if pinned:
-            pin(monitor_pid, MONITOR_CORE)
-            pin(phone_pid, MONITOR_CORE)
-
-        base = {pid: cpu_seconds(pid) for pid in (monitor_pid, phone_pid)}
-        time.sleep(min(seconds, 20))
-        no_call = {pid: (cpu_seconds(pid) - base[pid]) / min(seconds, 20) for pid in base}
-
-        capture.start()
-        phone.dial(phone.uri("101"))
-        phone.wait_event("CALL_ESTABLISHED")
-        time.sleep(2)  # past the call's start
-        t0, cpu0 = time.time(), {pid: cpu_seconds(pid) for pid in base}
-        time.sleep(seconds)
-        t1, cpu1 = time.time(), {pid: cpu_seconds(pid) for pid in base}
-        load = wrk(served.url, device.token, seconds, work, pinned)
-        time.sleep(seconds + 0.5)
-        t2 = time.time()
-        http = wrk_figures(load)
-        status = served.call("GET", "/api/v1/call/status", device.token)[1]
-        phone.hangup()
-        time.sleep(0.5)
-        capture.stop()
+        yield device, phone
     finally:
-        capture.stop()
         phone.close()
         device.stop()
         kamailio.close()
 
-    idle, loaded = window(capture, t0, t1), window(capture, t1 + 0.5, t2)
-    per_call = {pid: (cpu1[pid] - cpu0[pid]) / (t1 - t0) - no_call[pid] for pid in base}
-    print(f"One call, baresip (201) -> the monitor (101) through Kamailio, {seconds} s a window")
-    print(f"pinned: {'monitor and baresip on core 0, wrk on core 1' if pinned else 'no'}")
-    print(f"capture: {len(capture.datagrams)} datagrams, {capture.dropped} dropped")
-    for name, figures in (("idle", idle), (f"HTTP load ({CLIENTS} clients)", loaded)):
+
+def measure(seconds: int, pinned: bool, recording: bool, work: Path) -> Run:
+    capture = sniffer.Sniffer(
+        lambda d: any(RTP_PORTS[0] <= p <= RTP_PORTS[1] for p in (d.source[1], d.destination[1]))
+    )
+    with peers(seconds, recording, work) as (device, phone):
+        assert device.served is not None and device.served.process is not None
+        assert phone._process is not None
+        served = device.served
+        pids = {"monitor": served.process.pid, "baresip": phone._process.pid}
+        if pinned:
+            for pid in pids.values():
+                pin(pid, MONITOR_CORE)
+        quiet = min(seconds, 20)
+        base = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        time.sleep(quiet)
+        no_call = {name: (cpu_seconds(pid) - base[name]) / quiet for name, pid in pids.items()}
+        capture.start()
+        try:
+            phone.dial(phone.uri("101"))
+            phone.wait_event("CALL_ESTABLISHED")
+            time.sleep(2)  # past the call's start
+            t0, cpu0 = time.time(), {name: cpu_seconds(pid) for name, pid in pids.items()}
+            time.sleep(seconds)
+            t1, cpu1 = time.time(), {name: cpu_seconds(pid) for name, pid in pids.items()}
+            load = wrk(served.url, device.token, seconds, work, pinned)
+            time.sleep(seconds + 0.5)
+            t2 = time.time()
+            http = wrk_figures(load)
+            rtp = served.call("GET", "/api/v1/call/status", device.token)[1].get("rtp")
+            phone.hangup()
+        finally:
+            capture.stop()
+    per_call = {n: (cpu1[n] - cpu0[n]) / (t1 - t0) - no_call[n] for n in pids}
+    return Run(
+        seconds,
+        pinned,
+        recording,
+        window(capture, t0, t1),
+        window(capture, t1 + 0.5, t2),
+        http,
+        rtp,
+        per_call,
+        no_call,
+        len(capture.datagrams),
+        capture.dropped,
+    )
+
+
+def report(run: Run) -> None:
+    print(
+        f"One call, baresip (201) -> the monitor (101) through Kamailio, {run.seconds} s a window"
+    )
+    print(f"pinned: {'monitor and baresip on core 0, wrk on core 1' if run.pinned else 'no'}")
+    print(f"monitor records the call: {'yes' if run.recording else 'no'} (baresip: sndfile, yes)")
+    print(f"capture: {run.captured} datagrams, {run.dropped} dropped")
+    for name, figures in (("idle", run.idle), (f"HTTP load ({CLIENTS} clients)", run.loaded)):
         print(f"\n{name}:")
         for sender, f in figures.items():
             print(f"  {sender:8s} {f.line()}")
+    http = run.http
     print(
         f"\nHTTP load: {http['requests'] / http['seconds']:.0f} requests/s, p99 "
         f"{http['p99_ms']:.1f} ms, {http['errors']} socket errors, {http['non2xx']} non-2xx"
     )
-    print(
-        f"monitor's own count: rtp {status.get('rtp')} (sent, received, lost, jitter)\n"
-        "\nCPU per call (share of one core over the idle window, less the no-call baseline):"
-    )
-    for name, pid in (("monitor", monitor_pid), ("baresip", phone_pid)):
-        print(f"  {name:8s} {100 * per_call[pid]:6.2f} %   (no call: {100 * no_call[pid]:.2f} %)")
-    m = loaded["monitor"]
+    print(f"the monitor's own RTP figures at the end: {run.rtp}")
+    print("\nCPU per call (share of one core over the idle window, less the no-call baseline):")
+    for name, share in run.per_call.items():
+        print(f"  {name:8s} {100 * share:6.2f} %   (no call: {100 * run.no_call[name]:.2f} %)")
+    m = run.loaded["monitor"]
+    cpu_ok = run.per_call["monitor"] <= run.per_call["baresip"]
     print(
         "\naims: monitor p99 <= 2 ms under load: "
         f"{'met' if m.p99 <= 2 else 'MISSED'}; none over 20 ms: "
         f"{'met' if m.over_20 == 0 else 'MISSED'}; CPU per call <= baresip's: "
-        f"{'met' if per_call[monitor_pid] <= per_call[phone_pid] else 'MISSED'}"
+        f"{'met' if cpu_ok else 'MISSED'}"
     )
 
 
@@ -257,9 +320,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=60, help="each window (default 60)")
     parser.add_argument("--no-pin", action="store_true", help="let the scheduler place all")
+    parser.add_argument("--record", action="store_true", help="the monitor records too")
     args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the capture on lo needs CAP_NET_RAW")
+    if shutil.which("wrk") is None:
+        raise SystemExit("needs wrk: apt-get install wrk")
     with tempfile.TemporaryDirectory(prefix="bench-media-") as work:
-        measure(args.seconds, not args.no_pin, Path(work))
+        report(measure(args.seconds, not args.no_pin, args.record, Path(work)))
 
 
 if __name__ == "__main__":
