@@ -155,9 +155,15 @@ def schedule_lateness(marks: list[tuple[float, int]]) -> list[float]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its finished children, all its threads."""
+    """utime + stime of a process, all its threads."""
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """utime and stime (s) of a process, all its threads."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
 def pin(pid: int, core: str) -> None:
@@ -204,6 +210,7 @@ class Run:
     rtp: object
     per_call: dict[str, float]  # share of a core, less the no-call baseline
     no_call: dict[str, float]
+    split: dict[str, tuple[float, ...]]  # user, system: share of a core in the idle window
     captured: int
     dropped: int
 
@@ -259,9 +266,9 @@ def measure(seconds: int, pinned: bool, recording: bool, work: Path) -> Run:
             phone.dial(phone.uri("101"))
             phone.wait_event("CALL_ESTABLISHED")
             time.sleep(2)  # past the call's start
-            t0, cpu0 = time.time(), {name: cpu_seconds(pid) for name, pid in pids.items()}
+            t0, cpu0 = time.time(), {name: cpu_split(pid) for name, pid in pids.items()}
             time.sleep(seconds)
-            t1, cpu1 = time.time(), {name: cpu_seconds(pid) for name, pid in pids.items()}
+            t1, cpu1 = time.time(), {name: cpu_split(pid) for name, pid in pids.items()}
             load = wrk(served.url, device.token, seconds, work, pinned)
             time.sleep(seconds + 0.5)
             t2 = time.time()
@@ -270,7 +277,10 @@ def measure(seconds: int, pinned: bool, recording: bool, work: Path) -> Run:
             phone.hangup()
         finally:
             capture.stop()
-    per_call = {n: (cpu1[n] - cpu0[n]) / (t1 - t0) - no_call[n] for n in pids}
+    per_call = {n: (sum(cpu1[n]) - sum(cpu0[n])) / (t1 - t0) - no_call[n] for n in pids}
+    split = {
+        n: tuple((b - a) / (t1 - t0) for a, b in zip(cpu0[n], cpu1[n], strict=True)) for n in pids
+    }
     return Run(
         seconds,
         pinned,
@@ -281,6 +291,7 @@ def measure(seconds: int, pinned: bool, recording: bool, work: Path) -> Run:
         rtp,
         per_call,
         no_call,
+        split,
         len(capture.datagrams),
         capture.dropped,
     )
@@ -305,7 +316,11 @@ def report(run: Run) -> None:
     print(f"the monitor's own RTP figures at the end: {run.rtp}")
     print("\nCPU per call (share of one core over the idle window, less the no-call baseline):")
     for name, share in run.per_call.items():
-        print(f"  {name:8s} {100 * share:6.2f} %   (no call: {100 * run.no_call[name]:.2f} %)")
+        user, system = run.split[name]
+        print(
+            f"  {name:8s} {100 * share:6.2f} %   (no call: {100 * run.no_call[name]:.2f} %;"
+            f" in the call, user {100 * user:.2f} % + system {100 * system:.2f} %)"
+        )
     m = run.loaded["monitor"]
     cpu_ok = run.per_call["monitor"] <= run.per_call["baresip"]
     print(
