@@ -312,3 +312,35 @@ def test_an_rtp_savp_offer_over_udp_gets_488(
     assert mon.ended_line(call["id"]).endswith(
         "ended: failed (488 Not Acceptable Here): RTP/SAVP is refused without TLS"
     )
+
+
+def test_the_monitor_calls_baresip_over_tls_with_srtp(
+    tmp_path: Path,
+    kamailio: Kamailio,
+    monitor: Callable[..., Monitor],
+    baresip_factory: MakeBaresip,
+) -> None:
+    """Our offer over TLS is RTP/SAVP with a key; baresip (srtp-mand) takes it."""
+    folder = recordings(tmp_path)
+    ports = f"{RTP_PORTS[0]}-{RTP_PORTS[1]}"
+    mon = monitor("tls", "--recordings", str(folder), "--rtp-ports", ports)
+    account = Account("201", "pw201", "tls", srtp=True)
+    with on_the_wire() as capture:
+        phone = baresip_factory(kamailio, account, tone_hz=PHONE_HZ)
+        dial(mon, "/api/v1/call/dial", "201")
+        phone.wait_event("CALL_ESTABLISHED")
+        active = mon.wait_state("active")
+        phone.wait_heard(2.0)
+        time.sleep(0.5)
+    assert (active["direction"], active["srtp"]) == ("out", True)
+    assert phone.wait_event("CALL_MENC")["param"] == "0,audio,AES_CM_128_HMAC_SHA1_80"
+    seen = wire(capture)
+    for packets, clear in seen.values():
+        assert (packets > 50, clear) == (True, 0), seen
+    assert mon.call("POST", "/api/v1/call/hangup")[0] == 200
+    phone.wait_event("CALL_CLOSED")
+    call = mon.last_call()
+    assert ended(call) == ("out", "local hangup", None, None)
+    assert call["srtp"] is True
+    heard(phone.heard(), MONITOR_HZ, "baresip")
+    heard(audio.read_wav(folder / f"{call['id']}.wav"), PHONE_HZ, "the monitor")
