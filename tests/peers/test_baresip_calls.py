@@ -344,3 +344,51 @@ def test_the_monitor_calls_baresip_over_tls_with_srtp(
     assert call["srtp"] is True
     heard(phone.heard(), MONITOR_HZ, "baresip")
     heard(audio.read_wav(folder / f"{call['id']}.wav"), PHONE_HZ, "the monitor")
+
+
+# --- hold: a re-INVITE from baresip (sendonly), answered recvonly; then resumed --------------
+
+
+def sent_by_monitor(capture: sniffer.Sniffer, start: float, end: float) -> int:
+    """RTP packets the monitor sent between two capture times."""
+    return sum(
+        1
+        for d in capture.taken()
+        if start <= d.at < end and RTP_PORTS[0] <= d.source[1] <= RTP_PORTS[1]
+    )
+
+
+def test_baresip_holds_and_resumes_the_call(
+    kamailio: Kamailio, monitor: Callable[..., Monitor], baresip_factory: MakeBaresip
+) -> None:
+    """baresip's `hold` is a sendonly re-INVITE, and then it sends nothing: the monitor
+    answers recvonly, sends nothing either, and does not end the held call as `no media`
+    (the media timeout here is 2 s, the hold 4 s); `resume` brings both streams back."""
+    ports = f"{RTP_PORTS[0]}-{RTP_PORTS[1]}"
+    mon = monitor("udp", "--rtp-ports", ports)
+    with on_the_wire() as capture:
+        phone = baresip_factory(kamailio, Account("201", "pw201"), tone_hz=PHONE_HZ)
+        phone.dial(phone.uri("101"))
+        phone.wait_event("CALL_ESTABLISHED")
+        mon.wait_state("active")
+        phone.wait_heard(1.0)
+        phone.command("hold")
+        time.sleep(1.0)  # the re-INVITE and its answer
+        held_from = time.time()
+        time.sleep(3.0)
+        held_to = time.time()
+        assert mon.status()["state"] == "active", mon.log
+        phone.command("resume")
+        time.sleep(1.0)
+        resumed_from = time.time()
+        time.sleep(2.0)
+        resumed_to = time.time()
+        status = mon.status()
+        phone.hangup()
+        phone.wait_event("CALL_CLOSED")
+    held = sent_by_monitor(capture, held_from, held_to)
+    resumed = sent_by_monitor(capture, resumed_from, resumed_to)
+    assert status["state"] == "active", status
+    assert (held, resumed > 80) == (0, True), (held, resumed, mon.log)
+    call = mon.last_call()
+    assert ended(call) == ("in", "remote hangup", None, None)
