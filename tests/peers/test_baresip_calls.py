@@ -197,9 +197,12 @@ def dial(mon: Monitor, path: str, number: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("path", "number"),
-    [("/api/v1/call/dial", "201"), ("/api/v1/system/debug/call/start", "sip:201@kamailio.test")],
-    ids=["call-dial-digits", "vendor-alias-uri"],
+    ("path", "number", "transport"),
+    [
+        ("/api/v1/call/dial", "201", "udp"),
+        ("/api/v1/system/debug/call/start", "sip:201@kamailio.test", "tcp"),
+    ],
+    ids=["call-dial-digits-udp", "vendor-alias-uri-tcp"],
 )
 def test_the_monitor_calls_baresip_through_a_challenge(
     tmp_path: Path,
@@ -207,12 +210,14 @@ def test_the_monitor_calls_baresip_through_a_challenge(
     baresip_factory: MakeBaresip,
     path: str,
     number: str,
+    transport: Transport,
 ) -> None:
     folder = recordings(tmp_path)
-    mon = Monitor(tmp_path, strict, "101", "udp")
+    mon = Monitor(tmp_path, strict, "101", transport)
     try:
         mon.start("--recordings", str(folder))
-        phone = baresip_factory(strict, Account("201", "pw201"), tone_hz=PHONE_HZ)
+        account = Account("201", "pw201", transport)
+        phone = baresip_factory(strict, account, tone_hz=PHONE_HZ)
         calling = dial(mon, path, number)
         assert calling["remote"] == "sip:201@kamailio.test"
         phone.wait_event("CALL_ESTABLISHED")
