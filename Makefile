@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench bench-apply bench-hostile peers clean
+.PHONY: install run test lint bench bench-apply bench-hostile bench-media peers clean
 
 install: $(STAMP)
 
