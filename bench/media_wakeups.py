@@ -4,10 +4,11 @@ the monitor's CPU per call above baresip's.
 Run: .venv/bin/python bench/media_wakeups.py [seconds]
 
 A bare asyncio loop sends a 172-byte datagram every 20 ms to a peer process that sends
-as many back, as a call's RTP does, in two ways: as `media/session.py` does today (a
+as many back, as a call's RTP does, in two ways: as `media/session.py` first did (a
 timer for each send, and a datagram protocol woken for each arrival: two wake-ups a
-slot), and with the arrivals drained from the socket at each send (one wake-up a slot).
-Prints the loop process's CPU as a share of one core for each, twice, interleaved.
+slot), and as it does now (the arrivals read from the socket at each send: one wake-up
+a slot; the session keeps each arrival's time from the kernel's timestamp). Prints the
+loop process's CPU as a share of one core for each, twice, interleaved.
 """
 
 import asyncio
