@@ -12,7 +12,7 @@ from typing import Final
 from intercom_sip.agent import phone
 from intercom_sip.agent.phoneshell import Line, PhoneOptions, PhoneShell
 from intercom_sip.contract.settings import Settings
-from intercom_sip.media.ports import PortPool, PortRange
+from intercom_sip.media.ports import PortError, PortPool, PortRange
 from intercom_sip.media.source import Loop, tone
 from intercom_sip.sip import callevents, core, transactions
 from intercom_sip.sip.port import SipPort
@@ -97,7 +97,11 @@ def settings(**changes: object) -> Settings:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def run(test: Callable[[Rig], Awaitable[None]], auto_answer: bool = True) -> None:
+def run(
+    test: Callable[[Rig], Awaitable[None]],
+    auto_answer: bool = True,
+    pool: PortPool | None = None,
+) -> None:
     async def main() -> None:
         sent: list[tuple[bytes, Address]] = []
         port = SipPort(core.Core(random.Random(1), transactions.Timers(t1=0.05)))
@@ -109,7 +113,7 @@ def run(test: Callable[[Rig], Awaitable[None]], auto_answer: bool = True) -> Non
         shell = PhoneShell(
             port,
             Lines(),
-            pool=PortPool(PortRange(41000, 41100)),
+            pool=pool or PortPool(PortRange(41000, 41100)),
             source=source,
             call_log=log,
             options=PhoneOptions(options, "127.0.0.1"),
@@ -247,3 +251,29 @@ def test_dial_needs_a_registration_and_refuses_while_busy() -> None:
         assert rig.shell.status() == phone.IDLE
 
     run(test)
+
+
+def test_an_invite_with_every_rtp_port_taken_gets_503_and_a_log_entry() -> None:
+    """No RTP port, no call: 503 with Retry-After (the monitor is out of a resource for
+    now; the offer is fine, so not 488), logged as failed, and the next INVITE, once a
+    port is free again, rings."""
+    pool = PortPool(PortRange(41200, 41201))  # one even port
+    held = pool.take("127.0.0.1")
+    assert not isinstance(held, PortError)
+
+    async def test(rig: Rig) -> None:
+        rig.receive(invite())
+        refused = await rig.answer_starting("SIP/2.0 503 Service Unavailable")
+        assert "Retry-After: 5\r\n" in refused
+        assert not any(data.startswith(b"SIP/2.0 180") for data, _ in rig.sent)
+        await wait_until(lambda: rig.log.records != [])
+        assert [(r.end_reason, r.code, r.reason) for r in rig.log.records] == [
+            ("failed", 503, "Service Unavailable")
+        ]
+        assert rig.shell.status() == phone.IDLE
+        held.release()
+        rig.receive(invite("call-2", "z9hG4bKinv2"))
+        ringing = await rig.answer_starting("SIP/2.0 180 Ringing")
+        assert "Call-ID: call-2" in ringing
+
+    run(test, auto_answer=False, pool=pool)

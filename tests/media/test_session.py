@@ -5,6 +5,7 @@ import io
 import math
 import random
 import socket
+import time
 import wave
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
@@ -292,3 +293,27 @@ def test_close_gives_the_port_back_and_finishes_the_recording(pool: PortPool) ->
         again.release()
 
     run(close)
+
+
+def test_an_arrival_is_timed_when_it_came_not_when_the_loop_read_it(pool: PortPool) -> None:
+    """The media timeout and the jitter see when a packet arrived: a busy loop that reads
+    it later (here blocked for BLOCKED seconds) does not move its arrival time."""
+    blocked = 0.5
+
+    async def arrival() -> None:
+        port_a, port_b = lease(pool), lease(pool)
+        a = await MediaSession.open(port_a, to(port_b.port), source(425))
+        packet = rtp.build(rtp.RtpPacket(0, 1, 160, 1234, bytes(160)))
+        with port_b.detach() as peer:  # the SDP's address: what a latches to
+            peer.setblocking(True)
+            sent = time.monotonic()
+            peer.sendto(packet, (HOST, port_a.port))
+            time.sleep(blocked)  # noqa: ASYNC251 - the point: the loop cannot run
+            await until(lambda: a.last_arrival is not None)
+        assert a.last_arrival is not None
+        late = a.last_arrival - sent
+        a.close()
+        port_b.release()
+        assert late < blocked / 2, late
+
+    run(arrival)

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Literal
 
 from . import binaries, certs, kamcmd, process, sipclient
-from .kamailio_config import AUTH_PARAMS, CONFIG, TLS_CONFIG, NonceMode, fill, seed_lines
+from .kamailio_config import (
+    AUTH_PARAMS,
+    CONFIG,
+    INVITE_AUTH,
+    TLS_CONFIG,
+    NonceMode,
+    fill,
+    seed_lines,
+)
 from .kamcmd import Binding
 
 Certificate = Literal["valid", "untrusted", "wrong-name"]
@@ -30,7 +38,9 @@ class Kamailio(process.Peer):
     `users` maps auth user to password. `certificate` chooses what the TLS side presents:
     "valid" (signed by `ca_cert`, for localhost and 127.0.0.1), "untrusted" (signed by
     another CA) or "wrong-name" (signed by `ca_cert`, for wrong.invalid only). `nonces`
-    chooses the auth module's nonce mode (kamailio_config.AUTH_PARAMS).
+    chooses the auth module's nonce mode (kamailio_config.AUTH_PARAMS). `auth_invites`
+    challenges every new INVITE from one of `users` with 407 (kamailio_config's
+    route[INVITE_AUTH], which logs "invite-auth <user>: challenged|refused|authorized").
     """
 
     def __init__(
@@ -45,6 +55,7 @@ class Kamailio(process.Peer):
         max_expires: int = 3600,
         certificate: Certificate = "valid",
         nonces: NonceMode = "default",
+        auth_invites: bool = False,
     ) -> None:
         self.sip_port = sip_port
         self.tls_port = tls_port
@@ -55,6 +66,7 @@ class Kamailio(process.Peer):
             "MIN_EXPIRES_MODE": min_expires_mode,
             "MAX_EXPIRES": max_expires,
             "AUTH_PARAMS": AUTH_PARAMS[nonces],
+            "INVITE_AUTH": INVITE_AUTH[auth_invites],
         }
         self._certificate = certificate
         self._dir: Path | None = None

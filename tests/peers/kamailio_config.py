@@ -72,6 +72,7 @@ request_route {
     }
     if (is_method("CANCEL")) {
         if (t_check_trans()) {
+            xlog("L_NOTICE", "relay CANCEL from $fU to $rU\n");  # for tests to see
             t_relay();
         }
         exit;
@@ -84,6 +85,7 @@ request_route {
     if (is_method("REGISTER")) {
         route(REGISTRAR);
     }
+@INVITE_AUTH@
     if (is_method("INVITE") && proto == TLS) {
         set_contact_alias();  # the caller's connection, for the requests that come back
     }
@@ -113,6 +115,27 @@ route[REGISTRAR] {
         sl_reply_error();
     }
     exit;
+}
+
+# Only with auth_invites: a new INVITE from one of our users must prove it, as a proxy
+# that lets no one call through it on another's account does (407, Proxy-Authorization).
+# Each step is logged with the From user, for a test to count the challenges.
+route[INVITE_AUTH] {
+    if (!is_method("INVITE") || has_totag() || $sht(creds=>$fU) == $null) {
+        return;
+    }
+    if (!is_present_hf("Proxy-Authorization") || $sht(creds=>$au) == $null) {
+        xlog("L_NOTICE", "invite-auth $fU: challenged\n");
+        auth_challenge("@REALM@", "1");
+        exit;
+    }
+    if (!pv_proxy_authenticate("@REALM@", "$sht(creds=>$au)", "0")) {
+        xlog("L_NOTICE", "invite-auth $fU: refused\n");
+        auth_challenge("@REALM@", "1");
+        exit;
+    }
+    xlog("L_NOTICE", "invite-auth $fU: authorized\n");
+    consume_credentials();
 }
 
 route[LOCATION] {
@@ -180,6 +203,9 @@ AUTH_PARAMS: Final = {
     "nonce_count": 'modparam("auth", "nonce_count", 1)',
 }
 NonceMode = Literal["default", "one_time_nonce", "nonce_count"]
+
+# What the request route does before relaying an INVITE: nothing, or route[INVITE_AUTH].
+INVITE_AUTH: Final = {False: "", True: "    route(INVITE_AUTH);"}
 
 
 def fill(template: str, values: Mapping[str, object]) -> str:

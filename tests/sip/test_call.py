@@ -724,6 +724,23 @@ def test_a_call_on_hold_from_the_other_side_needs_no_rtp() -> None:
     assert Timer.MEDIA not in h.pending()
 
 
+def test_a_call_held_sendonly_needs_no_rtp_until_it_is_resumed() -> None:
+    """A sendonly hold: baresip 1.0.0, like many phones, sends nothing while it holds, so
+    the media timeout waits for the resume, and counts from it."""
+    h = handset(Options(media_timeout=30.0))
+    tag = active(h)
+    hold = OFFER.replace("a=sendrecv", "a=sendonly").replace("o=- 5 5", "o=- 5 6")
+    h.handle(received(sip_request("INVITE", 2, hold, tag, "z9hG4bKre")), 1.0)
+    h.handle(received(sip_request("ACK", 2, "", tag, "z9hG4bKack2")), 1.1)
+    assert Timer.MEDIA not in h.pending()
+    assert h.tick(60.0) == []  # twice the media timeout, before the call timeout (120)
+    resume = OFFER.replace("o=- 5 5", "o=- 5 7")
+    h.handle(received(sip_request("INVITE", 3, resume, tag, "z9hG4bKre3")), 70.0)
+    h.handle(received(sip_request("ACK", 3, "", tag, "z9hG4bKack3")), 70.1)
+    assert h.pending()[Timer.MEDIA] == 100.0
+    assert ended(h.tick(100.0)).end_reason == "no media"
+
+
 # --- outgoing --------------------------------------------------------------------------------
 
 TARGET = Target("sip:200@example.com", False)

@@ -42,7 +42,7 @@ async def listening(limits: InboundLimits) -> AsyncIterator[tuple[Inbound, int]]
     def answer(data: bytes, flow: Flow) -> None:
         flow.send(ANSWER)
 
-    inbound = Inbound(answer, limits)
+    inbound = Inbound(answer, limits, closed=lambda flow: None)
     server = await asyncio.get_running_loop().create_server(inbound.protocol, "127.0.0.1", 0)
     try:
         yield inbound, server.sockets[0].getsockname()[1]
@@ -224,7 +224,7 @@ def test_a_flood_on_one_connection_is_served_a_batch_per_turn_of_the_loop() -> N
             if len(seen) == 1000:
                 all_seen.set()
 
-        inbound = Inbound(answer, InboundLimits())
+        inbound = Inbound(answer, InboundLimits(), closed=lambda flow: None)
         server = await loop.create_server(inbound.protocol, "127.0.0.1", 0)
         try:
             _, writer = await connect(server.sockets[0].getsockname()[1])

@@ -212,7 +212,7 @@ class PhoneShell:
             and self._handset.phase is ev.Phase.IDLE
         )
         here = self._here(event.flow, line, new_call)
-        if here is None:  # no RTP port: answered as the machine would any failure
+        if here is None:  # no RTP port (logged): the handset answers a new INVITE 503
             here = self._here(event.flow, line, new_call=False)
             assert here is not None
         received = ev.Received(request, event.transaction_id, event.flow, here, _from(event, line))

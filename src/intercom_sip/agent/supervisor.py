@@ -131,7 +131,7 @@ class Agent:
         self._options = options
         self._env: SipEnv | None = None
         self._listener: asyncio.Server | None = None
-        self._inbound = Inbound(self.receive, options.inbound)
+        self._inbound = Inbound(self.receive, options.inbound, closed=self._flow_closed)
         self._desired: Settings | None = None
         self._applied = _Slot()
         self._leaving: list[Registrant] = []
@@ -318,6 +318,10 @@ class Agent:
         if trace.isEnabledFor(logging.DEBUG):
             trace.debug("from %s:%d\n%s", *flow.remote, redacted(data))
         self.port.receive(data, flow)
+
+    def _flow_closed(self, flow: Flow) -> None:
+        """A connection made to us closed: the core ends the transactions on it."""
+        self.port.flow_closed(flow)
 
     def _unreachable(self, remote: Address) -> None:
         for binding in (self._applied.binding, *self._leaving):

@@ -3,38 +3,58 @@
 It only moves datagrams and wakes up on time: what to send and what a datagram means
 is decided in `stream.py`. The timer is one `call_later` per due slot, computed from
 the absolute schedule, so a late wake-up is measured (`lateness`) and not carried over.
+
+One wake-up a slot: while it sends, the session reads what arrived at each slot's wake-up
+instead of being woken for each arrival (a loop wake-up is most of a call's CPU here:
+bench/media_wakeups.py). Each datagram keeps its arrival time all the same, from the
+kernel's receive timestamp (SO_TIMESTAMPNS), so jitter and the media timeout see when it
+came, not when it was read. While nothing is sent (hold), arrivals wake the loop as usual.
 """
 
 import asyncio
 import logging
 import random
+import socket
+import struct
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import Final
 
 from ..sip.negotiation import Negotiated
 from .lateness import LatenessSummary
 from .ports import RtpPort
 from .recording import Recorder
 from .source import AudioSource
-from .stream import Address, DtmfRefused, MediaStream, RtpStats
+from .stream import MAX_DATAGRAM, Address, DtmfRefused, MediaStream, RtpStats
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 OnDigit = Callable[[str], None]
 
+SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; unnamed in Python
+STAMP_SPACE: Final = socket.CMSG_SPACE(16)  # struct timespec
+MAX_READ: Final = 64  # datagrams read at one wake-up; the rest wait for the next
+READ_SIZE: Final = MAX_DATAGRAM + 1  # one byte more: an oversized datagram stays oversized
 
-class MediaSession(asyncio.DatagramProtocol):
+
+class MediaSession:
     """RTP for one call, from answer to hang-up. Open with `MediaSession.open`."""
 
     def __init__(
-        self, stream: MediaStream, port: RtpPort, clock: Clock, on_digit: OnDigit
+        self,
+        stream: MediaStream,
+        port: RtpPort,
+        sock: socket.socket,
+        clock: Clock,
+        on_digit: OnDigit,
     ) -> None:
         self._stream, self._port, self._clock, self._on_digit = stream, port, clock, on_digit
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = sock
+        self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
-        self._paused = False  # asyncio's buffer for the socket is past its high-water mark
+        self._reading = False  # the loop wakes us for each arrival (nothing is sent)
+        self._stamped = _stamp_arrivals(sock)
         self.unsent = 0  # packets dropped because the socket's buffer was full
 
     @classmethod
@@ -67,21 +87,13 @@ class MediaSession(asyncio.DatagramProtocol):
             our_key=our_key,
             recorder=recorder,
         )
-        loop = asyncio.get_running_loop()
         try:
             sock = port.detach()
         except ValueError:
             stream.close()
             raise
-        try:
-            _, session = await loop.create_datagram_endpoint(
-                lambda: cls(stream, port, clock, on_digit or _ignore), sock=sock
-            )
-        except BaseException:
-            sock.close()
-            port.release()
-            stream.close()
-            raise
+        session = cls(stream, port, sock, clock, on_digit or _ignore)
+        session._schedule()
         return session
 
     # --- what the call uses ---
@@ -121,75 +133,116 @@ class MediaSession(asyncio.DatagramProtocol):
 
     @property
     def closed(self) -> bool:
-        return self._transport is None
+        return self._sock is None
 
     def close(self) -> None:
         """Stop, close the socket, give the port back, finish the recording; idempotent."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            if self._reading:
+                self._loop.remove_reader(sock)
+                self._reading = False
+            sock.close()
         self._port.release()
         self._stream.close()
-
-    # --- asyncio ---
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # asyncio's own UDP transport does not subclass DatagramTransport: cast.
-        self._transport = cast(asyncio.DatagramTransport, transport)
-        self._schedule()
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        digits = self._stream.receive(data, (str(addr[0]), int(addr[1])), self._clock())
-        if self._timer is None:
-            self._schedule()  # latching may have given a first address to send to
-        for digit in digits:
-            self._on_digit(digit)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable while the peer is not listening yet: harmless.
-        log.debug("RTP port %d: %s", self._port.port, exc)
-
-    def pause_writing(self) -> None:
-        # asyncio queues what the socket will not take at once (up to 64 KiB by default
-        # before it says so): packets are dropped until it drains, they would be late.
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._transport is not None:  # closed under us, not by `close`
-            self.close()
 
     # --- the schedule ---
 
     def _schedule(self) -> None:
+        """Wake at the next slot while sending; else on each arrival."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        deadline = self._stream.deadline()
-        if deadline is None or self._transport is None:
+        if self._sock is None:
             return
-        delay = max(0.0, deadline - self._clock())
-        self._timer = asyncio.get_running_loop().call_later(delay, self._due)
+        deadline = self._stream.deadline()
+        self._read_on_arrival(deadline is None)
+        if deadline is not None:
+            delay = max(0.0, deadline - self._clock())
+            self._timer = self._loop.call_later(delay, self._due)
+
+    def _read_on_arrival(self, wanted: bool) -> None:
+        if self._sock is None or wanted == self._reading:
+            return
+        if wanted:
+            self._loop.add_reader(self._sock, self._readable)
+        else:
+            self._loop.remove_reader(self._sock)
+        self._reading = wanted
 
     def _due(self) -> None:
         self._timer = None
+        digits = self._read()
         for data, address in self._stream.tick(self._clock()):
             self._send(data, address)
         self._schedule()
+        self._tell(digits)
+
+    def _readable(self) -> None:
+        digits = self._read()
+        if self._timer is None:
+            self._schedule()  # latching may have given a first address to send to
+        self._tell(digits)
+
+    # --- the socket ---
+
+    def _read(self) -> str:
+        """Everything waiting on the socket, up to MAX_READ datagrams: the digits it
+        completes."""
+        digits = ""
+        sock = self._sock
+        if sock is None:
+            return digits
+        now, wall = self._clock(), time.time()
+        for _ in range(MAX_READ):
+            try:
+                data, ancillary, _, address = sock.recvmsg(READ_SIZE, STAMP_SPACE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # ICMP errors queued on the socket: harmless
+                log.debug("RTP port %d: %s", self._port.port, exc)
+                break
+            arrived = _arrival(ancillary, now, wall) if self._stamped else now
+            digits += self._stream.receive(data, (str(address[0]), int(address[1])), arrived)
+        return digits
 
     def _send(self, data: bytes, address: Address) -> None:
-        transport = self._transport
-        if transport is None or transport.is_closing():
+        sock = self._sock
+        if sock is None:
             return
-        if self._paused:
+        try:
+            sock.sendto(data, address)
+        except (BlockingIOError, InterruptedError):
+            # The socket's buffer is full: drop the packet, it would be late anyway.
             self.unsent += 1
-            return
-        transport.sendto(data, address)
+        except OSError as exc:  # e.g. ICMP port unreachable before the peer listens
+            log.debug("RTP port %d: %s", self._port.port, exc)
+
+    def _tell(self, digits: str) -> None:
+        for digit in digits:
+            self._on_digit(digit)
+
+
+def _stamp_arrivals(sock: socket.socket) -> bool:
+    """Ask the kernel for each datagram's receive time; False where it will not."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _arrival(ancillary: list[tuple[int, int, bytes]], now: float, wall: float) -> float:
+    """A datagram's kernel receive time (wall clock) on the session's clock."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", data[:16])
+            stamp: float = seconds + nanoseconds * 1e-9
+            return min(now, now - (wall - stamp))
+    return now
 
 
 def _ignore(digit: str) -> None:

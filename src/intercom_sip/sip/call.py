@@ -68,6 +68,8 @@ from intercom_sip.sip.callflow import (
     DIGITS,
     DTMF,
     DTMF_RELAY,
+    NO_PORT_REFUSAL,
+    NO_RTP_PORT,
     SDP,
     BadDtmf,
     Here,
@@ -376,6 +378,8 @@ class Handset:
             return Refusal(486, "Busy Here", "busy")
         if not event.from_proxy and not self.options.allow_direct:
             return Refusal(403, "Forbidden", detail="not from the proxy")
+        if event.here.media.port == NO_RTP_PORT:
+            return NO_PORT_REFUSAL
         return None
 
     def _reject(
@@ -490,9 +494,11 @@ class Handset:
         return self._media(call, media, now)
 
     def _media(self, call: _Call, media: Negotiated, now: float) -> Outputs:
-        """Start the media, or change it; the media timer runs while we should hear RTP."""
+        """Start the media, or change it. The media timer runs only while the call is not
+        held: a phone that holds with `sendonly` may send nothing (baresip 1.0.0 does), and
+        a held call must not end as `no media`; a resume starts the timer afresh."""
         first, call.media = call.media is None, media
-        if "recv" not in negotiation.ABILITIES[media.direction]:
+        if media.direction != "sendrecv":
             self._timers.pop(Timer.MEDIA, None)
         elif Timer.MEDIA not in self._timers:
             self._timers[Timer.MEDIA] = now + self.options.media_timeout

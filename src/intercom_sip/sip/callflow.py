@@ -37,10 +37,14 @@ _SIP_URI = re.compile(
 )
 
 
+NO_RTP_PORT: Final = 0  # Here's media port when the shell could lease none for a new call
+
+
 @dataclass(frozen=True)
 class Here:
     """Where we are, as the shell knows it for the flow a call uses: our Contact URI, the
-    sent-by of our Via, the transport (UDP, TCP, TLS) and the RTP port ready for a call."""
+    sent-by of our Via, the transport (UDP, TCP, TLS) and the RTP port ready for a call
+    (NO_RTP_PORT outside a new call, or when none could be had)."""
 
     contact: str
     sent_by: str
@@ -62,6 +66,14 @@ class Refusal:
     end_reason: str = "failed"
     detail: str = ""
     extra: tuple[tuple[str, str], ...] = ()
+
+
+# A new INVITE with no RTP port to offer: 503, not 488 (RFC 3261 §21.5.4: the monitor is
+# out of a resource for now; the offer is fine, and 488 would ask the caller to change
+# it). Retry-After: ports come back when a call ends.
+NO_PORT_REFUSAL: Final = Refusal(
+    503, "Service Unavailable", detail="no free RTP port", extra=(("Retry-After", "5"),)
+)
 
 
 @dataclass(frozen=True)

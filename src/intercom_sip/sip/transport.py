@@ -425,13 +425,17 @@ def longest_idle(
 class Inbound:
     """The connections made to our SIP port: counted, capped, and closed when idle."""
 
-    def __init__(self, receive: Receive, limits: InboundLimits) -> None:
-        self._receive, self._limits = receive, limits
+    def __init__(
+        self, receive: Receive, limits: InboundLimits, *, closed: Callable[[Flow], None]
+    ) -> None:
+        """`closed` is told of every connection that ends (the port's core: the
+        transactions on it can send and hear nothing more)."""
+        self._receive, self._limits, self._closed = receive, limits, closed
         self._flows: dict[StreamFlow, None] = {}  # insertion-ordered set
 
     def protocol(self) -> StreamFlow:
         """A protocol factory for `loop.create_server`."""
-        return StreamFlow("tcp", self._receive, lambda flow: None, inbound=self)
+        return StreamFlow("tcp", self._receive, self._closed, inbound=self)
 
     def __len__(self) -> int:
         return len(self._flows)
