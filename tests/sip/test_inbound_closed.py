@@ -5,9 +5,8 @@ for its timers."""
 import asyncio
 import random
 
-from intercom_sip.sipport import SipPort, UserEvent
-
 from intercom_sip.sip import core, transactions
+from intercom_sip.sip.port import SipPort, UserEvent
 from intercom_sip.sip.transport import Inbound, InboundLimits
 
 INVITE = (
