@@ -16,7 +16,6 @@ from intercom_sip.sip.core import (
     TransactionTimedOut,
     Transmit,
     TransportError,
-    user_of,
 )
 from intercom_sip.sip.message import (
     Headers,
@@ -28,6 +27,7 @@ from intercom_sip.sip.message import (
     response_to,
 )
 from intercom_sip.sip.transactions import TransactionId
+from intercom_sip.sip.trust import user_of
 
 UDP = Flow("udp", False, ("192.0.2.1", 5060))
 TCP = Flow(("tcp", 7), True, ("192.0.2.1", 40000))
@@ -508,7 +508,7 @@ def test_over_a_reliable_flow_a_stray_transaction_ends_at_once() -> None:
 
 
 def test_beyond_the_transaction_cap_requests_get_503_and_requests_of_ours_none() -> None:
-    core = new_core(transactions=2)
+    core = new_core(transactions=2, ours=0)
     for n in range(2):
         core.receive(incoming(user="999", branch=f"z9hG4bK{n}"), UDP, 0.0)
     drain(core)

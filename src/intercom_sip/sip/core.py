@@ -7,8 +7,11 @@ by their `TransactionId`, as aioice keeps its STUN transactions: matching a mess
 computing its id (§17.1.3, §17.2.3) and one lookup.
 
 Requests that start a transaction go to the user named by their Request-URI (`add_user`),
-so that one port can serve several accounts. Requests for nobody are answered here, from
-the `Strays` table, through a server transaction like any other: its retransmissions get
+so that one port can serve several accounts. Before any transaction is opened, the
+request is judged (`sip/trust.py`, from the `trust` value the shell keeps current): a
+stranger gets one stateless 403 from its source's budget and nothing else (§6.9); room
+in the transaction table is kept for the proxy, live dialogs and our own requests.
+Requests for nobody are answered here, from the `Strays` table, through a server transaction like any other: its retransmissions get
 the same response, To-tag included. Responses go back on the flow the request came on
 (RFC 3581's symmetric response, always: the monitor sits behind NAT).
 """
@@ -18,8 +21,8 @@ from collections import deque
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import unquote
 
+from intercom_sip.loglimit import Window
 from intercom_sip.sip.message import (
     MAX_HEADERS,
     MAX_MESSAGE,
@@ -52,6 +55,7 @@ from intercom_sip.sip.transactions import (
     event_of,
     server_id,
 )
+from intercom_sip.sip.trust import Budget, Trust, Verdict, judge, user_of, without_token
 
 Address = tuple[str, int]
 DEFAULT_TIMERS: Final = Timers()
@@ -79,6 +83,7 @@ class RequestReceived:
     transaction_id: TransactionId | None
     flow: Flow
     user: str
+    direct: bool = False  # a direct call's request (§6.2: --direct-calls)
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,20 @@ class Transmit:
     transaction_id: TransactionId | None = None
 
 
+@dataclass(frozen=True)
+class StrangerRefused:
+    """A stranger's request was answered 403, statelessly (§6.9): for a log line only.
+    At most `Limits.stranger_lines` a second; `left_out` says how many were not told."""
+
+    method: str
+    sender: str  # the From URI, as received: escape it before logging
+    source: Address
+    left_out: int
+
+
 CoreEvent = (
     RequestReceived
+    | StrangerRefused
     | CancelReceived
     | ResponseReceived
     | TransactionTimedOut
@@ -159,8 +176,11 @@ class Strays:
 @dataclass(frozen=True)
 class Limits:
     transactions: int = 512  # live at once; beyond, new requests get 503 (§21.5.4)
+    ours: int = 16  # of those, kept for our own requests (the REGISTER, a BYE)
+    direct: int = 128  # of those, kept from direct-call sources: the proxy's and dialogs'
     events: int = 1024  # queued; beyond, received messages are dropped (peers resend)
     retry_after: int = 10  # seconds, in those 503s
+    stranger_lines: int = 5  # strangers' refusals told each second, in all (§6.9)
 
 
 @dataclass
@@ -189,6 +209,10 @@ class Core:
         self._users: dict[str, str] = {}
         self._events: deque[CoreEvent] = deque()
         self.dropped = 0  # messages dropped because the event queue was full
+        # None: no policy (the core's own unit tests); the service always sets one.
+        self.trust: Trust | None = None
+        self.budget = Budget()
+        self._stranger_lines = Window()
 
     # --- users ---------------------------------------------------------------------------
 
@@ -295,24 +319,61 @@ class Core:
         if live is not None:
             event = Event.ACK if request.method == "ACK" else Event.REQUEST
             self._handle(tid, live, event, request, now)
+            return
+        verdict = self._judge(request, flow)
+        if verdict is Verdict.STRANGER:
+            self._refuse_stranger(request, flow, now)
         elif request.method == "ACK":
-            self._deliver_ack(request, flow)
-        elif len(self._transactions) >= self._limits.transactions:
+            self._deliver_ack(request, flow, verdict)
+        elif not self._room(verdict):
             extra = [("Retry-After", str(self._limits.retry_after))]
             busy = response_to(request, 503, "Service Unavailable", self._tag(), extra)
             self._events.append(Transmit(response_bytes(busy), flow))
         elif request.method == "CANCEL":
             self._on_cancel(request, tid, flow, now)
         else:
-            self._on_new_request(request, tid, flow, now)
+            self._on_new_request(request, tid, flow, now, verdict)
+
+    def _judge(self, request: Request, flow: Flow) -> Verdict:
+        if self.trust is None:
+            return Verdict.PROXY
+        return judge(self.trust, request, flow.remote[0], flow.reliable, flow.key)
+
+    def _room(self, verdict: Verdict) -> bool:
+        """§6.9: a direct-call source cannot fill what the proxy and the dialogs need,
+        and nobody's requests can fill what our own REGISTER needs."""
+        kept = self._limits.direct if verdict is Verdict.DIRECT else self._limits.ours
+        return len(self._transactions) < self._limits.transactions - kept
+
+    def _refuse_stranger(self, request: Request, flow: Flow, now: float) -> None:
+        """One stateless 403 (§26.3.2.4: no transaction, nothing resent), within the
+        source's budget; the same whatever the user, so that no user can be found out."""
+        if request.method == "ACK" or not self.budget.admit(flow.remote[0], now):
+            return
+        refusal = response_to(request, 403, "Forbidden", self._tag())
+        self._events.append(Transmit(response_bytes(refusal), flow))
+        left_out = self._stranger_lines.admit(now, self._limits.stranger_lines)
+        if left_out is not None:
+            sender = request.headers.get("From") or ""
+            self._events.append(StrangerRefused(request.method, sender, flow.remote, left_out))
+
+    def _user_for(self, request: Request, verdict: Verdict) -> str:
+        """Whose request it is: the user its Request-URI names (the token stripped), or,
+        for a direct call, the user that takes them."""
+        trust = self.trust or Trust()
+        user = self._users.get(without_token(user_of(request.uri), trust.token), "")
+        if verdict is Verdict.DIRECT or (not user and verdict is Verdict.PEER and trust.direct):
+            return trust.direct_to or user
+        return user
 
     def _on_new_request(
-        self, request: Request, tid: TransactionId, flow: Flow, now: float
+        self, request: Request, tid: TransactionId, flow: Flow, now: float, verdict: Verdict
     ) -> None:
-        user = self._users.get(user_of(request.uri), "")
+        user = self._user_for(request, verdict)
         live = self._open_server(request, tid, flow, user, now)
         if user:
-            self._events.append(RequestReceived(request, tid, flow, user))
+            direct = verdict is Verdict.DIRECT
+            self._events.append(RequestReceived(request, tid, flow, user, direct))
         else:
             self._handle(tid, live, *self._stray_answer(request), now)
 
@@ -331,8 +392,8 @@ class Core:
             self._handle(invite_id, invite, Event.TU_FAILURE, terminated, now)
             self._events.append(CancelReceived(invite_id, invite.user))
 
-    def _deliver_ack(self, ack: Request, flow: Flow) -> None:
-        user = self._users.get(user_of(ack.uri))
+    def _deliver_ack(self, ack: Request, flow: Flow, verdict: Verdict) -> None:
+        user = self._user_for(ack, verdict)
         if user:  # else: the ACK of a stray 2xx? There is none; never answer an ACK
             self._events.append(RequestReceived(ack, None, flow, user))
 
@@ -431,15 +492,6 @@ class Core:
     def _tag_of(response: Response | None) -> str:
         to = parse_name_addr(response.headers.get("To") or "") if response else None
         return to.params.get("tag", "") if to else ""
-
-
-def user_of(uri: str) -> str:
-    """The user part of a sip: or sips: URI, unescaped (§19.1.2); "" when it has none."""
-    scheme, colon, rest = uri.partition(":")
-    if not colon or scheme.lower() not in ("sip", "sips"):
-        return ""
-    userinfo, at, _ = rest.rpartition("@")
-    return unquote(userinfo.partition(":")[0]) if at else ""
 
 
 _SALVAGED: Final = frozenset({"Via", "From", "To", "Call-ID", "CSeq"})
