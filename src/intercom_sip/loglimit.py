@@ -39,6 +39,23 @@ class Window:
         return left_out
 
 
+def escaped(value: str) -> str:
+    """A value from the network fit for one log line: control characters (CR, LF, ESC,
+    C1...) and the backslash written as escapes, so that nobody can forge a line or send
+    a terminal an escape sequence through our log."""
+    return "".join(_ESCAPES.get(char) or _escape(char) for char in value)
+
+
+def _escape(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+_ESCAPES: Final = {"\\": "\\\\", "\r": "\\r", "\n": "\\n", "\t": "\\t"}
+
+
 class LogLimit:
     """`log(kind, level, message, *args)` as `logger.log`, at most a few lines per kind."""
 

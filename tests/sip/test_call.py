@@ -28,7 +28,6 @@ from intercom_sip.sip.callevents import (
     DtmfReceived,
     Ended,
     Failed,
-    Forbidden,
     Hangup,
     Options,
     Output,
@@ -127,9 +126,9 @@ def tid_of(request: Request) -> TransactionId:
     return TransactionId(True, branch, method, "192.0.2.1:5060")
 
 
-def received(request: Request, from_proxy: bool = True, flow: Flow = PROXY) -> Received:
+def received(request: Request, direct: bool = False, flow: Flow = PROXY) -> Received:
     tid = None if request.method == "ACK" else tid_of(request)
-    return Received(request, tid, flow, HERE, from_proxy)
+    return Received(request, tid, flow, HERE, direct)
 
 
 def handset(options: Options = DEFAULT_OPTIONS, settings: SettingsChanged = ON) -> Handset:
@@ -360,17 +359,20 @@ def test_a_second_caller_while_busy_gets_486_and_the_call_goes_on() -> None:
     assert h.phase is Phase.ACTIVE
 
 
-def test_an_invite_not_from_the_proxy_is_403_and_not_logged() -> None:
-    h = handset()
-    outputs = h.handle(received(sip_request(), from_proxy=False, flow=PANEL), 0.0)
-    assert codes(outputs) == [403]
-    assert outputs[1:] == [Forbidden("sip:100@example.com", ("192.0.2.60", 5060))]
-
-
-def test_direct_calls_allowed_ring() -> None:
-    h = handset(Options(allow_direct=True))
-    outputs = h.handle(received(sip_request(), from_proxy=False, flow=PANEL), 0.0)
+def test_a_direct_call_rings_with_sip_disabled_and_names_the_panel() -> None:
+    """§6.2: the core judged it a direct call (--direct-calls); the handset rings it
+    whatever the settings, and the call names the panel's address."""
+    h = handset(settings=replace(ON, enabled=False))
+    outputs = h.handle(received(sip_request(), direct=True, flow=PANEL), 0.0)
     assert codes(outputs) == [100, 180]
+    assert h.status(0.0).remote == "sip:100@192.0.2.60:5060"
+    assert h.peers() == frozenset({"192.0.2.60", "192.0.2.50"})  # the source, its Contact
+
+
+def test_an_invite_with_sip_disabled_is_480() -> None:
+    h = handset(settings=replace(ON, enabled=False))
+    outputs = h.handle(received(sip_request()), 0.0)
+    assert codes(outputs) == [480]
 
 
 def test_the_same_invite_by_another_path_is_482() -> None:

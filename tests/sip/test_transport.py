@@ -36,13 +36,16 @@ def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
 
 
 @asynccontextmanager
-async def listening(limits: InboundLimits) -> AsyncIterator[tuple[Inbound, int]]:
-    """Our inbound side on a free port: every message is answered with ANSWER."""
+async def listening(
+    limits: InboundLimits, favoured: str = ""
+) -> AsyncIterator[tuple[Inbound, int]]:
+    """Our inbound side on a free port: every message is answered with ANSWER; a
+    connection from `favoured` is the proxy's."""
 
     def answer(data: bytes, flow: Flow) -> None:
         flow.send(ANSWER)
 
-    inbound = Inbound(answer, limits, closed=lambda flow: None)
+    inbound = Inbound(answer, limits, closed=lambda flow: None, favoured=favoured.__eq__)
     server = await asyncio.get_running_loop().create_server(inbound.protocol, "127.0.0.1", 0)
     try:
         yield inbound, server.sockets[0].getsockname()[1]
@@ -51,8 +54,10 @@ async def listening(limits: InboundLimits) -> AsyncIterator[tuple[Inbound, int]]
         server.close()
 
 
-async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection("127.0.0.1", port)
+async def connect(
+    port: int, source: str = "127.0.0.1"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
 
 
 async def closed_by_peer(reader: asyncio.StreamReader) -> bool:
@@ -152,6 +157,64 @@ def test_at_the_cap_with_none_idle_a_new_connection_is_refused() -> None:
             return refused, len(inbound)
 
     assert run(scenario) == (True, 2)
+
+
+def test_one_source_gets_at_most_per_source_connections() -> None:
+    async def scenario() -> tuple[bool, bool, int]:
+        limits = InboundLimits(max_connections=64, min_idle=60.0, per_source=2)
+        async with listening(limits) as (inbound, port):
+            kept = [await connect(port, "127.0.0.2") for _ in range(2)]
+            third = await connect(port, "127.0.0.2")
+            refused = await asyncio.wait_for(closed_by_peer(third[0]), 10)
+            other = await connect(port, "127.0.0.3")  # another source has its own
+            other[1].write(OPTIONS)
+            answered = len(await other[0].readexactly(len(ANSWER))) == len(ANSWER)
+            for _, writer in [*kept, third, other]:
+                writer.close()
+            return refused, answered, len(inbound)
+
+    assert run(scenario) == (True, True, 3)
+
+
+def test_crlf_keepalives_are_not_activity() -> None:
+    """§6.9: a connection that only sends keep-alives is closed at the idle time."""
+
+    async def scenario() -> bool:
+        async with listening(InboundLimits(idle=0.5)) as (_, port):
+            reader, writer = await connect(port)
+
+            async def keep_alive() -> None:
+                while True:
+                    writer.write(b"\r\n\r\n")
+                    await asyncio.sleep(0.1)  # the pace of the pings, not a wait
+
+            pinging = asyncio.create_task(keep_alive())
+            try:
+                closed = await asyncio.wait_for(closed_by_peer(reader), 10)
+            finally:
+                pinging.cancel()
+            writer.close()
+            return closed
+
+    assert run(scenario) is True
+
+
+def test_the_proxys_connection_is_never_refused() -> None:
+    """§6.9: at the cap, with nobody idle, the proxy's new connection closes another's."""
+
+    async def scenario() -> tuple[bool, bool, int]:
+        limits = InboundLimits(max_connections=2, min_idle=60.0)
+        async with listening(limits, favoured="127.0.0.3") as (inbound, port):
+            held = [await connect(port, "127.0.0.2") for _ in range(2)]
+            proxy = await connect(port, "127.0.0.3")
+            proxy[1].write(OPTIONS)
+            answered = len(await proxy[0].readexactly(len(ANSWER))) == len(ANSWER)
+            evicted = await asyncio.wait_for(closed_by_peer(held[0][0]), 10)
+            for _, writer in [*held, proxy]:
+                writer.close()
+            return answered, evicted, len(inbound)
+
+    assert run(scenario) == (True, True, 2)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Final, Protocol
 
@@ -38,7 +38,8 @@ from intercom_sip.sip.callflow import Here, Target
 from intercom_sip.sip.dialog import ids_of
 from intercom_sip.sip.negotiation import Local
 from intercom_sip.sip.port import UDP, SipPort, UserEvent, transport_of
-from intercom_sip.sip.transport import source_toward
+from intercom_sip.sip.transport import OurAddresses, source_toward
+from intercom_sip.sip.trust import Trust
 
 log = logging.getLogger(__name__)
 limited = LogLimit(log)
@@ -60,6 +61,8 @@ class Line:
     contact: str | None  # the registered Contact URI; None until registered
     flow: core.Flow | None  # the registration's flow to the proxy
     bound: bool
+    proxies: frozenset[str] = frozenset()  # the proxy's resolved addresses
+    token: str = field(default="", repr=False)  # our registered Contact's (§6.9)
 
 
 class Lines(Protocol):
@@ -111,7 +114,9 @@ class PhoneShell:
         self._timer: asyncio.TimerHandle | None = None
         self._writes: asyncio.Queue[phone.CallRecord] = asyncio.Queue(MAX_WRITES)
         self._writer: asyncio.Task[None] | None = None
+        self._ours = OurAddresses(options.rtp_host)
         port.add_user(USER, self)
+        port.trust = self.trust
 
     # --- wiring -----------------------------------------------------------------------------
 
@@ -144,6 +149,21 @@ class PhoneShell:
             self._writer.cancel()
         if self._timer is not None:
             self._timer.cancel()
+
+    def trust(self) -> Trust:
+        """What the port's core judges requests by (§6.9), as of now: the registration's
+        proxy and token, the call's peers, and our addresses when direct calls are on."""
+        line = self._lines.line()
+        direct = self._options.call.allow_direct
+        return Trust(
+            token=line.token if line is not None else "",
+            proxies=line.proxies if line is not None else frozenset(),
+            registration=line.flow.key if line is not None and line.flow else None,
+            peers=self._handset.peers(),
+            ours=self._ours.get(line.contact if line else None) if direct else frozenset(),
+            direct=direct,
+            direct_to=USER,
+        )
 
     # --- the Phone Protocol ---------------------------------------------------------------
 
@@ -215,7 +235,7 @@ class PhoneShell:
         if here is None:  # no RTP port (logged): the handset answers a new INVITE 503
             here = self._here(event.flow, line, new_call=False)
             assert here is not None
-        received = ev.Received(request, event.transaction_id, event.flow, here, _from(event, line))
+        received = ev.Received(request, event.transaction_id, event.flow, here, event.direct)
         self._feed(received)
         if self._handset.phase is ev.Phase.IDLE:
             self._release_lease()  # the INVITE did not become the call
@@ -261,15 +281,6 @@ class PhoneShell:
     def _reported(self, output: ev.Ringing | ev.Calling | ev.Answered) -> None:
         s = output.status
         log.info("call %s %s %s: %s", s.id, s.direction, s.remote, s.state)
-
-    def _forbidden(self, output: ev.Forbidden) -> None:
-        limited.log(
-            "forbidden",
-            logging.WARNING,
-            "INVITE from %s at %s:%d refused 403: not the proxy (see --direct-calls)",
-            output.remote,
-            *output.source,
-        )
 
     def _dtmf_received(self, output: ev.DtmfReceived) -> None:
         log.info("DTMF received: %s", output.digits)
@@ -462,15 +473,8 @@ _OUTPUTS: Final[dict[type, OutputHandler]] = {
     ev.Answered: PhoneShell._reported,  # type: ignore[dict-item]
     ev.Ended: PhoneShell._ended,  # type: ignore[dict-item]
     ev.Rejected: PhoneShell._ended,  # type: ignore[dict-item]
-    ev.Forbidden: PhoneShell._forbidden,  # type: ignore[dict-item]
     ev.DtmfReceived: PhoneShell._dtmf_received,  # type: ignore[dict-item]
 }
-
-
-def _from(event: core.RequestReceived, line: Line | None) -> bool:
-    """§6.2: an INVITE from the proxy's address (the host of our registration's flow)."""
-    proxy = line.flow if line is not None else None
-    return proxy is not None and proxy.remote[0] == event.flow.remote[0]
 
 
 def _host_port(uri: str) -> str:

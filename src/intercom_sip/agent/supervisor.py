@@ -9,6 +9,7 @@ import asyncio
 import logging
 import math
 import random
+import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from intercom_sip.sip.transport import (
     TlsOptions,
     UdpEndpoint,
 )
+from intercom_sip.sip.trust import TOKEN_BYTES
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger("intercom_sip.sip.trace")
@@ -131,7 +133,9 @@ class Agent:
         self._options = options
         self._env: SipEnv | None = None
         self._listener: asyncio.Server | None = None
-        self._inbound = Inbound(self.receive, options.inbound, closed=self._flow_closed)
+        self._inbound = Inbound(
+            self.receive, options.inbound, closed=self._flow_closed, favoured=self._is_proxy
+        )
         self._desired: Settings | None = None
         self._applied = _Slot()
         self._leaving: list[Registrant] = []
@@ -140,6 +144,8 @@ class Agent:
         self._task: asyncio.Task[None] | None = None
         self._restarts = Restarts(first=options.restart_pause)
         rng = random.SystemRandom()
+        # §6.9: in our registered Contact, new at each start; only the registrar learns it.
+        self._token = secrets.token_hex(TOKEN_BYTES)
         self.port = SipPort(core.Core(rng, transactions.Timers(t1=options.t1), strays=STRAYS))
         # Told of every applied settings first: a call ends before the un-REGISTER.
         self.on_settings: Callable[[Settings], None] = _ignore
@@ -191,6 +197,8 @@ class Agent:
             contact=status.contact if status is not None else None,
             flow=core_flow(flow) if flow is not None else None,
             bound=bool(status is not None and status.bound),
+            proxies=binding.proxies() if binding is not None else frozenset(),
+            token=self._token,
         )
 
     async def start(self, udp: socket.socket, tcp: socket.socket | None = None) -> None:
@@ -213,6 +221,7 @@ class Agent:
             random.SystemRandom(),
             self.receive,
             o.keepalive,
+            self._token,
         )
         log.info("SIP on %s:%d (udp, tcp)", *endpoint.bound)
         self._task = asyncio.create_task(self._supervise(), name="sip agent")
@@ -318,6 +327,11 @@ class Agent:
         if trace.isEnabledFor(logging.DEBUG):
             trace.debug("from %s:%d\n%s", *flow.remote, redacted(data))
         self.port.receive(data, flow)
+
+    def _is_proxy(self, host: str) -> bool:
+        """A connection from the proxy is never refused (§6.9)."""
+        binding = self._applied.binding
+        return binding is not None and host in binding.proxies()
 
     def _flow_closed(self, flow: Flow) -> None:
         """A connection made to us closed: the core ends the transactions on it."""

@@ -40,7 +40,6 @@ from intercom_sip.sip.callevents import (
     DtmfReceived,
     Ended,
     Failed,
-    Forbidden,
     Hangup,
     Input,
     Options,
@@ -92,9 +91,16 @@ from intercom_sip.sip.callflow import (
 )
 from intercom_sip.sip.core import Flow, Strays
 from intercom_sip.sip.dialog import Dialog, DialogError, as_uac, as_uas, ids_of
-from intercom_sip.sip.message import Request, Response, parse_cseq, parse_name_addr
+from intercom_sip.sip.message import (
+    Request,
+    Response,
+    escape_user,
+    parse_cseq,
+    parse_name_addr,
+)
 from intercom_sip.sip.negotiation import Negotiated, NotAcceptable
 from intercom_sip.sip.transactions import Due, TransactionId, TwoXxRetransmissions, trying
+from intercom_sip.sip.trust import uri_host, user_of
 
 # --- the call --------------------------------------------------------------------------------
 
@@ -195,6 +201,15 @@ class Handset:
     def pending(self) -> dict[Timer, float]:
         """The running timers and when each fires."""
         return dict(self._timers)
+
+    def peers(self) -> frozenset[str]:
+        """Whose requests within the call are taken (§6.9): the host it came from or went
+        to, and its dialog's remote target."""
+        call = self._call
+        if call is None:
+            return frozenset()
+        target = call.dialog.remote_target if call.dialog is not None else ""
+        return frozenset(host for host in (call.flow.remote[0], uri_host(target)) if host)
 
     def status(self, now: float) -> CallStatus:
         call = self._call
@@ -342,11 +357,9 @@ class Handset:
             # §8.2.2.2: the same request again by another path (a fork merged back).
             return [Respond(tid, respond(request, 482, "Loop Detected", tag))]
         refusal = self._refusal(event)
-        if refusal is not None and refusal.code == 403:
-            return [Respond(tid, respond(request, 403, "Forbidden", tag)), _forbidden(event)]
         accepted = self._acceptance(event, tag) if refusal is None else refusal
         if isinstance(accepted, Refusal):
-            return self._reject(request, tid, tag, accepted, now)
+            return self._reject(event, tid, tag, accepted, now)
         return self._ring(event, tid, *accepted, now)
 
     def _acceptance(
@@ -369,27 +382,28 @@ class Handset:
         return dialog, answer
 
     def _refusal(self, event: Received) -> Refusal | None:
-        """The handset's own reasons first (§6.2's order), then the message's."""
+        """The handset's own reasons first (§6.2's order), then the message's. A stranger
+        never gets here: the core answered it (§6.9); a direct call rings with SIP
+        disabled (§6.2)."""
         if self._closing:
             return Refusal(480, "Temporarily Unavailable", "shutdown")
-        if not self.settings.enabled:
+        if not self.settings.enabled and not event.direct:
             return Refusal(480, "Temporarily Unavailable", "disabled")
         if self._call is not None:
             return Refusal(486, "Busy Here", "busy")
-        if not event.from_proxy and not self.options.allow_direct:
-            return Refusal(403, "Forbidden", detail="not from the proxy")
         if event.here.media.port == NO_RTP_PORT:
             return NO_PORT_REFUSAL
         return None
 
     def _reject(
-        self, request: Request, tid: TransactionId, tag: str, refusal: Refusal, now: float
+        self, event: Received, tid: TransactionId, tag: str, refusal: Refusal, now: float
     ) -> Outputs:
+        request = event.request
         response = respond(request, refusal.code, refusal.reason, tag, extra=refusal.extra)
         record = CallRecord(
             id=self._call_id(),
             direction="in",
-            remote=_uri_of(request, "From"),
+            remote=_caller(event),
             started=self._unix(now),
             answered=None,
             ended=self._unix(now),
@@ -416,7 +430,7 @@ class Handset:
         self._call = call = _Call(
             id=self._call_id(),
             direction="in",
-            remote=_uri_of(request, "From"),
+            remote=_caller(event),
             flow=event.flow,
             here=here,
             started=now,
@@ -875,8 +889,15 @@ def _hang_up_2xx(abandoned: _Abandoned, response: Response, rng: random.Random) 
     return [SendAck(ack, abandoned.flow), SendRequest(bye, abandoned.flow, tid)]
 
 
-def _forbidden(event: Received) -> Forbidden:
-    return Forbidden(_uri_of(event.request, "From"), event.flow.remote)
+def _caller(event: Received) -> str:
+    """Who calls, for the status and the call log: the From URI; for a direct call, the
+    panel's address it came from (a panel's From names whatever it was set up with)."""
+    sender = _uri_of(event.request, "From")
+    if not event.direct:
+        return sender
+    user = user_of(sender)
+    host, port = event.flow.remote
+    return f"sip:{escape_user(user)}@{host}:{port}" if user else f"sip:{host}:{port}"
 
 
 def _uri_of(message: Request | Response, header: str) -> str:

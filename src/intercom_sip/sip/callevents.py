@@ -47,7 +47,7 @@ class Options:
     dial_time: float = 60.0  # ours: how long an outgoing call may ring before CANCEL
     auto_answer_delay: float = 1.0
     media_timeout: float = 30.0
-    allow_direct: bool = False  # INVITEs from addresses other than the proxy's
+    allow_direct: bool = False  # --direct-calls: INVITEs to our addresses ring (§6.2)
     timers: Timers = field(default_factory=Timers)  # T1, T2 of the 2xx retransmissions
     user_agent: str = "intercom-sip"
     max_dtmf_kept: int = 256  # characters of `dtmf_received`; the latest are kept
@@ -63,14 +63,14 @@ DEFAULT_OPTIONS: Final = Options()
 
 @dataclass(frozen=True)
 class Received:
-    """A request for our user (the core's `RequestReceived`); `from_proxy`: it came
-    from the proxy's address; `here`: our Contact, Via and RTP port for its flow."""
+    """A request for our user (the core's `RequestReceived`, which judged its source,
+    §6.9); `direct`: a direct call's (§6.2); `here`: our Contact, Via and RTP port."""
 
     request: Request
     transaction_id: TransactionId | None  # None for an ACK to a 2xx
     flow: Flow
     here: Here
-    from_proxy: bool
+    direct: bool = False
 
 
 @dataclass(frozen=True)
@@ -313,15 +313,6 @@ class Rejected:
 
 
 @dataclass(frozen=True)
-class Forbidden:
-    """An INVITE from an address that is not the proxy's, answered 403: a log line only
-    (scanners send many; they must not push real calls out of the call log)."""
-
-    remote: str
-    source: Address
-
-
-@dataclass(frozen=True)
 class DtmfReceived:
     digits: str
 
@@ -341,7 +332,6 @@ Output = (
     | Answered
     | Ended
     | Rejected
-    | Forbidden
     | DtmfReceived
 )
 Outputs = list[Output]

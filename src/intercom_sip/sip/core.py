@@ -11,9 +11,10 @@ so that one port can serve several accounts. Before any transaction is opened, t
 request is judged (`sip/trust.py`, from the `trust` value the shell keeps current): a
 stranger gets one stateless 403 from its source's budget and nothing else (§6.9); room
 in the transaction table is kept for the proxy, live dialogs and our own requests.
-Requests for nobody are answered here, from the `Strays` table, through a server transaction like any other: its retransmissions get
-the same response, To-tag included. Responses go back on the flow the request came on
-(RFC 3581's symmetric response, always: the monitor sits behind NAT).
+Requests for nobody are answered here, from the `Strays` table, through a server
+transaction like any other: its retransmissions get the same response, To-tag included.
+Responses go back on the flow the request came on (RFC 3581's symmetric response,
+always: the monitor sits behind NAT).
 """
 
 import random

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
+from intercom_sip.loglimit import escaped
+
 MAX_MESSAGE: Final = 65536
 MAX_HEADERS: Final = 128
 MAX_LINE: Final = 8192
@@ -355,10 +357,16 @@ def parse_via(value: str) -> Via | None:
 _CREDENTIALS = re.compile(rb"^((?:proxy-)?authorization[ \t]*:).*$", re.I | re.M)
 
 
+# RFC 4568 §6.1: `a=crypto:<tag> <suite> inline:<key||salt>[|lifetime][|mki] ...`
+_SRTP_KEYS = re.compile(rb"(inline:)[^\s;]*", re.I)
+
+
 def redacted(data: bytes) -> str:
-    """A message as text for a debug trace, its credentials replaced."""
-    text = _CREDENTIALS.sub(rb"\1 <redacted>", data).decode("utf-8", "replace")
-    return text.rstrip("\r\n").replace("\r\n", "\n")
+    """A message as text for a debug trace, its credentials and SRTP keys replaced, and
+    control characters escaped in each of its lines (so the trace's lines are ours)."""
+    data = _SRTP_KEYS.sub(rb"\1<redacted>", _CREDENTIALS.sub(rb"\1 <redacted>", data))
+    text = data.decode("utf-8", "replace").rstrip("\r\n")
+    return "\n".join(escaped(line) for line in text.split("\r\n"))
 
 
 # --- building --------------------------------------------------------------------------

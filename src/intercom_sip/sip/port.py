@@ -16,11 +16,12 @@ import logging
 from collections.abc import Callable, Hashable
 from typing import Final, Protocol
 
-from intercom_sip.loglimit import LogLimit
+from intercom_sip.loglimit import LogLimit, escaped
 from intercom_sip.sip import core
 from intercom_sip.sip.message import Request, Response, redacted
 from intercom_sip.sip.transactions import TransactionId
 from intercom_sip.sip.transport import Address, Flow, FlowError, StreamFlow
+from intercom_sip.sip.trust import Trust
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger("intercom_sip.sip.trace")
@@ -36,6 +37,7 @@ UserEvent = (
     | core.TransportError
 )
 SendUdp = Callable[[bytes, Address], None]
+TrustSource = Callable[[], Trust]
 
 
 class CoreUser(Protocol):
@@ -57,8 +59,11 @@ def transport_of(flow: core.Flow) -> str:
 class SipPort:
     """One SIP port: its core, the sockets it sends on, its users by name."""
 
-    def __init__(self, sip_core: core.Core) -> None:
+    def __init__(self, sip_core: core.Core, trust: TrustSource | None = None) -> None:
+        """`trust`: what the core judges requests by (§6.9), asked before each message,
+        so that it always knows the current registration, proxy and dialogs."""
         self.core = sip_core
+        self.trust = trust
         self._send_udp: SendUdp | None = None
         self._users: dict[str, CoreUser] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -78,6 +83,8 @@ class SipPort:
 
     def receive(self, data: bytes, flow: Flow) -> None:
         """A whole message from the UDP endpoint or a connection."""
+        if self.trust is not None:
+            self.core.trust = self.trust()
         self.core.receive(data, core_flow(flow), self.now())
         self.pump()
 
@@ -110,6 +117,8 @@ class SipPort:
         while (event := self.core.next_event()) is not None:
             if isinstance(event, core.Transmit):
                 self._transmit(event)
+            elif isinstance(event, core.StrangerRefused):
+                _told(event)
             elif isinstance(event, core.RequestReceived | core.CancelReceived):
                 user = self._users.get(event.user)
                 if user is not None:
@@ -158,3 +167,16 @@ class SipPort:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._timer_at = None
+
+
+def _told(event: core.StrangerRefused) -> None:
+    """A stranger's refusal (the core keeps these to a few a second, §6.9); every value
+    from the wire escaped."""
+    more = f" ({event.left_out} more like it not logged)" if event.left_out else ""
+    log.warning(
+        "%s from %s at %s:%d refused 403: not the proxy (see --direct-calls)%s",
+        escaped(event.method),
+        escaped(event.sender),
+        *event.source,
+        more,
+    )

@@ -34,8 +34,11 @@ class BindingKey:
         """The proxy's host: the name its TLS certificate must carry."""
         return self.proxy.removeprefix("sips:").removeprefix("sip:").partition(":")[0]
 
-    def contact(self, address: Address, transport: str) -> str:
-        return f"sip:{escape_user(self.user)}@{address[0]}:{address[1]};transport={transport}"
+    def contact(self, address: Address, transport: str, token: str = "") -> str:
+        """Our Contact; its user part carries `token` (`<user>-<token>`, CONTRACT §6.9),
+        which only the registrar learns: what it delivers there is the proxy's."""
+        user = f"{self.user}-{token}" if token else self.user
+        return f"sip:{escape_user(user)}@{address[0]}:{address[1]};transport={transport}"
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ class SipEnv:
     rng: random.Random = field(default_factory=random.SystemRandom)
     receive: Any = None  # the agent's dispatcher, for stream flows
     keepalive: float | None = None  # seconds; None: KEEPALIVE_EVERY for the transport
+    token: str = field(default="", repr=False)  # in our Contact's user part (§6.9)
 
 
 class Registrant:
@@ -96,6 +97,11 @@ class Registrant:
     def flow(self) -> Flow | None:
         """The flow to the proxy (calls go on it, and come from its remote host)."""
         return self._flow
+
+    def proxies(self) -> frozenset[str]:
+        """The proxy's resolved addresses (§6.9: whose requests are the proxy's)."""
+        hosts = {target.host for target in self._targets.all}
+        return frozenset(hosts | ({self._flow.remote[0]} if self._flow is not None else set()))
 
     # --- the agent's side --------------------------------------------------------------
 
@@ -423,7 +429,8 @@ class Registrant:
         return (source_toward(flow.local[0], flow.remote), self._env.endpoint.bound[1])
 
     def _contact_uri(self, flow: Flow) -> str:
-        return self.identity.contact(self._public or self._advertised(flow), flow.transport)
+        address = self._public or self._advertised(flow)
+        return self.identity.contact(address, flow.transport, self._env.token)
 
     def _contact_moved(self, flow: Flow) -> bool:
         current = self._contact

@@ -38,6 +38,11 @@ class Targets:
         self._list, self._index, self._until = (), 0, 0.0
 
     @property
+    def all(self) -> tuple[Target, ...]:
+        """Every target of the current answer, tried or not."""
+        return self._list
+
+    @property
     def remaining(self) -> int:
         """How many targets after the current one may still be tried."""
         return max(0, len(self._list) - self._index - 1)

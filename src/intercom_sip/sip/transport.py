@@ -10,11 +10,13 @@ carry nothing and how many there may be at once.
 import asyncio
 import contextlib
 import errno
+import fcntl
 import logging
 import socket
 import ssl
 import struct
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, TypeVar, cast
@@ -80,6 +82,43 @@ class InboundLimits:
     idle: float = 120.0
     max_connections: int = 64
     min_idle: float = 1.0
+    per_source: int = 8  # from one address (CONTRACT §6.9); the proxy's are never refused
+
+
+SIOCGIFADDR: Final = 0x8915  # <linux/sockios.h>: an interface's IPv4 address
+OURS_FOR: Final = 30.0  # seconds the interfaces' addresses are kept before a new look
+
+
+def interface_addresses() -> frozenset[str]:
+    """The IPv4 addresses of this host's interfaces (one per interface: its primary)."""
+    found = set()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for _, name in socket.if_nameindex():
+            request = struct.pack("256s", name.encode()[:15])
+            with contextlib.suppress(OSError):
+                answer = fcntl.ioctl(probe.fileno(), SIOCGIFADDR, request)
+                found.add(socket.inet_ntoa(answer[20:24]))
+    return frozenset(found)
+
+
+class OurAddresses:
+    """The monitor's addresses, for direct calls (CONTRACT §6.2): the bound one, the
+    interfaces' (looked at again every `OURS_FOR` seconds) and the registered contact's
+    host (a public address learned by STUN or `received`)."""
+
+    def __init__(self, bound: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._bound, self._clock = bound, clock
+        self._cached: frozenset[str] = frozenset()
+        self._until = float("-inf")
+
+    def get(self, contact: str | None) -> frozenset[str]:
+        now = self._clock()
+        if now >= self._until:
+            self._cached, self._until = interface_addresses(), now + OURS_FOR
+        extra = {self._bound} if self._bound not in ("", "0.0.0.0") else set()  # noqa: S104
+        if contact:
+            extra.add(contact.partition("@")[2].partition(":")[0].partition(";")[0])
+        return self._cached | extra
 
 
 class Flow:
@@ -270,7 +309,6 @@ class StreamFlow(Flow, asyncio.Protocol):
             self._inbound.accept(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_heard = _now()
         self._framer.feed(data)
         if self.work(PER_FLOW) and self._stream is not None:
             # The rest waits for later turns of the loop, and reading waits with it, so
@@ -294,6 +332,9 @@ class StreamFlow(Flow, asyncio.Protocol):
 
     def _take(self, event: framer.Event) -> None:
         if isinstance(event, bytes):
+            # Only a whole message is activity (§6.9): CRLF keep-alives and a message
+            # that never ends cannot keep a connection open.
+            self.last_heard = _now()
             self._receive(event, self)
         elif isinstance(event, framer.Ping):
             self._send_quietly(b"\r\n")
@@ -426,11 +467,18 @@ class Inbound:
     """The connections made to our SIP port: counted, capped, and closed when idle."""
 
     def __init__(
-        self, receive: Receive, limits: InboundLimits, *, closed: Callable[[Flow], None]
+        self,
+        receive: Receive,
+        limits: InboundLimits,
+        *,
+        closed: Callable[[Flow], None],
+        favoured: Callable[[str], bool] = lambda host: False,
     ) -> None:
         """`closed` is told of every connection that ends (the port's core: the
-        transactions on it can send and hear nothing more)."""
+        transactions on it can send and hear nothing more); `favoured(host)`: whether
+        a connection from `host` is the proxy's, and so never refused."""
         self._receive, self._limits, self._closed = receive, limits, closed
+        self._favoured = favoured
         self._flows: dict[StreamFlow, None] = {}  # insertion-ordered set
 
     def protocol(self) -> StreamFlow:
@@ -441,31 +489,50 @@ class Inbound:
         return len(self._flows)
 
     def accept(self, flow: StreamFlow) -> None:
-        limits = self._limits
+        limits, host = self._limits, flow.remote[0]
+        favoured = self._favoured(host)
+        same = [f for f in self._flows if f.remote[0] == host]
+        crowded = not favoured and len(same) >= limits.per_source
+        if crowded and not self._make_room(flow, same, limits.min_idle):
+            return
         if len(self._flows) >= limits.max_connections:
-            heard = ((f, f.last_heard) for f in self._flows)
-            victim = longest_idle(heard, _now(), limits.min_idle)
-            if victim is None:
-                limited.log(
-                    "cap",
-                    logging.WARNING,
-                    "SIP TCP: %d connections, refusing %s",
-                    len(self._flows),
-                    flow.remote,
-                )
-                flow.abort()
-                return
-            limited.log(
-                "cap",
-                logging.INFO,
-                "SIP TCP: %d connections, closing the idle one from %s",
-                len(self._flows),
-                victim.remote,
+            others = [f for f in self._flows if not self._favoured(f.remote[0])]
+            # The proxy's connection takes the place of the longest idle of anyone else's.
+            room = self._make_room(flow, others, limits.min_idle) or (
+                favoured and self._make_room(flow, others or list(self._flows), 0.0)
             )
-            self.forget(victim)
-            victim.abort()
+            if not room:
+                return
         self._flows[flow] = None
         flow.watch_idle(limits.idle)
+
+    def _make_room(self, flow: StreamFlow, among: list[StreamFlow], min_idle: float) -> bool:
+        """Close the longest idle of `among` (idle `min_idle` at least); else refuse
+        `flow` (unless a later try may still make room). True when there is room."""
+        victim = longest_idle(((f, f.last_heard) for f in among), _now(), min_idle)
+        if victim is None:
+            if min_idle > 0.0 and self._favoured(flow.remote[0]):
+                return False  # the caller tries again, harder
+            limited.log(
+                "cap",
+                logging.WARNING,
+                "SIP TCP: %d connections (%d from %s), refusing it",
+                len(self._flows),
+                len(among),
+                flow.remote[0],
+            )
+            flow.abort()
+            return False
+        limited.log(
+            "cap",
+            logging.INFO,
+            "SIP TCP: %d connections, closing the idle one from %s",
+            len(self._flows),
+            victim.remote,
+        )
+        self.forget(victim)
+        victim.abort()
+        return True
 
     def forget(self, flow: StreamFlow) -> None:
         self._flows.pop(flow, None)
