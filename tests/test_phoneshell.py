@@ -3,11 +3,14 @@ out for an INVITE, the auto-answer, the ACK, a BYE, the call log written off the
 and the refusals (busy, not from the proxy, disabled)."""
 
 import asyncio
+import logging
 import random
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Final
+
+import pytest
 
 from intercom_sip.agent import phone
 from intercom_sip.agent.phoneshell import Line, PhoneOptions, PhoneShell
@@ -19,6 +22,8 @@ from intercom_sip.sip.port import SipPort
 from intercom_sip.sip.transport import Address, Flow
 
 PROXY: Final = ("127.0.0.1", 5070)
+TOKEN: Final = "5eed70c3a1b2c3d4e5f60718"
+OUTSIDER: Final = ("127.0.0.9", 5060)
 PATIENCE: Final = 5.0
 
 
@@ -38,9 +43,11 @@ class Lines:
             realm="example.test",
             aor="sip:101@example.test",
             credentials=None,
-            contact="sip:101@127.0.0.1:5060;transport=udp",
+            contact=f"sip:101-{TOKEN}@127.0.0.1:5060;transport=udp",
             flow=core.Flow("udp", False, PROXY),
             bound=True,
+            proxies=frozenset({PROXY[0]}),
+            token=TOKEN,
         )
     )
 
@@ -101,6 +108,8 @@ def run(
     test: Callable[[Rig], Awaitable[None]],
     auto_answer: bool = True,
     pool: PortPool | None = None,
+    direct: bool = False,
+    enabled: bool = True,
 ) -> None:
     async def main() -> None:
         sent: list[tuple[bytes, Address]] = []
@@ -108,7 +117,9 @@ def run(
         port.attach(lambda data, address: sent.append((data, address)))
         source = tone()
         assert isinstance(source, Loop)
-        options = callevents.Options(auto_answer_delay=0.05, timers=transactions.Timers(t1=0.05))
+        options = callevents.Options(
+            auto_answer_delay=0.05, timers=transactions.Timers(t1=0.05), allow_direct=direct
+        )
         log = CallLog()
         shell = PhoneShell(
             port,
@@ -120,7 +131,7 @@ def run(
             rng=random.Random(2),
         )
         shell.start()
-        shell.apply(settings())
+        shell.apply(settings(enable=enabled))
         shell.set_auto_answer(auto_answer)
         try:
             await test(Rig(shell, port, sent, log))
@@ -131,15 +142,21 @@ def run(
     asyncio.run(asyncio.wait_for(main(), 4 * PATIENCE))
 
 
-def invite(call_id: str = "call-1", branch: str = "z9hG4bKinv1") -> str:
+def invite(
+    call_id: str = "call-1",
+    branch: str = "z9hG4bKinv1",
+    uri: str = f"sip:101-{TOKEN}@127.0.0.1:5060",
+    sender: str = "<sip:door@example.test>",
+) -> str:
+    """An INVITE as the registrar delivers it: to our registered Contact, token and all."""
     sdp = (
         "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n"
         "m=audio 41998 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n"
     )
     return (
-        "INVITE sip:101@127.0.0.1:5060 SIP/2.0\n"
+        f"INVITE {uri} SIP/2.0\n"
         f"Via: SIP/2.0/UDP 127.0.0.1:5070;branch={branch}\n"
-        "From: <sip:door@example.test>;tag=d1\nTo: <sip:101@example.test>\n"
+        f"From: {sender};tag=d1\nTo: <sip:101@example.test>\n"
         f"Call-ID: {call_id}\nCSeq: 1 INVITE\nContact: <sip:door@127.0.0.1:5070>\n"
         "Max-Forwards: 70\nContent-Type: application/sdp\n"
         f"Content-Length: {len(sdp.replace(chr(10), chr(13) + chr(10)))}\n\n{sdp}"
@@ -208,15 +225,101 @@ def test_a_second_invite_while_busy_gets_486_and_a_log_entry() -> None:
     run(test, auto_answer=False)
 
 
-def test_an_invite_not_from_the_proxy_gets_403_and_no_log_entry() -> None:
+@pytest.mark.parametrize(
+    ("uri", "source"),
+    [
+        ("sip:101@127.0.0.1:5060", PROXY),  # a forged proxy source: no token
+        ("sip:101@127.0.0.1:5060", ("127.0.0.1", 40000)),  # the proxy's IP, another port
+        ("sip:nobody@127.0.0.1:5060", OUTSIDER),  # another user: the same refusal
+        ("sip:101-0000000000000000@127.0.0.1:5060", OUTSIDER),  # a guessed token
+    ],
+)
+def test_an_invite_without_the_token_gets_403_and_nothing_else(
+    uri: str, source: Address, caplog: pytest.LogCaptureFixture
+) -> None:
     async def test(rig: Rig) -> None:
-        rig.receive(invite(), source=("127.0.0.9", 5060))
+        rig.receive(invite(uri=uri), source=source)
         await rig.answer_starting("SIP/2.0 403 Forbidden")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # what would be T1's resends (0.05 s) and auto-answer
+        assert rig.sent == []  # no 180, no 403 again, no 200
         assert rig.log.records == []
         assert rig.shell.status() == phone.IDLE
 
     run(test)
+
+
+def test_a_stranger_while_busy_gets_403_not_486_and_no_log_entry() -> None:
+    """§6.2: the stranger check comes before busy, and writes no call-log row."""
+
+    async def test(rig: Rig) -> None:
+        rig.receive(invite())
+        await rig.answer_starting("SIP/2.0 180 Ringing")
+        for n in range(20):
+            rig.receive(invite(f"s{n}", f"z9hG4bKs{n}", uri="sip:101@127.0.0.1"), OUTSIDER)
+        await rig.answer_starting("SIP/2.0 403 Forbidden")
+        await asyncio.sleep(0.2)
+        forbidden = [d for d, _ in rig.sent if d.startswith(b"SIP/2.0 403 ")]
+        assert (len(forbidden), rig.log.records) == (9, [])  # 10 a second, one taken above
+        assert rig.shell.status().state == "ringing"
+
+    run(test, auto_answer=False)
+
+
+def test_an_outsider_with_the_dialogs_ids_gets_403_and_the_call_goes_on() -> None:
+    async def test(rig: Rig) -> None:
+        rig.receive(invite())
+        ok = await rig.answer_starting("SIP/2.0 200 OK")
+        tag = to_tag(ok)
+        rig.receive(in_dialog("ACK", tag, 1, "z9hG4bKack"))
+        await wait_until(lambda: rig.shell.status().state == "active")
+        rig.receive(in_dialog("INVITE", tag, 2, "z9hG4bKre"), OUTSIDER)
+        await rig.answer_starting("SIP/2.0 403 Forbidden", "CSeq: 2 INVITE")
+        rig.receive(in_dialog("BYE", tag, 3, "z9hG4bKbye"), OUTSIDER)
+        await rig.answer_starting("SIP/2.0 403 Forbidden", "CSeq: 3 BYE")
+        await asyncio.sleep(0.1)
+        assert rig.shell.status().state == "active"
+        rig.receive(in_dialog("BYE", tag, 4, "z9hG4bKbye2"))  # the proxy's: taken
+        await rig.answer_starting("SIP/2.0 200 OK", "CSeq: 4 BYE")
+        await wait_until(lambda: rig.shell.status() == phone.IDLE)
+
+    run(test)
+
+
+@pytest.mark.parametrize("uri", ["sip:127.0.0.1", "sip:any@127.0.0.1:5060"])
+def test_direct_calls_ring_any_user_with_sip_disabled(uri: str) -> None:
+    async def test(rig: Rig) -> None:
+        rig.receive(invite(uri=uri), source=("127.0.0.9", 5062))
+        await rig.answer_starting("SIP/2.0 180 Ringing")
+        assert rig.shell.status().remote == "sip:door@127.0.0.9:5062"
+        rig.receive(invite("c2", "z9hG4bKc2", uri=uri), source=("127.0.0.9", 5062))
+        await rig.answer_starting("SIP/2.0 486 Busy Here")
+
+    run(test, auto_answer=False, direct=True, enabled=False)
+
+
+@pytest.mark.parametrize("uri", ["sip:127.0.0.1", "sip:any@127.0.0.1:5060"])
+def test_without_direct_calls_they_are_refused(uri: str) -> None:
+    async def test(rig: Rig) -> None:
+        rig.receive(invite(uri=uri), source=("127.0.0.9", 5062))
+        await rig.answer_starting("SIP/2.0 403 Forbidden")
+        assert rig.log.records == []
+
+    run(test, auto_answer=False, enabled=False)
+
+
+def test_a_strangers_from_is_logged_escaped(caplog: pytest.LogCaptureFixture) -> None:
+    sender = "<sip:x@e.test>\x1b[2J\rforged line"
+
+    async def test(rig: Rig) -> None:
+        rig.receive(invite(uri="sip:101@127.0.0.1", sender=sender), OUTSIDER)
+        await rig.answer_starting("SIP/2.0 403 Forbidden")
+
+    with caplog.at_level(logging.WARNING, "intercom_sip.sip.port"):
+        run(test)
+    assert [r.getMessage() for r in caplog.records if r.name == "intercom_sip.sip.port"] == [
+        "INVITE from <sip:x@e.test>\\x1b[2J\\rforged line;tag=d1 at 127.0.0.9:5060"
+        " refused 403: not the proxy (see --direct-calls)"
+    ]
 
 
 def test_disabling_ends_the_call_with_bye() -> None:
