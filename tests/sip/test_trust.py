@@ -130,6 +130,13 @@ def test_the_budget_is_ten_answers_a_second_per_source() -> None:
     assert budget.admit("203.0.113.66", 1.0)  # a new second
 
 
+def test_the_budget_holds_in_any_second_not_only_in_fixed_ones() -> None:
+    budget = Budget()
+    assert all(budget.admit("203.0.113.66", 0.9 + 0.001 * n) for n in range(10))
+    assert not budget.admit("203.0.113.66", 1.2)  # a fixed window would have begun anew
+    assert budget.admit("203.0.113.66", 1.95)
+
+
 def test_the_budget_table_is_bounded() -> None:
     budget = Budget(max_sources=4)
     assert all(budget.admit(f"10.0.0.{n}", 0.0) for n in range(4))

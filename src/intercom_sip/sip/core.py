@@ -23,7 +23,6 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from intercom_sip.loglimit import Window
 from intercom_sip.sip.message import (
     MAX_HEADERS,
     MAX_MESSAGE,
@@ -56,7 +55,7 @@ from intercom_sip.sip.transactions import (
     event_of,
     server_id,
 )
-from intercom_sip.sip.trust import Budget, Trust, Verdict, judge, user_of, without_token
+from intercom_sip.sip.trust import Budget, Rate, Trust, Verdict, judge, user_of, without_token
 
 Address = tuple[str, int]
 DEFAULT_TIMERS: Final = Timers()
@@ -213,7 +212,7 @@ class Core:
         # None: no policy (the core's own unit tests); the service always sets one.
         self.trust: Trust | None = None
         self.budget = Budget()
-        self._stranger_lines = Window()
+        self._stranger_lines = Rate(limits.stranger_lines)
 
     # --- users ---------------------------------------------------------------------------
 
@@ -353,10 +352,12 @@ class Core:
             return
         refusal = response_to(request, 403, "Forbidden", self._tag())
         self._events.append(Transmit(response_bytes(refusal), flow))
-        left_out = self._stranger_lines.admit(now, self._limits.stranger_lines)
-        if left_out is not None:
+        lines = self._stranger_lines
+        if lines.admit(now):
             sender = request.headers.get("From") or ""
-            self._events.append(StrangerRefused(request.method, sender, flow.remote, left_out))
+            told = StrangerRefused(request.method, sender, flow.remote, lines.left_out)
+            self._events.append(told)
+            lines.left_out = 0
 
     def _user_for(self, request: Request, verdict: Verdict) -> str:
         """Whose request it is: the user its Request-URI names (the token stripped), or,

@@ -13,13 +13,13 @@ row. Direct calls (an installer's choice) take any INVITE to one of our addresse
 `Budget` is the per-source answer budget, under a clock passed in.
 """
 
+from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 from urllib.parse import unquote
 
-from intercom_sip.loglimit import Window
 from intercom_sip.sip.message import Request, parse_name_addr
 
 ANSWERS_PER_SECOND: Final = 10  # a stranger's answers per source address each second
@@ -114,33 +114,57 @@ def _on_registration(trust: Trust, reliable: bool, key: Hashable) -> bool:
 
 
 @dataclass
+class Rate:
+    """At most `per_second` events in any one second (a sliding window: the instants
+    of the last `per_second` admitted are kept), and how many were turned away since
+    the last one admitted."""
+
+    per_second: int
+    _recent: deque[float] = field(default_factory=deque)
+    left_out: int = 0
+
+    def admit(self, now: float) -> bool:
+        recent = self._recent
+        if len(recent) >= self.per_second and now - recent[0] < 1.0:
+            self.left_out += 1
+            return False
+        recent.append(now)
+        if len(recent) > self.per_second:
+            recent.popleft()
+        return True
+
+    def idle(self, now: float) -> bool:
+        """Nothing admitted for a second: forgetting this one loses nothing."""
+        return not self._recent or now - self._recent[-1] >= 1.0
+
+
+@dataclass
 class Budget:
-    """At most `per_second` answers a second to each source; at most `max_sources`
+    """At most `per_second` answers in any second to each source; at most `max_sources`
     sources remembered, so that a spray of forged addresses cannot grow the table:
-    when it is full, stale windows are forgotten (once a second at most), and a new
+    when it is full, the idle ones are forgotten (a sweep a second at most), and a new
     source that still finds it full gets nothing."""
 
     per_second: int = ANSWERS_PER_SECOND
     max_sources: int = MAX_SOURCES
-    _windows: dict[str, Window] = field(default_factory=dict)
+    _rates: dict[str, Rate] = field(default_factory=dict)
     _swept: float = float("-inf")
 
     def admit(self, source: str, now: float) -> bool:
-        window = self._windows.get(source)
-        if window is None:
-            if len(self._windows) >= self.max_sources and not self._sweep(now):
+        rate = self._rates.get(source)
+        if rate is None:
+            if len(self._rates) >= self.max_sources and not self._sweep(now):
                 return False
-            window = self._windows[source] = Window()
-        return window.admit(now, self.per_second) is not None
+            rate = self._rates[source] = Rate(self.per_second)
+        return rate.admit(now)
 
     def __len__(self) -> int:
-        return len(self._windows)
+        return len(self._rates)
 
     def _sweep(self, now: float) -> bool:
-        """Forget the sources whose window is over; True when there is room again."""
+        """Forget the idle sources; True when there is room again."""
         if now - self._swept >= 1.0:
             self._swept = now
-            stale = [s for s, w in self._windows.items() if now - w.start >= 1.0]
-            for source in stale:
-                del self._windows[source]
-        return len(self._windows) < self.max_sources
+            for source in [s for s, rate in self._rates.items() if rate.idle(now)]:
+                del self._rates[source]
+        return len(self._rates) < self.max_sources
