@@ -20,6 +20,7 @@ from intercom_sip.sip.message import (
     parse_params,
     parse_via,
     quote,
+    redacted,
     request_bytes,
     response_bytes,
     response_to,
@@ -861,3 +862,28 @@ def test_response_to_keeps_an_existing_to_tag() -> None:
         options_with().replace(b"<sip:101@example.com>\r\n", b"<sip:1@e>;tag=z\r\n")
     )
     assert response_to(received, 200, "OK", to_tag="new").headers.get("To") == "<sip:1@e>;tag=z"
+
+
+def test_the_trace_redacts_credentials_and_srtp_keys_and_escapes_control_characters() -> None:
+    """CONTRACT §6.9: an SDES key is a secret like the password; a value from the wire
+    cannot make a line of its own or reach a terminal as an escape sequence."""
+    sdp = (
+        b"v=0\r\nm=audio 4000 RTP/SAVP 0\r\n"
+        b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n"
+        b"a=crypto:2 AES_CM_128_HMAC_SHA1_32 INLINE:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n"
+    )
+    message = (
+        b"INVITE sip:101@example.com SIP/2.0\r\n"
+        b"From: <sip:x@e.test>\x1b[2J\rforged;tag=1\r\n"
+        b'Proxy-Authorization: Digest username="101", response="0123"\r\n\r\n' + sdp
+    )
+    assert redacted(message).split("\n") == [
+        "INVITE sip:101@example.com SIP/2.0",
+        "From: <sip:x@e.test>\\x1b[2J\\rforged;tag=1",
+        "Proxy-Authorization: <redacted>",
+        "",
+        "v=0",
+        "m=audio 4000 RTP/SAVP 0",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>",
+        "a=crypto:2 AES_CM_128_HMAC_SHA1_32 INLINE:<redacted>",
+    ]

@@ -354,7 +354,7 @@ def parse_via(value: str) -> Via | None:
 
 # --- tracing ---------------------------------------------------------------------------
 
-_CREDENTIALS = re.compile(rb"^((?:proxy-)?authorization[ \t]*:).*$", re.I | re.M)
+_CREDENTIALS = re.compile(rb"^((?:proxy-)?authorization[ \t]*:)[^\r\n]*", re.I | re.M)
 
 
 # RFC 4568 §6.1: `a=crypto:<tag> <suite> inline:<key||salt>[|lifetime][|mki] ...`
@@ -365,8 +365,8 @@ def redacted(data: bytes) -> str:
     """A message as text for a debug trace, its credentials and SRTP keys replaced, and
     control characters escaped in each of its lines (so the trace's lines are ours)."""
     data = _SRTP_KEYS.sub(rb"\1<redacted>", _CREDENTIALS.sub(rb"\1 <redacted>", data))
-    text = data.decode("utf-8", "replace").rstrip("\r\n")
-    return "\n".join(escaped(line) for line in text.split("\r\n"))
+    lines = data.decode("utf-8", "replace").rstrip("\r\n").split("\n")
+    return "\n".join(escaped(line.removesuffix("\r")) for line in lines)
 
 
 # --- building --------------------------------------------------------------------------
