@@ -869,7 +869,8 @@ def test_the_trace_redacts_credentials_and_srtp_keys_and_escapes_control_charact
     cannot make a line of its own or reach a terminal as an escape sequence."""
     sdp = (
         b"v=0\r\nm=audio 4000 RTP/SAVP 0\r\n"
-        b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n"
+        b"a=crypto:1 AES_CM_128_HMAC_SHA1_80"
+        b" inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n"
         b"a=crypto:2 AES_CM_128_HMAC_SHA1_32 INLINE:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n"
     )
     message = (
