@@ -118,6 +118,10 @@ class Service:
     def log_tail(self) -> str:
         return self._tail.decode("utf-8", "replace")[-2000:]
 
+    def log_tail_all(self) -> str:
+        """The log's last 64 KiB."""
+        return self._tail.decode("utf-8", "replace")
+
     def rss_mb(self) -> float:
         assert self.process is not None
         try:
