@@ -379,10 +379,10 @@ def _flood(options: Options, kind: str, before: dict[str, str]) -> Outcome:
             Watch(monitor.service, options.rss_ceiling) as watch,
             _Flood(monitor.sip, kind, rate) as flood,
         ):
-            time.sleep(1.0)  # the flood under way
+            time.sleep(4.0)  # the flood under way: past 512 transactions (before: 32 s each)
             during = monitor.rings("flood")
             monitor.service.call("POST", "/api/v1/device/sip/reregister", monitor.token)
-            deadline = time.monotonic() + seconds - 1.0
+            deadline = time.monotonic() + seconds - 4.0
             while time.monotonic() < deadline:
                 time.sleep(0.1)
             stopped = flood.stop_sending()
