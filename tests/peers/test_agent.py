@@ -1,6 +1,7 @@
 """The SIP agent against a real Kamailio: its `ul.dump` is the ground truth."""
 
 import json
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -122,6 +123,18 @@ def device(tmp_path: Path, kamailio: Kamailio) -> Iterator[Device]:
     made.stop()
 
 
+def untokened(contact: str) -> str:
+    """A registered Contact without its token (`sip:101-<hex>@...` -> `sip:101@...`)."""
+    return re.sub(r"^(sips?:[^@]*)-[0-9a-f]{16,}@", r"\1@", contact)
+
+
+def token_of(contact: str) -> str:
+    """The token of our registered Contact (CONTRACT §6.9)."""
+    found = re.match(r"^sips?:[^@]*-([0-9a-f]{16,})@", contact)
+    assert found is not None, contact
+    return found[1]
+
+
 def registered(status: dict[str, Any]) -> bool:
     return status["sip_status"] == "OK" and status["state"] == "registered"
 
@@ -184,7 +197,7 @@ def test_user_change_moves_the_binding(kamailio: Kamailio, device: Device, trans
     device.post(body(kamailio, transport))
     device.wait_status(registered)
     device.post(body(kamailio, transport, user="u102", password="p=>w$(d) 2"))
-    device.wait_status(lambda s: registered(s) and "u102@" in (s["contact"] or ""))
+    device.wait_status(lambda s: registered(s) and "sip:u102-" in (s["contact"] or ""))
     wait_for(lambda: kamailio.bindings("101") == [])
     only_binding(kamailio, "u102", device)
 
@@ -313,7 +326,13 @@ def test_sigkill_and_restart_keeps_one_binding(
         again.wait_status(registered)
         wait_for(lambda: kamailio.bindings("101")[0].call_id != first.call_id)
         second = only_binding(kamailio, "101", again)
-        assert (second.contact, second.instance) == (first.contact, first.instance)
+        # The same instance: the registrar replaces the binding (RFC 5626). The contact
+        # differs only in its token, new at each start (CONTRACT §6.9).
+        assert (untokened(second.contact), second.instance) == (
+            untokened(first.contact),
+            first.instance,
+        )
+        assert second.contact != first.contact
     finally:
         again.stop()
 
@@ -349,7 +368,7 @@ def test_user_name_with_sip_specials(kamailio_factory: MakeKamailio, tmp_path: P
     try:
         device.post(body(server, user=user, password="s3cret!"))
         status = device.wait_status(registered)
-        assert status["contact"].startswith("sip:a%23b%20c%3C%25%3E@127.0.0.1:")
+        assert untokened(status["contact"]).startswith("sip:a%23b%20c%3C%25%3E@127.0.0.1:")
         escaped = server.bindings("a%23b%20c%3C%25%3E") or server.bindings(user)
         assert len(escaped) == 1
         assert escaped[0].contact == status["contact"]
@@ -395,7 +414,7 @@ def test_default_level_logs_no_sip_message(kamailio: Kamailio, tmp_path: Path) -
         device.stop()
     assert "REGISTER sip:" not in device.log
     assert "Authorization" not in device.log
-    assert "101@127.0.0.1" in device.log  # the state change is logged, the message is not
+    assert "registered at sip:101-" in device.log  # the state change is logged, not the message
 
 
 def sip_exchange(port: int, data: bytes, timeout: float = 2.0) -> bytes | None:
@@ -409,9 +428,9 @@ def sip_exchange(port: int, data: bytes, timeout: float = 2.0) -> bytes | None:
             return None
 
 
-def request(method: str, extra: str = "") -> bytes:
+def request(method: str, extra: str = "", user: str = "101") -> bytes:
     return (
-        f"{method} sip:101@127.0.0.1 SIP/2.0\r\n"
+        f"{method} sip:{user}@127.0.0.1 SIP/2.0\r\n"
         "Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKtest1\r\n"
         "From: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:101@127.0.0.1>\r\n"
         f"Call-ID: probe-1\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}"
@@ -431,11 +450,22 @@ def request(method: str, extra: str = "") -> bytes:
 def test_requests_get_an_answer(
     kamailio: Kamailio, device: Device, method: str, status_line: bytes
 ) -> None:
-    answer = sip_exchange(device.sip_port, request(method))
+    """Requests the registrar delivers (at our Contact, token and all) for a user we do
+    not serve; a stranger's get 403 (CONTRACT §6.9)."""
+    device.post(body(kamailio))
+    token = token_of(device.wait_status(registered)["contact"])
+    answer = sip_exchange(device.sip_port, request(method, user=f"999-{token}"))
     assert answer is not None
     assert answer.startswith(status_line)
     assert b"Call-ID: probe-1\r\n" in answer
     assert b"CSeq: 1 " + method.encode() + b"\r\n" in answer
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "INVITE", "BYE", "FOO"])
+def test_a_strangers_requests_get_403(device: Device, method: str) -> None:
+    answer = sip_exchange(device.sip_port, request(method))
+    assert answer is not None
+    assert answer.split(b"\r\n")[0] == b"SIP/2.0 403 Forbidden"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from tests.peers import process
 from tests.peers.ports import free_port
 from tests.peers.registrar import Behaviour, Registrar
-from tests.peers.test_agent import Device, registered
+from tests.peers.test_agent import Device, registered, untokened
 
 pytestmark = pytest.mark.peers
 SCENARIO = Path(__file__).parent / "scenarios" / "registrar_no_rport.xml"
@@ -84,8 +84,8 @@ def test_a_contact_from_0000_is_never_sent_nor_re_registered(
         sent = registrar.registers()
     finally:
         device.stop()
-    contact = f"sip:101@127.0.0.1:{device.sip_port};transport={transport}"
-    assert status["contact"] == contact
+    contact = status["contact"]
+    assert untokened(contact) == f"sip:101@127.0.0.1:{device.sip_port};transport={transport}"
     assert 1 <= len(sent) <= 2, f"{len(sent)} REGISTERs in {QUIET} s"
     assert all(f"Contact: <{contact}>" in request for request in sent), sent
     assert not any("0.0.0.0" in request for request in sent), sent
@@ -119,7 +119,7 @@ def test_with_digest_and_no_rport_one_registration_holds(tmp_path: Path, transpo
             bindings = registrar.bindings("101")
         finally:
             device.stop()
-    contact = f"sip:101@127.0.0.1:{device.sip_port};transport={transport}"
-    assert status["contact"] == contact
+    contact = status["contact"]
+    assert untokened(contact) == f"sip:101@127.0.0.1:{device.sip_port};transport={transport}"
     assert codes == [401, 200]
     assert bindings == [contact]
