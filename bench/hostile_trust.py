@@ -17,7 +17,7 @@ import time
 from types import TracebackType
 
 from hostile_service import Service, Watch
-from hostile_table import Options, Outcome, Row, lines_row
+from hostile_table import Options, Outcome, Row, api_row
 
 STRANGER = "127.0.0.2"
 CALLS = 20  # the registrar's calls, quiet and during each flood
@@ -102,9 +102,9 @@ class CallingRegistrar:
             self._answers[n] = []
         sent = time.monotonic()
         self.sock.sendto(invite(self.contact, self.address, n).encode(), self.monitor)
-        ringing = self._wait(n, lambda line: line.startswith("SIP/2.0 180 "), timeout)
-        if ringing is None:
-            return None
+        ringing = self._wait(n, lambda line: line[8:11] == "180" or line[8] != "1", timeout)
+        if ringing is None or not ringing[1].startswith("SIP/2.0 180 "):
+            return None  # no answer, or a final one (503 when the table was full)
         cancel = _in_transaction("CANCEL", self.contact, self.address, n, f"<{self.contact}>")
         self.sock.sendto(cancel.encode(), self.monitor)
         final = self._wait(n, lambda line: line.startswith("SIP/2.0 487 "), timeout)
@@ -241,7 +241,9 @@ def _refusal_lines(service: Service) -> tuple[int, int]:
         time.mktime(time.strptime(s[:19], "%Y-%m-%d %H:%M:%S")) + int(s[20:]) / 1000
         for s in stamps
     ]
-    return len(times), _most_in_a_second(times, slack=0.01)  # the log's clock is in ms
+    # The log's clock is in ms, and a line is stamped when written, a little after the
+    # instant the service counted it (more on a loaded machine): the same slack.
+    return len(times), _most_in_a_second(times)
 
 
 # --- the forged INVITE -----------------------------------------------------------------------
@@ -298,7 +300,7 @@ def forged_invite(options: Options) -> Outcome:
         (
             Row(
                 "RTP at the forger's SDP address",
-                "250 packets in 6 s",
+                "234 in 6 s (issue: 250)",
                 str(packets),
                 "0",
                 packets == 0,
@@ -439,31 +441,32 @@ def _flood(options: Options, kind: str, before: dict[str, str]) -> Outcome:
             "≤ 5 a second",
             most_lines <= 5,
         ),
-        lines_row(watch, "-"),
+        api_row(watch.latency, "-"),
     ]
     return Outcome(did, tuple(rows))
 
 
+# "Before" is main before issue 11, measured by this bench (and the issue's own figures).
 def options_flood(options: Options) -> Outcome:
     before = {
-        "rings": "503 (the table full)",
-        "register": "never sent",
-        "answers": "every one",
-        "resent": "-",
+        "rings": "0 of 20 rang (503)",
+        "register": "not sent",
+        "answers": "2,608, at most 236 in a second",
+        "resent": "0",
         "rows": "0",
-        "lines": "-",
+        "lines": "0 (not logged)",
     }
     return _flood(options, "OPTIONS", before)
 
 
 def invite_flood(options: Options) -> Outcome:
     before = {
-        "rings": "-",
-        "register": "-",
-        "answers": "every one",
-        "resent": "11 answers in 34 s to each",
-        "rows": "300 for 300",
-        "lines": "40/s",
+        "rings": "0 of 20 rang (503)",
+        "register": "not sent",
+        "answers": "3,599, at most 507 in a second",
+        "resent": "1,947 (issue: 11 in 34 s each)",
+        "rows": "0 (issue: 300 of 300 in a call)",
+        "lines": "0 (issue: 40/s in a call)",
     }
     return _flood(options, "INVITE", before)
 
