@@ -241,6 +241,64 @@ def test_floods_from_a_stranger_cost_the_real_call_nothing(
     assert flood.sent > 500
 
 
+# --- an outsider within a call -----------------------------------------------------------
+
+
+def dialog_of(log: str) -> dict[str, str]:
+    """Call-ID, From and To (with both tags) of the call, read from our 200 to the INVITE
+    in the monitor's SIP trace: what an outsider who sniffed the call would know."""
+    for block in log.split("SIP/2.0 200 OK\n")[1:]:
+        fields: dict[str, str] = {}
+        for line in block.split("\n"):
+            if not line or re.match(r"\d{4}-\d\d-\d\d ", line):  # the body, or the next record
+                break
+            name, _, value = line.partition(": ")
+            fields.setdefault(name, value)
+        if fields.get("CSeq", "").endswith(" INVITE") and ";tag=" in fields.get("To", ""):
+            return fields
+    raise AssertionError(log)
+
+
+def in_dialog(request: str, ids: dict[str, str]) -> str:
+    """`request` made one of the call's: its Call-ID, From and To (tags and all)."""
+    for name in ("Call-ID", "From", "To"):
+        request = re.sub(rf"^{name}: .*$", f"{name}: {ids[name]}", request, count=1, flags=re.M)
+    return request
+
+
+def test_an_outsider_with_the_dialogs_ids_gets_403_and_the_call_goes_on(
+    tmp_path: Path, kamailio: Kamailio
+) -> None:
+    """Finding 5: a re-INVITE moving the media to the outsider, and a BYE, from 127.0.0.2
+    with the dialog's Call-ID and tags, during a call from Kamailio's SIPp caller."""
+    monitor = Monitor(tmp_path, kamailio, "101", "udp")
+    monitor.device.log_level = "debug"
+    try:
+        monitor.start(auto_answer=True)
+        with caller(kamailio, "uac_wait_bye.xml", "101", timeout=30) as sipp_caller:
+            monitor.wait_state("active")
+            ids = dialog_of(monitor.device.log.replace("\r", ""))
+            with udp_socket(STRANGER) as outsider, udp_socket(STRANGER) as media:
+                here = outsider.getsockname()
+                for n, method in enumerate(("INVITE", "BYE")):
+                    uri = f"sip:101@127.0.0.1:{monitor.device.sip_port}"
+                    text = in_dialog(invite(uri, here, media.getsockname()[1], 90 + n), ids)
+                    text = text.replace("INVITE ", f"{method} ", 1)
+                    text = text.replace("CSeq: 1 INVITE", f"CSeq: {90 + n} {method}")
+                    outsider.sendto(text.encode(), monitor_at(monitor))
+                    outsider.settimeout(5)
+                    answer = outsider.recv(65535).split(b"\r\n")[0]
+                    assert (method, answer) == (method, b"SIP/2.0 403 Forbidden")
+                assert nothing_arrives(media, 1.0)  # the media did not move
+            assert monitor.status()["state"] == "active"
+            assert monitor.call("POST", "/api/v1/call/hangup")[0] == 200
+            result = sipp_caller.wait()
+        assert result.ok, result.report()
+        assert monitor.last_call()["end_reason"] == "local hangup"
+    finally:
+        monitor.stop()
+
+
 # --- the SIP TCP cap ------------------------------------------------------------------------
 
 
