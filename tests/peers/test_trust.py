@@ -395,6 +395,19 @@ def test_direct_calls_with_sip_disabled(panel_device: Callable[..., Device], use
         "ringing",
         "127.0.0.5",
     )
+    assert device.served is not None
+    assert device.served.call("POST", "/api/v1/call/hangup", device.token)[0] == 200
+
+    def logged() -> list[dict[str, Any]]:
+        assert device.served is not None
+        calls: list[dict[str, Any]] = device.served.call(
+            "GET", "/api/v1/call/history", device.token
+        )[1]["calls"]
+        return calls
+
+    wait_for(lambda: logged() != [], 10)
+    [call] = logged()
+    assert (call["end_reason"], call["remote"]) == ("declined", status["remote"])
 
 
 @pytest.mark.parametrize("user", ["", "any@"])
