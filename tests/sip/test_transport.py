@@ -13,10 +13,12 @@ import pytest
 from intercom_sip.sip.message import MAX_MESSAGE
 from intercom_sip.sip.transport import (
     IP_RECVERR,
+    OURS_FOR,
     PER_TURN,
     Flow,
     Inbound,
     InboundLimits,
+    OurAddresses,
     UdpEndpoint,
     icmp_errno,
     longest_idle,
@@ -307,3 +309,16 @@ def test_a_flood_on_one_connection_is_served_a_batch_per_turn_of_the_loop() -> N
     per_turn, seen = run(scenario)
     assert max(per_turn) <= PER_TURN
     assert [b"CSeq: %d " % n in message for n, message in enumerate(seen)] == [True] * 1000
+
+
+def test_our_addresses_for_direct_calls() -> None:
+    """The interfaces' addresses (looked at again after OURS_FOR), the bound one and the
+    registered contact's host."""
+    now = [0.0]
+    ours = OurAddresses("127.0.0.3", clock=lambda: now[0])
+    found = ours.get("sip:101-9f3a@203.0.113.7:5060;transport=udp")
+    assert {"127.0.0.1", "127.0.0.3", "203.0.113.7"} <= found
+    assert ours.get(None) == found - {"203.0.113.7"}
+    now[0] = OURS_FOR + 1  # looked at again: the same host
+    assert ours.get(None) == found - {"203.0.113.7"}
+    assert "0.0.0.0" not in OurAddresses("0.0.0.0").get(None)
