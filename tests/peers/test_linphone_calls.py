@@ -1,0 +1,157 @@
+"""Calls between the monitor and linphone 5.1 (`linphonec`, a second SIP stack beside
+baresip) through Kamailio over UDP and TCP (issue 11, item 2): each side answers the
+other's call, hears the other's tone (its frequency, not just "not silence"), gets the
+other's DTMF digit, and either side hangs up.
+
+Tones: the monitor sends its default 425 Hz, linphone 1000 Hz.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from . import audio
+from .baresip import Account, Transport
+from .conftest import MakeLinphone, require
+from .kamailio import Kamailio, MakeKamailio
+from .linphone import CONNECTED, ENDED, INCOMING, TONE, Linphone, Lines
+from .test_baresip_calls import dial, digits_in_status, heard, recordings
+from .test_calls import USERS as MONITORS
+from .test_calls import Monitor, ended
+
+pytestmark = pytest.mark.peers
+
+USERS = {"101": MONITORS["101"], "201": "pw201"}
+MONITOR_HZ, PHONE_HZ = 425, 1000  # the monitor's default tone; linphone's
+HANGS_UP = ("linphone", "monitor")
+
+
+@pytest.fixture
+def kamailio(kamailio_factory: MakeKamailio) -> Kamailio:
+    require("linphonec")
+    return kamailio_factory(users=USERS)
+
+
+@pytest.fixture
+def monitor(tmp_path: Path, kamailio: Kamailio) -> Iterator[Callable[..., Monitor]]:
+    made: list[Monitor] = []
+
+    def make(transport: str, *extra: str, auto_answer: bool = False) -> Monitor:
+        one = Monitor(tmp_path, kamailio, "101", transport)
+        made.append(one)
+        return one.start(*extra, auto_answer=auto_answer)
+
+    yield make
+    for one in made:
+        one.stop()
+
+
+def talk(mon: Monitor, phone: Linphone) -> None:
+    """Both ways: audio flows to linphone, and one DTMF digit each way arrives."""
+    phone.wait_heard(1.5)
+    status, answer = mon.call("POST", "/api/v1/call/dtmf", {"digits": "#"})
+    assert status == 200, answer
+    assert phone.wait(TONE)["digit"] == "#"
+    phone.send_dtmf("5")
+    digits_in_status(mon, "5")
+
+
+def hang_up(who: str, mon: Monitor, phone: Linphone) -> str:
+    """`who` ends the call; linphone's words for how it ended."""
+    if who == "linphone":
+        phone.hangup()
+    else:
+        assert mon.call("POST", "/api/v1/call/hangup")[0] == 200
+    reason = phone.wait(ENDED)["reason"]
+    mon.wait_state("idle")
+    return reason
+
+
+def both_heard(phone: Linphone, folder: Path, call_id: str) -> None:
+    heard(phone.heard(), MONITOR_HZ, "linphone")
+    heard(audio.read_wav(folder / f"{call_id}.wav"), PHONE_HZ, "the monitor")
+
+
+# linphonec says "No error" for a BYE it sent and for one it got alike.
+END_REASON = {"linphone": ("remote hangup", "No error"), "monitor": ("local hangup", "No error")}
+
+
+@pytest.mark.parametrize("who", HANGS_UP, ids=lambda who: f"{who}-hangs-up")
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_linphone_calls_the_monitor(
+    tmp_path: Path,
+    kamailio: Kamailio,
+    monitor: Callable[..., Monitor],
+    linphone_factory: MakeLinphone,
+    transport: Transport,
+    who: str,
+) -> None:
+    """The monitor rings, is answered over the API, talks, and `who` hangs up."""
+    folder = recordings(tmp_path)
+    mon = monitor(transport, "--recordings", str(folder))
+    phone = linphone_factory(kamailio, Account("201", "pw201", transport), tone_hz=PHONE_HZ)
+    phone.dial(phone.uri("101"))
+    ringing = mon.wait_state("ringing")
+    assert (ringing["direction"], ringing["remote"]) == ("in", "sip:201@127.0.0.1"), ringing
+    assert mon.call("POST", "/api/v1/call/answer")[0] == 200
+    phone.wait(CONNECTED)
+    active = mon.wait_state("active")
+    assert (active["id"], active["codec"], active["srtp"]) == (ringing["id"], "PCMU", False)
+    talk(mon, phone)
+    reason = hang_up(who, mon, phone)
+    call = mon.last_call()
+    assert (call["end_reason"], reason) == END_REASON[who], phone.log_text()
+    assert ended(call) == ("in", call["end_reason"], None, None)
+    assert (call["id"], call["dtmf_received"]) == (active["id"], "5")
+    assert phone.received_digits() == "#"
+    both_heard(phone, folder, call["id"])
+
+
+# The monitor's BYE and linphone's, from the monitor's side.
+OUT_REASON = {"linphone": ("remote hangup", "No error"), "monitor": ("local hangup", "No error")}
+
+
+@pytest.mark.parametrize("who", HANGS_UP, ids=lambda who: f"{who}-hangs-up")
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_the_monitor_calls_linphone(
+    tmp_path: Path,
+    kamailio: Kamailio,
+    monitor: Callable[..., Monitor],
+    linphone_factory: MakeLinphone,
+    transport: Transport,
+    who: str,
+) -> None:
+    """linphone rings (answer manual), answers, talks, and `who` hangs up."""
+    folder = recordings(tmp_path)
+    mon = monitor(transport, "--recordings", str(folder))
+    account = Account("201", "pw201", transport, answer="manual")
+    phone = linphone_factory(kamailio, account, tone_hz=PHONE_HZ)
+    calling = dial(mon, "/api/v1/call/dial", "201")
+    assert phone.wait(INCOMING)["uri"].startswith("sip:101@")
+    phone.accept()
+    phone.wait(CONNECTED)
+    active = mon.wait_state("active")
+    assert (active["id"], active["direction"], active["codec"]) == (calling["id"], "out", "PCMU")
+    talk(mon, phone)
+    reason = hang_up(who, mon, phone)
+    call = mon.last_call()
+    assert (call["end_reason"], reason) == OUT_REASON[who], phone.log_text()
+    assert ended(call) == ("out", call["end_reason"], None, None)
+    assert call["dtmf_received"] == "5"
+    assert phone.received_digits() == "#"
+    both_heard(phone, folder, call["id"])
+
+
+# --- the fixture's own bound ------------------------------------------------------------------
+
+
+def test_the_output_lines_kept_are_bounded_and_numbered_from_the_first() -> None:
+    lines = Lines(limit=3)
+    for n in range(5):
+        lines.add(f"linphonec> line {n}")
+    assert lines.count == 5
+    assert [m.group(0) for m in lines.find(r"line \d")] == ["line 2", "line 3", "line 4"]
+    assert [m.group(0) for m in lines.find(r"line \d", after=4)] == ["line 4"]
