@@ -251,7 +251,9 @@ class Linphone(process.Peer):
                 if left <= 0 or not self.running:
                     break
                 self.lines.changed.wait(min(left, 0.5))
-        raise LinphoneError(f"linphonec printed no {pattern!r} within {timeout} s:\n{self._tail()}")
+        raise LinphoneError(
+            f"linphonec printed no {pattern!r} within {timeout} s:\n{self._tail()}"
+        )
 
     def received_digits(self) -> str:
         """The DTMF digits linphonec reported receiving ("Receiving tone X from ...")."""
@@ -264,7 +266,10 @@ class Linphone(process.Peer):
             # The header (rate included) is written at the call's end; until then the
             # rate is G.711's, all the monitor speaks.
             rate = _wav_rate(self.recording) or audio.RATE
-            if self.recording.exists() and self.recording.stat().st_size >= WAV_HEADER + round(seconds * rate) * 2:
+            if (
+                self.recording.exists()
+                and self.recording.stat().st_size >= WAV_HEADER + round(seconds * rate) * 2
+            ):
                 return
             time.sleep(0.05)
         size = self.recording.stat().st_size if self.recording.exists() else None
@@ -303,7 +308,9 @@ class Linphone(process.Peer):
             if self.registered():
                 return
             if time.monotonic() > deadline:
-                raise LinphoneError(f"{self.aor} not registered after {timeout} s:\n{self._tail()}")
+                raise LinphoneError(
+                    f"{self.aor} not registered after {timeout} s:\n{self._tail()}"
+                )
             time.sleep(0.1)
 
     def _prepare(self) -> None:
@@ -395,4 +402,3 @@ def _wav_rate(path: Path) -> int:
         return 0
     rate: int = struct.unpack_from("<I", header, 24)[0]
     return rate
-

@@ -17,7 +17,7 @@ from . import audio
 from .baresip import Account, Transport
 from .conftest import MakeLinphone, require
 from .kamailio import Kamailio, MakeKamailio
-from .linphone import CONNECTED, ENDED, INCOMING, TONE, Linphone, Lines
+from .linphone import CONNECTED, ENDED, INCOMING, TONE, Lines, Linphone
 from .test_baresip_calls import dial, digits_in_status, heard, recordings
 from .test_calls import USERS as MONITORS
 from .test_calls import Monitor, ended
@@ -75,8 +75,15 @@ def both_heard(phone: Linphone, folder: Path, call_id: str) -> None:
     heard(audio.read_wav(folder / f"{call_id}.wav"), PHONE_HZ, "the monitor")
 
 
-# linphonec says "No error" for a BYE it sent and for one it got alike.
-END_REASON = {"linphone": ("remote hangup", "No error"), "monitor": ("local hangup", "No error")}
+def registered_over(kamailio: Kamailio, transport: Transport) -> None:
+    """linphone's one binding at the proxy was made over `transport`."""
+    bindings = [(b.transport, b.user_agent) for b in kamailio.bindings("201")]
+    assert bindings == [(transport, "Linphonec/5.1.65")], bindings
+
+
+# How the monitor logs the end, by who hung up. linphonec says "ended (No error)" for a
+# BYE it sent and for one it got alike.
+END_REASON = {"linphone": "remote hangup", "monitor": "local hangup"}
 
 
 @pytest.mark.parametrize("who", HANGS_UP, ids=lambda who: f"{who}-hangs-up")
@@ -93,6 +100,7 @@ def test_linphone_calls_the_monitor(
     folder = recordings(tmp_path)
     mon = monitor(transport, "--recordings", str(folder))
     phone = linphone_factory(kamailio, Account("201", "pw201", transport), tone_hz=PHONE_HZ)
+    registered_over(kamailio, transport)
     phone.dial(phone.uri("101"))
     ringing = mon.wait_state("ringing")
     assert (ringing["direction"], ringing["remote"]) == ("in", "sip:201@127.0.0.1"), ringing
@@ -103,15 +111,10 @@ def test_linphone_calls_the_monitor(
     talk(mon, phone)
     reason = hang_up(who, mon, phone)
     call = mon.last_call()
-    assert (call["end_reason"], reason) == END_REASON[who], phone.log_text()
-    assert ended(call) == ("in", call["end_reason"], None, None)
+    assert (ended(call), reason) == (("in", END_REASON[who], None, None), "No error")
     assert (call["id"], call["dtmf_received"]) == (active["id"], "5")
     assert phone.received_digits() == "#"
     both_heard(phone, folder, call["id"])
-
-
-# The monitor's BYE and linphone's, from the monitor's side.
-OUT_REASON = {"linphone": ("remote hangup", "No error"), "monitor": ("local hangup", "No error")}
 
 
 @pytest.mark.parametrize("who", HANGS_UP, ids=lambda who: f"{who}-hangs-up")
@@ -129,6 +132,7 @@ def test_the_monitor_calls_linphone(
     mon = monitor(transport, "--recordings", str(folder))
     account = Account("201", "pw201", transport, answer="manual")
     phone = linphone_factory(kamailio, account, tone_hz=PHONE_HZ)
+    registered_over(kamailio, transport)
     calling = dial(mon, "/api/v1/call/dial", "201")
     assert phone.wait(INCOMING)["uri"].startswith("sip:101@")
     phone.accept()
@@ -138,8 +142,7 @@ def test_the_monitor_calls_linphone(
     talk(mon, phone)
     reason = hang_up(who, mon, phone)
     call = mon.last_call()
-    assert (call["end_reason"], reason) == OUT_REASON[who], phone.log_text()
-    assert ended(call) == ("out", call["end_reason"], None, None)
+    assert (ended(call), reason) == (("out", END_REASON[who], None, None), "No error")
     assert call["dtmf_received"] == "5"
     assert phone.received_digits() == "#"
     both_heard(phone, folder, call["id"])
