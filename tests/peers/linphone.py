@@ -47,7 +47,7 @@ QUIT_GRACE = 3.0  # seconds linphonec gets to unregister and exit after `quit`
 WAV_HEADER = 44
 DTMF = frozenset("0123456789*#ABCD")
 _PROMPT = re.compile(r"^(?:linphonec> )+")
-PASSWORD_PROMPT = "Password for "
+PASSWORD_PROMPT = "^Password for "
 
 # What linphonec prints, as patterns over one output line (its prompt stripped).
 INCOMING = r"Receiving new incoming call from (?P<uri>\S+), assigned id (?P<id>\d+)"
@@ -293,7 +293,8 @@ class Linphone(process.Peer):
         # It prints "registered, identity=<aor> duration=600", "unregistered" or, with no
         # default proxy, "registered=-1".
         mark = self.command("status register")
-        return self.wait(REGISTER_STATUS, 5, after=mark).group(0) == "registered, "
+        answer = self.wait(f"{REGISTER_STATUS}|{PASSWORD_PROMPT}", 5, after=mark).group(0)
+        return answer == "registered, "
 
     # -- internals
 
@@ -303,7 +304,7 @@ class Linphone(process.Peer):
     def _wait_registered(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            if PASSWORD_PROMPT in self.log_text():  # it would read our next line as one
+            if self.lines.find(PASSWORD_PROMPT):  # it would read our next line as one
                 raise LinphoneError(f"{self.aor} refused (wrong password?):\n{self._tail()}")
             if self.registered():
                 return
@@ -389,6 +390,9 @@ class Linphone(process.Peer):
                 *whole, partial = (partial + chunk).split(b"\n")
                 for line in whole:
                     self.lines.add(line.decode(errors="replace").rstrip("\r"))
+                if _PROMPT.sub("", partial.decode(errors="replace")).endswith(": "):
+                    self.lines.add(partial.decode(errors="replace"))  # a question, waiting
+                    partial = b""
 
 
 def _wav_rate(path: Path) -> int:

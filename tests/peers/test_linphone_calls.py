@@ -17,7 +17,7 @@ from . import audio
 from .baresip import Account, Transport
 from .conftest import MakeLinphone, require
 from .kamailio import Kamailio, MakeKamailio
-from .linphone import CONNECTED, ENDED, INCOMING, TONE, Lines, Linphone
+from .linphone import CONNECTED, ENDED, INCOMING, TONE, Lines, Linphone, LinphoneError
 from .test_baresip_calls import dial, digits_in_status, heard, recordings
 from .test_calls import USERS as MONITORS
 from .test_calls import Monitor, ended
@@ -158,3 +158,16 @@ def test_the_output_lines_kept_are_bounded_and_numbered_from_the_first() -> None
     assert lines.count == 5
     assert [m.group(0) for m in lines.find(r"line \d")] == ["line 2", "line 3", "line 4"]
     assert [m.group(0) for m in lines.find(r"line \d", after=4)] == ["line 4"]
+
+
+def test_a_refused_registration_fails_at_once_with_linphones_prompt(
+    kamailio: Kamailio, linphone_factory: MakeLinphone
+) -> None:
+    """linphonec asks for a password on stdin when the registrar refuses it; the fixture
+    must fail then (quoting the prompt), never feed it the next command as a password."""
+    with pytest.raises(LinphoneError) as caught:
+        linphone_factory(kamailio, Account("201", "not-pw201"))
+    message = str(caught.value)
+    first = message.splitlines()[0]
+    assert first == f"sip:201@127.0.0.1:{kamailio.sip_port} refused (wrong password?):"
+    assert message.endswith("Password for 201 on kamailio.test: "), message
