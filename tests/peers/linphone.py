@@ -327,7 +327,8 @@ class Linphone(process.Peer):
                 os.chown(path, *process.NOBODY)
 
     def _config(self) -> str:
-        """linphonerc: one transport on a port the kernel picks (-1), one proxy."""
+        """linphonerc: one transport on a port the kernel picks (-1), one proxy, all on
+        127.0.0.1."""
         udp, tcp = ("-1", "0") if self.account.transport == "udp" else ("0", "-1")
         proxy = f"sip:{self.registrar.host}:{self.registrar.sip_port}"
         sections = {
@@ -342,7 +343,8 @@ class Linphone(process.Peer):
                 # the ACK and BYE sent to it to 127.0.0.1:5060, where no one listens.
                 "supported": "replaces, outbound",
             },
-            "rtp": {"audio_rtp_port": "-1"},
+            # RTP and RTCP on random ports, on loopback only (else on every address).
+            "rtp": {"audio_rtp_port": "-1", "bind_address": HOST},
             "video": {"capture": "0", "display": "0"},
             "proxy_0": {
                 "reg_proxy": f"<{proxy};transport={self.account.transport}>",
