@@ -11,6 +11,7 @@ from . import binaries
 from .baresip import Account, Baresip, Registrar
 from .coturn import Coturn
 from .kamailio import Kamailio, MakeKamailio
+from .linphone import Linphone
 from .ports import free_port, free_tcp_port
 
 # The users every default registrar knows: auth user -> password.
@@ -92,6 +93,32 @@ def baresip_factory() -> Iterator[MakeBaresip]:
 
     def make(server: Kamailio, account: Account, **options: Any) -> Baresip:
         phone = Baresip(Registrar.of(server), account, **options)
+        made.append(phone)
+        phone.start()
+        return phone
+
+    try:
+        yield make
+    finally:
+        for phone in made:
+            phone.close()
+
+
+MakeLinphone = Callable[..., Linphone]
+
+
+@pytest.fixture
+def linphone_factory() -> Iterator[MakeLinphone]:
+    """Make started linphonecs: `make(kamailio, Account("201", "pw", "tcp"), tone_hz=...)`.
+
+    Keyword arguments go to `Linphone`. Each returns once registered; all are stopped and
+    their temp dirs removed at teardown.
+    """
+    require("linphonec", "setpriv")
+    made: list[Linphone] = []
+
+    def make(server: Kamailio, account: Account, **options: Any) -> Linphone:
+        phone = Linphone(Registrar.of(server), account, **options)
         made.append(phone)
         phone.start()
         return phone
