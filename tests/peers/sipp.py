@@ -124,6 +124,11 @@ class Sipp(process.Peer):
             path.chmod(0o644)
         self._process = process.spawn(self._command(), self.log_path)
 
+    @property
+    def running(self) -> bool:
+        """Whether SIPp has been started and has not exited yet."""
+        return self._process is not None and self._process.poll() is None
+
     def wait(self, timeout: float | None = None) -> SippResult:
         """Wait for SIPp to exit (at most `timeout`, default its own timeout + 15 s)."""
         if self._process is None:
