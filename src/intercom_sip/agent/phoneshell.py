@@ -305,7 +305,9 @@ class PhoneShell:
                 if isinstance(output, ev.SendRequest):
                     self._feed(ev.Failed(output.transaction_id, "transport error"))
             return
-        log.info("call flow to %s:%d gone: a new one to %s:%d", *old.remote, *new.remote)
+        line = self._lines.line()
+        which = "the registration's" if line is not None and line.flow == new else "a new one"
+        log.info("call flow to %s:%d gone: on %s to %s:%d", *old.remote, which, *new.remote)
         self._adopt(new)
         self._feed(ev.FlowMoved(old, new))
         for output in held:
