@@ -625,6 +625,8 @@ class Handset:
             body, media = answer.sdp, answer.media
         ok = respond(request, 200, "OK", "", call.here.contact, body)
         call.session = body
+        if call.two_xx is not None:
+            call.two_xx.media = None  # the media this offer agrees on supersedes it
         if with_ack:
             self._expect_ack(call, tid, ok, body if offer is None else None, now)
         changed = self._media(call, media, now) if media and media != call.media else []
