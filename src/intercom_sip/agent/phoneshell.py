@@ -297,6 +297,8 @@ class PhoneShell:
         except FlowError as exc:
             where = hop.host_port if hop else request.uri
             limited.log("redial", logging.WARNING, "cannot reach %s for the call: %s", where, exc)
+        except Exception:  # a bug: the waiting requests fail, the phone goes on
+            log.exception("cannot open a new connection for the call")
         finally:
             self._moving = None
         held, self._held = self._held, []
