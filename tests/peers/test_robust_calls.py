@@ -13,7 +13,15 @@ import pytest
 
 from tests.peers import sipp
 from tests.peers.kamailio import Kamailio
-from tests.peers.test_calls import Monitor, caller, dial, ended, kamailio, monitors
+from tests.peers.test_calls import (
+    Monitor,
+    caller,
+    dial,
+    ended,
+    kamailio,
+    monitors,
+    sipp_times,
+)
 from tests.served import wait_for
 
 pytestmark = pytest.mark.peers
@@ -39,9 +47,12 @@ def test_a_bye_after_kamailio_restarted_reaches_the_caller(
         if hang_up == "re-registered":
             wait_for(lambda: kamailio.bindings("101") != [], 30)
         assert monitor.status()["id"] == active["id"]  # the call went on meanwhile
+        hung_up = time.time()
         assert monitor.call("POST", "/api/v1/call/hangup")[0] == 200
         result = sipp_caller.wait(30)
     assert result.ok, result.report() + monitor.log
+    bye = next(t for t, text in sipp_times(result.messages) if "\nBYE sip:" in text[:80])
+    print(f"{transport} {hang_up}: hang-up to BYE at the caller {1000 * (bye - hung_up):.0f} ms")
     assert re.search(r"^BYE sip:sipp@", result.messages, re.MULTILINE), result.messages
     call = monitor.last_call()
     assert ended(call) == ("in", "local hangup", None, None)
