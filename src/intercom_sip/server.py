@@ -70,6 +70,7 @@ def run(config: ServiceConfig) -> None:
         source=source,
         call_log=writer,
         options=phone_options(config, sip_sockets[0].getsockname()[1]),
+        redialer=agent,
     )
     agent.on_settings = phone.apply
     device = Device(store, agent, phone=phone, writer=writer)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -62,7 +62,8 @@ class Sipp(process.Peer):
     `service` is the user a caller calls ([service]). `pause_ms` is what a `<pause/>` in the
     scenario waits (sipp -d). `timeout` bounds the whole run (sipp -timeout), so it must
     exceed the longest wait of the scenario (e.g. 130 s for a BYE expected at 120 s).
-    `tone_hz`/`tone_seconds`: the PCMU file that rtp_stream loops.
+    `tone_hz`/`tone_seconds`: the PCMU file that rtp_stream loops. `keys`: `[name]`
+    values of the scenario (sipp -key), e.g. a redirect's Contact.
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class Sipp(process.Peer):
         timeout: float = 60.0,
         tone_hz: int = 1000,
         tone_seconds: float = 2.0,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
         self.scenario = SCENARIOS / scenario
         if transport not in _FLAG:
@@ -89,6 +91,7 @@ class Sipp(process.Peer):
         self.timeout = timeout
         self.tone_hz = tone_hz
         self.tone_seconds = tone_seconds
+        self.keys = dict(keys or {})
         self.port = ports.free_port(both=True)
         self.media_port = media_ports()
         self._dir: Path | None = None
@@ -120,6 +123,11 @@ class Sipp(process.Peer):
         for path in d.iterdir():
             path.chmod(0o644)
         self._process = process.spawn(self._command(), self.log_path)
+
+    @property
+    def running(self) -> bool:
+        """Whether SIPp has been started and has not exited yet."""
+        return self._process is not None and self._process.poll() is None
 
     def wait(self, timeout: float | None = None) -> SippResult:
         """Wait for SIPp to exit (at most `timeout`, default its own timeout + 15 s)."""
@@ -166,6 +174,8 @@ class Sipp(process.Peer):
         command += ["-nostdin", "-trace_msg", "-trace_err", "-max_recv_loops", "1000"]
         if self.service:
             command += ["-s", self.service]
+        for name, value in self.keys.items():
+            command += ["-key", name, value]
         # cwd: rtp_stream reads tone.ulaw relative to it, and the logs land there.
         return ["/usr/bin/env", "-C", str(d), *process.unprivileged(command)]
 

@@ -28,6 +28,7 @@ from intercom_sip.sip.callevents import (
     DtmfReceived,
     Ended,
     Failed,
+    FlowMoved,
     Hangup,
     Options,
     Output,
@@ -1068,3 +1069,189 @@ def test_the_numbers_dial_takes(number: str, expected: Target | None) -> None:
 
 def test_an_sdp_module_sanity_check() -> None:
     assert isinstance(sdp.parse(OFFER.encode()), sdp.SessionDescription)
+
+
+# --- §6.10: OPTIONS as an INVITE would be answered ---------------------------------------------
+
+
+def options_answer(h: Handset) -> str:
+    outputs = h.handle(received(sip_request("OPTIONS", body="", branch="z9hG4bKo")), 5.0)
+    (response,) = responses(outputs)
+    text = response_bytes(response).decode()
+    return text.replace(f";tag={to_tag(response)}", ";tag=T")
+
+
+def capabilities(status: str) -> str:
+    return (
+        f"SIP/2.0 {status}\r\n"
+        "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKo\r\n"
+        "Via: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bKpanel\r\n"
+        'From: "Door" <sip:100@example.com>;tag=f1\r\n'
+        "To: <sip:101@example.com>;tag=T\r\n"
+        "Call-ID: call1@192.0.2.50\r\n"
+        "CSeq: 1 OPTIONS\r\n"
+        "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE\r\n"
+        "Accept: application/sdp\r\n"
+        "Supported: \r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+
+
+def test_options_while_idle_is_200_with_allow_accept_supported() -> None:
+    assert options_answer(handset()) == capabilities("200 OK")
+
+
+def test_options_while_busy_is_486() -> None:
+    h = handset()
+    active(h)
+    assert options_answer(h) == capabilities("486 Busy Here")
+    assert h.phase is Phase.ACTIVE  # the call goes on
+
+
+def test_options_while_ringing_is_486() -> None:
+    h = handset()
+    ringing(h, branch="z9hG4bKinv")
+    assert options_answer(h) == capabilities("486 Busy Here")
+
+
+def test_options_while_disabled_is_480_and_logged_nowhere() -> None:
+    h = handset(settings=replace(ON, enabled=False))
+    outputs = h.handle(received(sip_request("OPTIONS", body="", branch="z9hG4bKo")), 5.0)
+    assert of_type(outputs, Rejected) == []
+    assert options_answer(h) == capabilities("480 Temporarily Unavailable")
+
+
+# --- §6.9: auto-answer sends no media before the ACK ------------------------------------------
+
+
+def test_auto_answer_starts_the_media_only_at_the_ack_with_our_tag() -> None:
+    h = handset(Options(auto_answer_delay=1.0), replace(ON, auto_answer=True))
+    tag = to_tag(responses(ringing(h))[1])
+    answered = h.tick(1.0)
+    assert codes(answered) == [200]
+    assert of_type(answered, StartMedia) == []
+    assert Timer.MEDIA not in h.pending()
+    stranger = sip_request("ACK", body="", to_tag="guessed", branch="z9hG4bKack")
+    assert h.handle(received(stranger), 2.0) == []
+    outputs = h.handle(received(sip_request("ACK", body="", to_tag=tag, branch="z9hG4bKa")), 3.0)
+    (start,) = outputs
+    assert isinstance(start, StartMedia) and start.media.remote_port == 30000
+    assert h.pending()[Timer.MEDIA] == 3.0 + DEFAULT_OPTIONS.media_timeout
+
+
+def test_auto_answer_without_ack_never_starts_the_media() -> None:
+    h = handset(Options(auto_answer_delay=1.0), replace(ON, auto_answer=True))
+    ringing(h)
+    outputs = h.tick(1.0)
+    for at in (1.5, 2.5, 4.5, 8.5, 12.5, 16.5, 20.5, 24.5, 28.5, 32.5, 33.0):
+        outputs += h.tick(at)
+    assert of_type(outputs, StartMedia) == []
+    assert ended(outputs).detail == "no ACK"
+
+
+def test_a_manual_answer_still_starts_the_media_at_the_200() -> None:
+    h = handset()
+    ringing(h)
+    assert len(of_type(h.handle(Answer(), 1.0), StartMedia)) == 1
+
+
+# --- §6.10: redirects ---------------------------------------------------------------------------
+
+
+def redirect(sent: SendRequest, contact: str, code: int = 302) -> Replied:
+    reason = "Moved Temporarily" if code == 302 else "Moved Permanently"
+    response = reply(sent.request, code, reason, extra=f"Contact: {contact}")
+    return Replied(response, sent.transaction_id)
+
+
+def test_a_302_is_followed_to_its_first_contact_in_the_same_call() -> None:
+    h = handset()
+    sent = dial(h)
+    contacts = '"Flat 2" <sip:201@192.0.2.80:5070;transport=udp?Subject=x>;q=0.9, <sip:x@y>'
+    (again,) = h.handle(redirect(sent, contacts), 1.0)
+    assert isinstance(again, SendRequest) and again.flow == PROXY
+    first, second = sent.request, again.request
+    assert second.uri == "sip:201@192.0.2.80:5070;transport=udp"
+    for name in ("From", "To", "Call-ID", "Contact", "Content-Type"):
+        assert second.headers.get(name) == first.headers.get(name), name
+    assert second.headers.get("CSeq") == "2 INVITE"
+    assert again.transaction_id != sent.transaction_id
+    assert second.body == first.body
+    assert h.status(1.0).state == "calling"
+    assert h.status(1.0).remote == TARGET.uri
+    ok = reply(second, 200, "OK", body=ANSWER, extra=OK_EXTRA)
+    outputs = h.handle(Replied(ok, again.transaction_id), 2.0)
+    assert outputs[-1] == Answered(h.status(2.0))
+
+
+def test_a_301_with_an_addr_spec_list_is_followed_too() -> None:
+    h = handset()
+    sent = dial(h)
+    (again,) = h.handle(redirect(sent, "sip:a@192.0.2.81, sip:b@192.0.2.82", 301), 1.0)
+    assert isinstance(again, SendRequest) and again.request.uri == "sip:a@192.0.2.81"
+
+
+def test_at_most_three_redirects_then_failed_with_the_last_code() -> None:
+    h = handset()
+    sent = dial(h)
+    followed = []
+    for n in range(1, 5):
+        outputs = h.handle(redirect(sent, f"<sip:r{n}@192.0.2.80>"), float(n))
+        if not outputs or not isinstance(outputs[0], SendRequest):
+            break
+        sent = outputs[0]
+        followed.append(sent.request.uri)
+    assert followed == ["sip:r1@192.0.2.80", "sip:r2@192.0.2.80", "sip:r3@192.0.2.80"]
+    record = ended(outputs)
+    assert (record.end_reason, record.code, record.reason) == ("failed", 302, "Moved Temporarily")
+    assert record.detail == "too many redirects"
+    assert h.phase is Phase.IDLE
+
+
+@pytest.mark.parametrize("contact", ["<sip:200@example.com>", "<sip:r1@192.0.2.80>"])
+def test_a_redirect_never_goes_to_the_same_uri_twice(contact: str) -> None:
+    h = handset()
+    sent = dial(h)
+    (again,) = h.handle(redirect(sent, "<sip:r1@192.0.2.80>"), 1.0)
+    assert isinstance(again, SendRequest)
+    outputs = h.handle(redirect(again, contact), 2.0)
+    record = ended(outputs)
+    assert (record.end_reason, record.code, record.detail) == ("failed", 302, "redirect loop")
+    assert of_type(outputs, SendRequest) == []
+
+
+@pytest.mark.parametrize("contact", ["", "<tel:+4930123>", "<sips:a@b>"])
+def test_a_redirect_we_cannot_follow_fails(contact: str) -> None:
+    h = handset()
+    sent = dial(h)
+    response = reply(sent.request, 302, "Moved Temporarily", extra=f"Contact: {contact}")
+    if not contact:
+        response = reply(sent.request, 302, "Moved Temporarily")
+    record = ended(h.handle(Replied(response, sent.transaction_id), 1.0))
+    assert (record.end_reason, record.code, record.detail) == (
+        "failed",
+        302,
+        "redirect without Contact",
+    )
+
+
+# --- §6.10: a call's flow moved by the shell --------------------------------------------------
+
+TCP_OLD = Flow("old connection", True, ("192.0.2.1", 5060))
+TCP_NEW = Flow("new connection", True, ("192.0.2.1", 5060))
+
+
+def test_after_the_flow_moved_the_calls_requests_go_on_the_new_one() -> None:
+    h = handset()
+    outputs = h.handle(Dial(TARGET, TCP_OLD, HERE, "sip:101@example.com", CREDS), 0.0)
+    sent = outputs[0]
+    assert isinstance(sent, SendRequest)
+    ok = reply(sent.request, 200, "OK", body=ANSWER, extra=OK_EXTRA)
+    h.handle(Replied(ok, sent.transaction_id), 1.0)
+    assert h.handle(FlowMoved(TCP_NEW, TCP_OLD), 2.0) == []  # not the call's: ignored
+    assert h.handle(FlowMoved(TCP_OLD, TCP_NEW), 2.0) == []
+    again = h.handle(Replied(ok, sent.transaction_id), 2.5)  # a 2xx again: the ACK again
+    assert [type(o) for o in again] == [SendAck] and again[0].flow == TCP_NEW  # type: ignore[union-attr]
+    bye = h.handle(Hangup(), 3.0)[0]
+    assert isinstance(bye, SendRequest) and bye.flow == TCP_NEW
+    assert bye.request.method == "BYE"

@@ -10,11 +10,13 @@ from intercom_sip.sip.dialog import (
     TOO_MANY_ROUTES,
     Dialog,
     DialogError,
+    Hop,
     as_uac,
     as_uas,
+    next_hop,
     routing,
 )
-from intercom_sip.sip.message import Request, Response, parse, request_bytes
+from intercom_sip.sip.message import Headers, Request, Response, parse, request_bytes
 
 
 def message(text: str) -> Request | Response:
@@ -209,3 +211,29 @@ def test_an_rfc2543_caller_without_from_tag_has_a_dialog_too() -> None:
     assert not old.matches(in_dialog("BYE", 8))
     _, bye = old.request("BYE", "SIP/2.0/UDP h;branch=z9hG4bKx")
     assert bye.headers.get("To") == "<sip:100@example.com>"
+
+
+# --- the next hop of a request of ours (RFC 3261 §8.1.2, §18.1.1) -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "routes", "hop"),
+    [
+        ("sip:200@192.0.2.70:5060", (), Hop("192.0.2.70:5060", "")),
+        ("sip:200@192.0.2.70;transport=TCP", (), Hop("192.0.2.70", "tcp")),
+        (
+            "sip:200@192.0.2.70:5060",
+            ("<sip:127.0.0.1:5061;transport=tls;r2=on;lr>", "<sip:127.0.0.1;lr>"),
+            Hop("127.0.0.1:5061", "tls"),
+        ),
+        ("sips:p.example.com", (), Hop("p.example.com", "")),
+        ("sip:p.example.com:5070?Subject=x", (), Hop("p.example.com:5070", "")),
+        ("tel:+4930123", (), None),
+        ("sip:200@192.0.2.70", ("no uri here <",), None),
+    ],
+)
+def test_the_next_hop_is_the_first_route_else_the_request_uri(
+    uri: str, routes: tuple[str, ...], hop: Hop | None
+) -> None:
+    headers = Headers(tuple(("Route", route) for route in routes))
+    assert next_hop(Request("BYE", uri, headers, b"")) == hop

@@ -35,10 +35,11 @@ from intercom_sip.sip import callevents as ev
 from intercom_sip.sip import core, digest
 from intercom_sip.sip.call import Handset
 from intercom_sip.sip.callflow import Here, Target
-from intercom_sip.sip.dialog import ids_of
+from intercom_sip.sip.dialog import Hop, ids_of, next_hop
+from intercom_sip.sip.message import Request
 from intercom_sip.sip.negotiation import Local
 from intercom_sip.sip.port import UDP, SipPort, UserEvent, transport_of
-from intercom_sip.sip.transport import OurAddresses, source_toward
+from intercom_sip.sip.transport import FlowError, OurAddresses, StreamFlow, source_toward
 from intercom_sip.sip.trust import Trust
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ USER: Final = "phone"  # the port's name for this user
 MAX_WRITES: Final = 64  # ended calls waiting for the store; beyond, dropped with a warning
 BYE_GRACE: Final = 0.5  # seconds a SIGTERM waits after ending a call
 KEY_BYTES: Final = 30  # an SDES AES_CM_128_HMAC_SHA1_80 key and salt
+MAX_HELD: Final = 8  # in-dialog messages waiting for a new connection; beyond, sent as before
+LINGER: Final = 32.0  # seconds a connection opened for a call outlives it (64*T1: the BYE's)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ class Line:
 class Lines(Protocol):
     def line(self) -> Line | None:
         """The current account; None while SIP is disabled."""
+
+
+class Redialer(Protocol):
+    async def open_flow(self, hop: Hop, transport: str) -> core.Flow:
+        """A flow to `hop` for a dialog whose connection is gone; raises FlowError."""
 
 
 class CallLog(Protocol):
@@ -96,6 +104,7 @@ class PhoneShell:
         call_log: CallLog,
         options: PhoneOptions,
         rng: random.Random | None = None,
+        redialer: Redialer | None = None,
     ) -> None:
         self._port, self._lines, self._pool, self._source = port, lines, pool, source
         self._log, self._options = call_log, options
@@ -115,6 +124,10 @@ class PhoneShell:
         self._writes: asyncio.Queue[phone.CallRecord] = asyncio.Queue(MAX_WRITES)
         self._writer: asyncio.Task[None] | None = None
         self._ours = OurAddresses(options.rtp_host)
+        self._redialer = redialer
+        self._held: list[ev.SendRequest | ev.SendAck] = []  # waiting for a new flow
+        self._moving: asyncio.Task[None] | None = None  # one new connection at a time
+        self._opened: core.Flow | None = None  # a connection opened for the call
         port.add_user(USER, self)
         port.trust = self.trust
 
@@ -147,6 +160,8 @@ class PhoneShell:
                     await asyncio.sleep(BYE_GRACE)
         if self._writer is not None:
             self._writer.cancel()
+        if self._moving is not None:
+            self._moving.cancel()
         if self._timer is not None:
             self._timer.cancel()
 
@@ -265,6 +280,8 @@ class PhoneShell:
         self._port.respond(output.transaction_id, output.response)
 
     def _send_request(self, output: ev.SendRequest) -> None:
+        if self._held_for_flow(output):
+            return
         if self._port.request(output.request, output.flow) is None:
             self._feed(ev.Failed(output.transaction_id, "overload"))
 
@@ -272,7 +289,68 @@ class PhoneShell:
         self._port.cancel(output.transaction_id)
 
     def _send_ack(self, output: ev.SendAck) -> None:
-        self._port.send(output.request, output.flow)
+        if not self._held_for_flow(output):
+            self._port.send(output.request, output.flow)
+
+    # --- a call whose connection is gone (§6.10, RFC 3261 §18.1.1) ---------------------------
+
+    def _held_for_flow(self, output: ev.SendRequest | ev.SendAck) -> bool:
+        """Whether `output` waits for a new connection: its TCP/TLS flow is gone."""
+        if self._redialer is None or not _gone(output.flow):
+            return False
+        if len(self._held) >= MAX_HELD:
+            limited.log("held", logging.WARNING, "too many requests wait for a new connection")
+            return False  # sent on the closed flow: it fails as a transport error
+        self._held.append(output)
+        if self._moving is None:
+            self._moving = asyncio.create_task(self._move(output.flow, output.request))
+        return True
+
+    async def _move(self, old: core.Flow, request: Request) -> None:
+        hop = next_hop(request)
+        new: core.Flow | None = None
+        try:
+            if hop is None:
+                raise FlowError("no next hop")
+            assert self._redialer is not None
+            new = await self._redialer.open_flow(hop, hop.transport or transport_of(old))
+        except FlowError as exc:
+            where = hop.host_port if hop else request.uri
+            limited.log("redial", logging.WARNING, "cannot reach %s for the call: %s", where, exc)
+        except Exception:  # a bug: the waiting requests fail, the phone goes on
+            log.exception("cannot open a new connection for the call")
+        finally:
+            self._moving = None
+        held, self._held = self._held, []
+        if new is None:
+            for output in held:
+                if isinstance(output, ev.SendRequest):
+                    self._feed(ev.Failed(output.transaction_id, "transport error"))
+            return
+        line = self._lines.line()
+        which = "the registration's" if line is not None and line.flow == new else "a new one"
+        log.info("call flow to %s:%d gone: on %s to %s:%d", *old.remote, which, *new.remote)
+        self._adopt(new)
+        self._feed(ev.FlowMoved(old, new))
+        for output in held:
+            moved = replace(output, flow=new) if output.flow == old else output
+            _OUTPUTS[type(moved)](self, moved)
+        self._port.pump()
+
+    def _adopt(self, flow: core.Flow) -> None:
+        """Keep a connection we opened for the call until LINGER after the call."""
+        line = self._lines.line()
+        if not isinstance(flow.key, StreamFlow) or (line is not None and line.flow == flow):
+            return
+        self._let_linger()
+        self._opened = flow
+        if self._handset.phase is ev.Phase.IDLE:
+            self._let_linger()
+
+    def _let_linger(self) -> None:
+        opened, self._opened = self._opened, None
+        if opened is not None and isinstance(opened.key, StreamFlow):
+            asyncio.get_running_loop().call_later(LINGER, opened.key.close)
 
     def _send_dtmf(self, output: ev.SendDtmf) -> None:
         if self._media is not None:
@@ -362,6 +440,8 @@ class PhoneShell:
 
     def _ended(self, output: ev.Ended | ev.Rejected) -> None:
         record = output.record
+        if isinstance(output, ev.Ended):
+            self._let_linger()
         rtp = self._final_rtp
         if self._media is not None or self._opening is not None or self._lease is not None:
             self._stop_media()
@@ -475,6 +555,11 @@ _OUTPUTS: Final[dict[type, OutputHandler]] = {
     ev.Rejected: PhoneShell._ended,  # type: ignore[dict-item]
     ev.DtmfReceived: PhoneShell._dtmf_received,  # type: ignore[dict-item]
 }
+
+
+def _gone(flow: core.Flow) -> bool:
+    """A connection of ours that is closed (UDP is never gone)."""
+    return isinstance(flow.key, StreamFlow) and not flow.key.open
 
 
 def _host_port(uri: str) -> str:

@@ -20,8 +20,10 @@ from intercom_sip.agent.phoneshell import Line
 from intercom_sip.agent.status import Status
 from intercom_sip.contract.settings import Settings
 from intercom_sip.sip import core, digest, transactions
+from intercom_sip.sip.dialog import Hop
 from intercom_sip.sip.message import redacted
 from intercom_sip.sip.port import SipPort, core_flow
+from intercom_sip.sip.redial import open_for_dialog
 from intercom_sip.sip.register_message import BindingKey
 from intercom_sip.sip.registrant import Registrant, SipEnv
 from intercom_sip.sip.registration import Account, Timers
@@ -29,6 +31,7 @@ from intercom_sip.sip.resolve import Nameserver, Resolver
 from intercom_sip.sip.transport import (
     Address,
     Flow,
+    FlowError,
     Inbound,
     InboundLimits,
     TlsOptions,
@@ -332,6 +335,15 @@ class Agent:
         """A connection from the proxy is never refused (§6.9)."""
         binding = self._applied.binding
         return binding is not None and host in binding.proxies()
+
+    async def open_flow(self, hop: Hop, transport: str) -> core.Flow:
+        """A flow for a dialog whose connection is gone (§6.10); raises FlowError."""
+        if self._env is None:
+            raise FlowError("SIP is not started")
+        binding = self._applied.binding
+        return await open_for_dialog(
+            hop, transport, env=self._env, binding=binding, closed=self._flow_closed
+        )
 
     def _flow_closed(self, flow: Flow) -> None:
         """A connection made to us closed: the core ends the transactions on it."""

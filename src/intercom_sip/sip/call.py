@@ -14,7 +14,7 @@ ringing or calling by direction), so that it cannot disagree with the call's fac
 import random
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from intercom_sip.sip import digest, negotiation, sdp
@@ -25,6 +25,7 @@ from intercom_sip.sip.callevents import (
     IDLE_STATUS,
     MAX_ABANDONED,
     MAX_DIGITS,
+    MAX_REDIRECTS,
     NO_CALL,
     TOO_MANY_DIGITS,
     WRONG_DIGITS,
@@ -40,6 +41,7 @@ from intercom_sip.sip.callevents import (
     DtmfReceived,
     Ended,
     Failed,
+    FlowMoved,
     Hangup,
     Input,
     Options,
@@ -64,12 +66,15 @@ from intercom_sip.sip.callevents import (
     UpdateMedia,
 )
 from intercom_sip.sip.callflow import (
+    ALLOW,
     DIGITS,
     DTMF,
     DTMF_RELAY,
     NO_PORT_REFUSAL,
     NO_RTP_PORT,
+    REDIRECTS,
     SDP,
+    SUPPORTED,
     BadDtmf,
     Here,
     Outgoing,
@@ -82,6 +87,8 @@ from intercom_sip.sip.callflow import (
     new_branch,
     new_tag,
     offer_of,
+    redirect_problem,
+    redirect_target,
     refusal_of,
     respond,
     via,
@@ -114,6 +121,7 @@ class _TwoXx:
     cseq: int
     schedule: TwoXxRetransmissions
     our_offer: sdp.SessionDescription | None
+    media: Negotiated | None = None  # auto-answered: the media starts at the ACK (§6.9)
 
 
 @dataclass
@@ -141,6 +149,7 @@ class _Call:
     dtmf: str = ""
     waiting: deque[str] = field(default_factory=deque)  # digits for INFO
     info_tid: TransactionId | None = None
+    tried: tuple[str, ...] = ()  # out: the Request-URIs our INVITEs went to (§6.10)
 
 
 @dataclass(frozen=True)
@@ -305,6 +314,12 @@ class Handset:
             self._schedule_auto_answer(call, now)
         return []
 
+    def _on_flow_moved(self, event: FlowMoved, now: float) -> Outputs:
+        call = self._call
+        if call is not None and call.flow == event.old:
+            call.flow = event.new
+        return []
+
     def _on_shutdown(self, event: Shutdown, now: float) -> Outputs:
         self._closing = True
         return self._end("shutdown", now) if self._call is not None else []
@@ -349,7 +364,18 @@ class Handset:
             return self._in_dialog(event, tid, now)
         if request.method == "INVITE":
             return self._on_invite(event, tid, now)
+        if request.method == "OPTIONS":
+            return [Respond(tid, self._capabilities(request))]
         return [Respond(tid, _outside_dialog(request, new_tag(self._rng)))]
+
+    def _capabilities(self, request: Request) -> Response:
+        """§6.10 (RFC 3261 §11.2): OPTIONS gets what an INVITE would (200, 486 busy, 480
+        disabled), and says what we take."""
+        refusal = self._refusal_now()
+        code, reason = (refusal.code, refusal.reason) if refusal else (200, "OK")
+        allow = () if code == 200 else (("Allow", ALLOW),)
+        extra = (*allow, ("Accept", SDP), ("Supported", SUPPORTED))
+        return respond(request, code, reason, new_tag(self._rng), extra=extra)
 
     def _on_invite(self, event: Received, tid: TransactionId, now: float) -> Outputs:
         request, tag = event.request, new_tag(self._rng)
@@ -383,16 +409,23 @@ class Handset:
 
     def _refusal(self, event: Received) -> Refusal | None:
         """The handset's own reasons first (§6.2's order), then the message's. A stranger
-        never gets here: the core answered it (§6.9); a direct call rings with SIP
+        never gets here: the core answered it (§6.9)."""
+        refusal = self._refusal_now(direct=event.direct)
+        if refusal is not None:
+            return refusal
+        if event.here.media.port == NO_RTP_PORT:
+            return NO_PORT_REFUSAL
+        return None
+
+    def _refusal_now(self, direct: bool = False) -> Refusal | None:
+        """Why no call could start now, whoever asked; a direct call rings with SIP
         disabled (§6.2)."""
         if self._closing:
             return Refusal(480, "Temporarily Unavailable", "shutdown")
-        if not self.settings.enabled and not event.direct:
+        if not self.settings.enabled and not direct:
             return Refusal(480, "Temporarily Unavailable", "disabled")
         if self._call is not None:
             return Refusal(486, "Busy Here", "busy")
-        if event.here.media.port == NO_RTP_PORT:
-            return NO_PORT_REFUSAL
         return None
 
     def _reject(
@@ -448,7 +481,9 @@ class Handset:
             Ringing(self.status(now)),
         ]
 
-    def _answer(self, now: float) -> Outputs:
+    def _answer(self, now: float, at_ack: bool = False) -> Outputs:
+        """Answer 200. `at_ack` (auto-answer, §6.9): no media before the ACK that carries
+        our To-tag, which a forger who never saw our 200 cannot send."""
         call = self._call
         assert call is not None and call.dialog is not None
         local = call.here.media
@@ -460,7 +495,9 @@ class Handset:
         self._timers.pop(Timer.AUTO_ANSWER, None)
         outputs: Outputs = [Respond(call.invite_tid, response)]
         outputs += self._set_call_timeout(now, now)
-        if call.pending is not None:
+        if call.pending is not None and at_ack and call.two_xx is not None:
+            call.two_xx.media = call.pending.media
+        elif call.pending is not None:
             outputs += self._media(call, call.pending.media, now)
         return [*outputs, Answered(self.status(now))]
 
@@ -487,6 +524,8 @@ class Handset:
             return []
         call.two_xx = None
         self._timers.pop(Timer.RETRANSMIT, None)
+        if pending.media is not None:
+            return self._media(call, pending.media, now)
         if pending.our_offer is None:
             return []
         return self._take_answer(call, ack, pending.our_offer, now)
@@ -558,7 +597,8 @@ class Handset:
     def _on_options(
         self, call: _Call, options: Request, tid: TransactionId, now: float
     ) -> Outputs:
-        return [Respond(tid, respond(options, 200, "OK", "", extra=(("Accept", SDP),)))]
+        extra = (("Accept", SDP), ("Supported", SUPPORTED))
+        return [Respond(tid, respond(options, 200, "OK", "", extra=extra))]
 
     def _on_reinvite(
         self, call: _Call, request: Request, tid: TransactionId, now: float
@@ -599,6 +639,8 @@ class Handset:
             body, media = answer.sdp, answer.media
         ok = respond(request, 200, "OK", "", call.here.contact, body)
         call.session = body
+        if call.two_xx is not None:
+            call.two_xx.media = None  # the media this offer agrees on supersedes it
         if with_ack:
             self._expect_ack(call, tid, ok, body if offer is None else None, now)
         changed = self._media(call, media, now) if media and media != call.media else []
@@ -626,7 +668,32 @@ class Handset:
             return self._connected(call, response, now)
         if code in (401, 407):
             return self._challenged(call, response, now)
+        if code in REDIRECTS:
+            return self._redirected(call, response, now)
         return self._finish(end_reason_of(code), now, code, response.reason)
+
+    def _redirected(self, call: _Call, response: Response, now: float) -> Outputs:
+        """§6.10 (RFC 3261 §8.1.3.4): a new INVITE to the first Contact, in the same
+        call (Call-ID and From-tag kept, CSeq up by one, a new branch: what re's sipsess
+        does), at most MAX_REDIRECTS times and never to a URI already tried."""
+        out, target = call.outgoing, redirect_target(response)
+        tried = call.tried or (call.invite.uri,)
+        why = redirect_problem(target, tried, MAX_REDIRECTS)
+        if why or out is None or target is None:
+            return self._finish("failed", now, response.code, response.reason, why)
+        call.tried = (*tried, target)
+        call.outgoing = out = replace(out, request_uri=target)
+        return self._reinvite(call, out)
+
+    def _reinvite(self, call: _Call, out: Outgoing) -> Outputs:
+        """Our INVITE again, CSeq up by one, a new branch (a challenge, a redirect)."""
+        cseq = parse_cseq(call.invite.headers.get("CSeq") or "")
+        branch = new_branch(self._rng)
+        assert call.offer is not None
+        auth = tuple(call.auth.values())
+        call.invite = invite(out, (cseq[0] if cseq else 1) + 1, branch, call.offer, auth)
+        call.invite_tid = TransactionId(False, branch, "INVITE")
+        return [SendRequest(call.invite, call.flow, call.invite_tid)]
 
     def _connected(self, call: _Call, response: Response, now: float) -> Outputs:
         dialog = as_uac(call.invite, response)
@@ -667,13 +734,7 @@ class Handset:
             return self._finish("failed", now, response.code, response.reason, detail)
         call.nonces.add(answered.nonce)
         call.auth[(answered.header[0], answered.realm)] = answered.header
-        cseq = parse_cseq(call.invite.headers.get("CSeq") or "")
-        branch = new_branch(self._rng)
-        assert call.offer is not None
-        auth = tuple(call.auth.values())
-        call.invite = invite(out, (cseq[0] if cseq else 1) + 1, branch, call.offer, auth)
-        call.invite_tid = TransactionId(False, branch, "INVITE")
-        return [SendRequest(call.invite, call.flow, call.invite_tid)]
+        return self._reinvite(call, out)
 
     def _info_done(self, call: _Call, response: Response, now: float) -> Outputs:
         call.info_tid = None
@@ -714,7 +775,7 @@ class Handset:
         return self._end("no answer", now)
 
     def _on_auto_answer(self, now: float) -> Outputs:
-        return self._answer(now) if self.phase is Phase.RINGING else []
+        return self._answer(now, at_ack=True) if self.phase is Phase.RINGING else []
 
     def _on_no_answer(self, now: float) -> Outputs:
         return self._end("no answer", now)
@@ -854,6 +915,7 @@ _ON_INPUT: Final[dict[type, Callable[[Handset, Any, float], Outputs]]] = {
     DtmfHeard: Handset._on_dtmf_heard,
     SettingsChanged: Handset._on_settings,
     Shutdown: Handset._on_shutdown,
+    FlowMoved: Handset._on_flow_moved,
 }
 
 

@@ -21,6 +21,7 @@ WRONG_DIGITS: Final = "Wrong digits"
 TOO_MANY_DIGITS: Final = "Too many DTMF digits waiting"
 MAX_DIGITS: Final = 32  # per `call/dtmf` request (§6.5)
 MAX_ABANDONED: Final = 4  # cancelled INVITEs whose late 2xx we still ACK and BYE
+MAX_REDIRECTS: Final = 3  # 301/302s followed per outgoing call (§6.10)
 
 
 class Phase(Enum):
@@ -153,6 +154,15 @@ class Shutdown:
     """SIGTERM: end any call, take no new one."""
 
 
+@dataclass(frozen=True)
+class FlowMoved:
+    """The call's TCP/TLS flow was gone and the shell opened `new` to the dialog's next
+    hop (RFC 3261 §18.1.1): the call's requests go there from now on."""
+
+    old: Flow
+    new: Flow
+
+
 Input = (
     Received
     | Cancelled
@@ -166,6 +176,7 @@ Input = (
     | DtmfHeard
     | SettingsChanged
     | Shutdown
+    | FlowMoved
 )
 
 FACTORY_SETTINGS: Final = SettingsChanged(enabled=False, timeout=120, auto_answer=False)

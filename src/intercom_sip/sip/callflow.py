@@ -20,6 +20,8 @@ from intercom_sip.sip.negotiation import Local
 from intercom_sip.sip.transactions import MAGIC
 
 ALLOW: Final = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+SUPPORTED: Final = ""  # no option tag: an OPTIONS answer says so (RFC 3261 §11.2)
+REDIRECTS: Final = frozenset({301, 302})  # followed to their first Contact (§6.10)
 SDP: Final = "application/sdp"
 DTMF_RELAY: Final = "application/dtmf-relay"
 DTMF: Final = "application/dtmf"
@@ -196,6 +198,33 @@ class Outgoing:
     route: tuple[str, ...]
     here: Here
     user_agent: str
+    request_uri: str = ""  # where a redirect sent us; "" for `target` itself
+
+
+def redirect_target(response: Response) -> str | None:
+    """The first Contact of a 3xx as a Request-URI (RFC 3261 §8.1.3.4: without its
+    headers and method); None when there is none or it is not a `sip:` URI."""
+    values = response.headers.get_all("Contact")
+    first = values[0].strip() if values else ""
+    if not first.startswith(("<", '"')) and "<" not in first:
+        first = first.partition(",")[0]  # addr-specs: `sip:a@b, sip:c@d`
+    parsed = parse_name_addr(first)
+    if parsed is None or not parsed.uri.lower().startswith("sip:"):
+        return None
+    uri = parsed.uri.partition("?")[0]
+    return ";".join(p for p in uri.split(";") if not p.lower().startswith("method="))
+
+
+def redirect_problem(target: str | None, tried: tuple[str, ...], most: int) -> str:
+    """Why a redirect is not followed ("" when it is): `tried` holds every Request-URI
+    of the call so far, the first one included."""
+    if target is None:
+        return "redirect without Contact"
+    if target in tried:
+        return "redirect loop"
+    if len(tried) > most:
+        return "too many redirects"
+    return ""
 
 
 def invite(
@@ -219,7 +248,7 @@ def invite(
         *auth,
         ("Content-Type", SDP),
     )
-    return Request("INVITE", out.target, Headers(headers), sdp.build(offer))
+    return Request("INVITE", out.request_uri or out.target, Headers(headers), sdp.build(offer))
 
 
 CHALLENGES: Final = {

@@ -209,3 +209,34 @@ def _party(headers: Headers, name: str) -> tuple[str, str] | None:
     """(URI, tag) of From or To."""
     parsed = parse_name_addr(headers.get(name) or "")
     return (parsed.uri, parsed.params.get("tag", "")) if parsed is not None else None
+
+
+@dataclass(frozen=True)
+class Hop:
+    """Where a request of ours goes first: `host[:port]`, and the transport its URI names
+    ("" when it names none)."""
+
+    host_port: str
+    transport: str
+
+
+def next_hop(request: Request) -> Hop | None:
+    """RFC 3261 §8.1.2 with loose routing: the first Route's URI, else the Request-URI
+    (a strict router's URI is the Request-URI already, §12.2.1.1); None if unreadable."""
+    routes = request.headers.get_all("Route")
+    uri = request.uri
+    if routes:
+        parsed = parse_name_addr(routes[0])
+        if parsed is None:
+            return None
+        uri = parsed.uri
+    scheme, colon, rest = uri.partition(":")
+    if not colon or scheme.lower() not in ("sip", "sips"):
+        return None
+    address, _, params = rest.rpartition("@")[2].partition(";")
+    transport = ""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "transport":
+            transport = value.strip().lower()
+    return Hop(address.partition("?")[0], transport) if address else None
