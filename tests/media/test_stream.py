@@ -10,18 +10,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from intercom_sip.media import rtcp, rtp
-from intercom_sip.media.latch import MAX_CANDIDATES, QUIET, RUN
 from intercom_sip.media.dtmf import digit_payloads
 from intercom_sip.media.g711 import PCMA, PCMU
+from intercom_sip.media.latch import MAX_CANDIDATES, QUIET, RUN
 from intercom_sip.media.recording import Recorder
 from intercom_sip.media.source import FRAME_BYTES, Loop, tone
-from intercom_sip.media.srtp import AUTH_FAILED
+from intercom_sip.media.srtp import AUTH_FAILED, REPLAYED
 from intercom_sip.media.stream import (
     FOREIGN,
     MAX_DIGITS,
     NO_EVENTS,
-    NOT_RTCP,
     NOT_DIGITS,
+    NOT_RTCP,
     TOO_LONG,
     TOO_MANY_DIGITS,
     UNKNOWN_TYPE,
@@ -470,3 +470,101 @@ def test_a_new_key_is_a_new_stream() -> None:
 def test_an_srtp_call_needs_our_key() -> None:
     with pytest.raises(ValueError, match=r"^an SRTP call needs our key as well as the peer's$"):
         stream(B, remote_key=KEY_B)
+
+
+def test_srtp_a_stranger_run_of_forged_packets_never_latches() -> None:
+    """Over SRTP a packet counts toward the probation only once authenticated."""
+    a = stream(B, our_key=KEY_A, remote_key=KEY_B)
+    stranger = stream(A, seed=3, our_key=bytes(30), remote_key=KEY_A)
+    for n in range(3 * RUN):
+        for data, _ in stranger.tick(T0 + n * 0.020):
+            a.receive(data, NAT, T0 + n * 0.020)
+    assert a.dropped == {AUTH_FAILED: 3 * RUN}
+    assert a.target == B
+
+
+# --- ptime ---
+
+
+@pytest.mark.parametrize("ptime", [20, 30, 40])
+def test_packets_of_the_offer_ptime(ptime: int) -> None:
+    """The payload holds ptime ms (160, 240, 320 bytes), the timestamp steps as much, and
+    a slot is due every ptime ms."""
+    a = stream(B, ptime=ptime)
+    samples = ptime * 8
+    sent = []
+    for n in range(5):
+        assert a.deadline() == pytest.approx(T0 + n * ptime / 1000)
+        sent += packets(a.tick(T0 + n * ptime / 1000))
+    assert [len(p.payload) for p in sent] == [samples] * 5
+    steps = [(q.timestamp - p.timestamp) % (1 << 32) for p, q in zip(sent, sent[1:], strict=False)]
+    assert steps == [samples] * 4
+    source = the_tone()
+    pcm = b"".join(source.next_frame() for _ in range(ptime // 20 * 5 // 1 + 2))
+    assert sent[1].payload == PCMU.encode(pcm[2 * samples : 4 * samples])
+
+
+def test_a_digit_at_ptime_30_steps_its_durations_by_240() -> None:
+    a = stream(B, ptime=30)
+    a.send_dtmf("5")
+    events = [p for p in packets(a.tick(T0)) if p.payload_type == 101]
+    assert events[0].payload == digit_payloads("5", 240)[0]
+    following = packets(a.tick(T0 + 0.030))
+    assert following[0].payload == digit_payloads("5", 240)[1]
+
+
+def test_a_reinvite_changing_the_ptime_keeps_the_next_slot() -> None:
+    a = stream(B)
+    a.tick(T0)
+    a.update(negotiated(B, ptime=40), T0 + 0.005)
+    assert a.deadline() == pytest.approx(T0 + 0.020)
+    a.tick(T0 + 0.020)
+    assert a.deadline() == pytest.approx(T0 + 0.060)
+
+
+# --- RTCP ---
+
+
+def test_a_report_every_five_seconds_to_the_port_above_or_the_same_with_mux() -> None:
+    a, b = stream(B), stream(A, seed=2)
+    assert a.report(T0 + 2.4) is None
+    run_from(a, b, B, 3, T0)
+    report = a.report(T0 + 2.5)
+    assert report is not None
+    assert report[1] == (B[0], B[1] + 1)
+    parsed = rtcp.parse(report[0])
+    assert isinstance(parsed, rtcp.Received)
+    assert parsed.packet_types == (rtcp.SR, rtcp.SDES)
+    assert report[0][1] == rtcp.SR and report[0][0] == 0x81  # one report block, of b's
+    assert a.report_due() == T0 + 7.5
+    muxed = stream(B, rtcp_mux=True)
+    report = muxed.report(T0 + 2.5)
+    assert report is not None
+    assert report[1] == B
+
+
+def test_on_hold_a_receiver_report_and_no_wakeup_but_the_report() -> None:
+    a = stream(B, direction="recvonly")
+    assert a.deadline() is None
+    assert a.report_due() == T0 + 2.5
+    report = a.report(T0 + 2.5)
+    assert report is not None
+    assert rtcp.parse(report[0]) == rtcp.Received(a._sender.ssrc, (rtcp.RR, rtcp.SDES), None)
+
+
+def test_srtcp_both_ways() -> None:
+    a = stream(B, our_key=KEY_A, remote_key=KEY_B)
+    b = stream(A, seed=2, our_key=KEY_B, remote_key=KEY_A)
+    report = a.report(T0 + 2.5)
+    assert report is not None
+    b.receive_rtcp(report[0], (A[0], A[1] + 1), T0 + 3)
+    assert (b.rtcp, b.last_arrival) == (1, T0 + 3)
+    b.receive_rtcp(report[0], (A[0], A[1] + 1), T0 + 4)  # SRTCP's replay check
+    later = a.report(T0 + 7.5)
+    assert later is not None
+    b.receive_rtcp(later[0], (B[0], B[1] + 1), T0 + 8)  # authentic, from the wrong host
+    forged = stream(A, seed=3, our_key=bytes(30), remote_key=KEY_A).report(T0 + 2.5)
+    assert forged is not None
+    b.receive_rtcp(forged[0], (A[0], A[1] + 1), T0 + 9)
+    assert (b.rtcp, b.last_arrival) == (1, T0 + 3)
+    assert b.dropped == {REPLAYED: 1, FOREIGN: 1, AUTH_FAILED: 1}

@@ -83,7 +83,20 @@ def parse(data: bytes) -> Received | RtcpError:
     first, kind, _, ssrc = _HEADER.unpack_from(data)
     if first >> 6 != VERSION or first & 0x20 or kind not in (SR, RR):
         return RtcpError(NOT_RTCP)
-    types, offset = [], 0
+    types = _types(data)
+    if isinstance(types, RtcpError):
+        return types
+    middle = None
+    if kind == SR and len(data) >= _HEADER.size + _SENDER_INFO.size:
+        seconds, fraction = struct.unpack_from("!II", data, _HEADER.size)
+        middle = ((seconds & 0xFFFF) << 16) | (fraction >> 16)
+    return Received(ssrc, types, middle)
+
+
+def _types(data: bytes) -> tuple[int, ...] | RtcpError:
+    """The packet types of a compound, whose lengths must add up to the datagram."""
+    types: list[int] = []
+    offset = 0
     while offset < len(data):
         if len(types) == MAX_PACKETS:
             return RtcpError(TOO_MANY)
@@ -91,13 +104,7 @@ def parse(data: bytes) -> Received | RtcpError:
             return RtcpError(BAD_LENGTH)
         types.append(data[offset + 1])
         offset += 4 * (struct.unpack_from("!H", data, offset + 2)[0] + 1)
-    if offset != len(data):
-        return RtcpError(BAD_LENGTH)
-    middle = None
-    if kind == SR and len(data) >= _HEADER.size + _SENDER_INFO.size:
-        seconds, fraction = struct.unpack_from("!II", data, _HEADER.size)
-        middle = ((seconds & 0xFFFF) << 16) | (fraction >> 16)
-    return Received(ssrc, tuple(types), middle)
+    return tuple(types) if offset == len(data) else RtcpError(BAD_LENGTH)
 
 
 class Reporter:

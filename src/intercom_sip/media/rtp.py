@@ -85,9 +85,9 @@ def build(packet: RtpPacket) -> bytes:
 class Sender:
     """Numbers one outgoing stream: SSRC, sequence (mod 2**16), timestamp (8 kHz, mod 2**32).
 
-    Each call to `audio` or `event` is one slot (20, 30 or 40 ms: the offer's ptime). The first audio packet carries the
-    marker bit (RFC 3551 §4.1: the start of a talkspurt), and so does the first packet of
-    each telephone event (RFC 4733 §2.5.1.1).
+    Each call to `audio` or `event` is one slot (20, 30 or 40 ms: the offer's ptime). The
+    first audio packet carries the marker bit (RFC 3551 §4.1: the start of a talkspurt),
+    and so does the first packet of each telephone event (RFC 4733 §2.5.1.1).
     """
 
     def __init__(self, rng: random.Random) -> None:

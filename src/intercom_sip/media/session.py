@@ -55,6 +55,7 @@ class MediaSession:
         sock: socket.socket,
         clock: Clock,
         on_digit: OnDigit,
+        *,
         rtcp: socket.socket | None = None,
     ) -> None:
         self._stream, self._port, self._clock, self._on_digit = stream, port, clock, on_digit
@@ -108,7 +109,7 @@ class MediaSession:
         for each in (sock, rtcp):
             if each is not None:
                 _drain(each)
-        session = cls(stream, port, sock, clock, on_digit or _ignore, rtcp)
+        session = cls(stream, port, sock, clock, on_digit or _ignore, rtcp=rtcp)
         session._schedule()
         return session
 

@@ -354,12 +354,12 @@ class MediaStream:
         clear = self._unprotect(data)
         if isinstance(clear, str):
             return clear
-        packet = rtp.parse(clear)
-        if isinstance(packet, rtp.RtpError):
-            return packet.reason
-        if isinstance(packet, rtp.Rtcp):
+        if rtcp.is_rtcp(clear):  # RFC 5761 §4; an RR may be shorter than an RTP header
             self._take_rtcp(clear, source, now)
             return None
+        packet = rtp.parse(clear)
+        if isinstance(packet, rtp.RtpError | rtp.Rtcp):
+            return packet.reason if isinstance(packet, rtp.RtpError) else NOT_RTCP
         return packet if self._kind(packet.payload_type) else UNKNOWN_TYPE
 
     def _kind(self, payload_type: int) -> str:
