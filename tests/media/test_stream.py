@@ -4,6 +4,7 @@ import io
 import random
 import wave
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -497,7 +498,7 @@ def test_packets_of_the_offer_ptime(ptime: int) -> None:
         assert a.deadline() == pytest.approx(T0 + n * ptime / 1000)
         sent += packets(a.tick(T0 + n * ptime / 1000))
     assert [len(p.payload) for p in sent] == [samples] * 5
-    steps = [(q.timestamp - p.timestamp) % (1 << 32) for p, q in zip(sent, sent[1:], strict=False)]
+    steps = [(q.timestamp - p.timestamp) % (1 << 32) for p, q in pairwise(sent)]
     assert steps == [samples] * 4
     source = the_tone()
     pcm = b"".join(source.next_frame() for _ in range(ptime // 20 * 5 // 1 + 2))
