@@ -173,7 +173,10 @@ def test_rtp_sprayed_at_every_port_takes_nothing_from_a_real_call(
     destinations = {d.destination for d in capture.taken()}
     assert all(host == "127.0.0.1" for host, _ in destinations), destinations
     sent = [d for d in capture.taken() if d.payload[1] & 0x7F in (0, 101)]
-    assert len(sent) == call["rtp"]["sent"]  # every packet the monitor sent went to baresip
+    assert len({d.destination for d in sent}) == 1  # baresip's RTP address, and only it
+    # Every packet the monitor counted reached the wire (but the last, which may meet the
+    # port baresip just closed).
+    assert call["rtp"]["sent"] - len(sent) in (0, 1), (call["rtp"], len(sent))
     assert call["rtp"]["sent"] > 100
     assert phone.received_digits() == "1234#"
 
