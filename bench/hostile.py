@@ -24,6 +24,7 @@ from pathlib import Path
 
 import hostile_held
 import hostile_http
+import hostile_media
 import hostile_sip
 from hostile_net import raise_file_limit
 from hostile_service import needs
@@ -39,6 +40,7 @@ FINDINGS: tuple[tuple[str, Callable[[Options], Outcome]], ...] = (
     ("5", hostile_http.login_flood),
     ("8", hostile_sip.register_flood),
     ("13", hostile_sip.sip_pipelined),
+    ("spray", hostile_media.rtp_spray),  # issue 11
 )
 
 
@@ -46,7 +48,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter, smaller attacks")
     parser.add_argument(
-        "--only", nargs="+", metavar="N", help="findings to run (1 2 3 4 5 8 13); default all"
+        "--only",
+        nargs="+",
+        metavar="N",
+        help="findings (1 2 3 4 5 8 13 spray); default all",
     )
     parser.add_argument(
         "--rss-ceiling",
