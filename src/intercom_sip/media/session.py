@@ -42,6 +42,9 @@ SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; unnamed 
 STAMP_SPACE: Final = socket.CMSG_SPACE(16)  # struct timespec
 MAX_READ: Final = 64  # datagrams read at one wake-up; the rest wait for the next
 MAX_DRAIN: Final = 4096  # datagrams thrown away at the answer: more than a socket buffer holds
+# RTCP datagrams read at once (every 5 s, or when the media timer asks): enough to empty a
+# socket buffer a stranger filled, so that the peer's next report finds room.
+MAX_RTCP_READ: Final = 1024
 READ_SIZE: Final = MAX_DATAGRAM + 1  # one byte more: an oversized datagram stays oversized
 
 
@@ -238,12 +241,12 @@ class MediaSession:
         return digits
 
     def _read_rtcp(self) -> None:
-        """What waits on the RTCP port (port + 1), up to MAX_READ datagrams."""
+        """What waits on the RTCP port (port + 1), up to MAX_RTCP_READ datagrams."""
         sock = self._rtcp
         if sock is None:
             return
         now, wall = self._clock(), time.time()
-        for _ in range(MAX_READ):
+        for _ in range(MAX_RTCP_READ):
             try:
                 data, ancillary, _, address = sock.recvmsg(READ_SIZE, STAMP_SPACE)
             except (BlockingIOError, InterruptedError):
