@@ -185,8 +185,9 @@ class MediaSession:
             return
         deadline = self._stream.deadline()
         self._read_on_arrival(deadline is None)
-        report = self._stream.report_due()
-        at = report if deadline is None else min(deadline, report)
+        # While sending, the report goes with the first slot at or after its time: no
+        # wake-up of its own. On hold, one wake-up every 5 s for it.
+        at = self._stream.report_due() if deadline is None else deadline
         self._timer = self._loop.call_later(max(0.0, at - self._clock()), self._due)
 
     def _read_on_arrival(self, wanted: bool) -> None:
