@@ -120,3 +120,12 @@ def test_rtcp_is_owned_from_the_current_port_or_the_one_above() -> None:
     assert not latch.owns((SDP[0], SDP[1] + 2))
     assert not latch.owns(NAT)
     assert not Latch(None, T0).owns(SDP)
+
+
+def test_a_stranger_is_shut_out_while_the_current_source_is_live() -> None:
+    latch = Latch(SDP, T0)
+    assert not latch.shut_to(NAT, T0)  # the start: anyone may pass the probation
+    latch.admit(SDP, 1, 1, T0)
+    assert latch.shut_to(NAT, T0 + QUIET - 0.01)
+    assert not latch.shut_to(SDP, T0 + 0.5)
+    assert not latch.shut_to(NAT, T0 + QUIET)

@@ -216,7 +216,10 @@ def test_a_live_source_is_not_taken_over_by_a_sprayer() -> None:
     run_from(a, c, NAT, 40, T0 + 0.02)  # 0.8 s of a sprayer's run, the peer quiet
     assert a.target == B
     assert a.dropped == {FOREIGN: 41}  # c's first tick sends its two slots due by then
-    run_from(a, c, NAT, 1, T0 + QUIET + 0.021)  # the peer silent for QUIET: NAT may latch
+    # The peer silent for QUIET: NAT may latch, after a run heard from then on.
+    run_from(a, c, NAT, RUN - 1, T0 + QUIET + 0.021)
+    assert a.target == B
+    run_from(a, c, NAT, 1, T0 + QUIET + 0.2)
     assert a.target == NAT
 
 

@@ -72,6 +72,14 @@ class Latch:
         self.latches += 1
         return True
 
+    def shut_to(self, source: Address, now: float) -> bool:
+        """Whether a packet from `source` would be dropped whatever it holds: a stranger's
+        while the current source is live. Checked before any parsing or SRTP work, so that
+        a spray costs next to nothing."""
+        if source in (self.sdp, self.current):
+            return False
+        return not self._early and now - self._heard < QUIET
+
     def owns(self, source: Address) -> bool:
         """Whether RTCP from `source` is the current source's: from its port (rtcp-mux)
         or the one above (RFC 3550 §11)."""

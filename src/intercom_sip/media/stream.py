@@ -351,6 +351,8 @@ class MediaStream:
 
     def _check(self, data: bytes, source: Address, now: float) -> rtp.RtpPacket | str | None:
         """The packet; a reason to drop the datagram; None for RTCP (taken apart)."""
+        if self.latch.shut_to(source, now) and not rtcp.is_rtcp(data):
+            return FOREIGN
         clear = self._unprotect(data)
         if isinstance(clear, str):
             return clear
