@@ -1,4 +1,5 @@
-"""Issue 6's hostile findings 1-5, 8 and 13, run against a served instance.
+"""Issue 6's hostile findings 1-5, 8 and 13 (and issue 11's RTP spray), against a served
+instance.
 
 Each finding starts a fresh `intercom-sip serve` (127.0.0.1, free ports, a temporary data
 directory, an open-file limit of 1024 by prlimit), attacks it from this process, and
