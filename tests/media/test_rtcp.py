@@ -3,6 +3,8 @@
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from intercom_sip.media.rtcp import (
     BAD_LENGTH,
@@ -103,3 +105,8 @@ def test_rtcp_is_told_from_rtp_by_its_second_octet() -> None:
     assert is_rtcp(bytes([0x80, RR]))
     assert not is_rtcp(bytes([0x80, 0]))
     assert not is_rtcp(bytes([0x80]))
+
+
+@given(st.binary(max_size=2000))
+def test_parse_never_raises(data: bytes) -> None:
+    assert isinstance(parse(data), Received | RtcpError)

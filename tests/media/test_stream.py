@@ -372,6 +372,16 @@ def test_no_datagram_raises_with_srtp(datagram: bytes) -> None:
     a.receive(datagram, NAT, T0)
 
 
+@given(st.binary(max_size=1600), st.booleans())
+def test_no_datagram_raises_from_the_sdp_address_or_on_the_rtcp_port(
+    datagram: bytes, secure: bool
+) -> None:
+    keys = {"our_key": KEY_A, "remote_key": KEY_B} if secure else {}
+    a = stream(B, **keys)
+    a.receive(datagram, B, T0)
+    a.receive_rtcp(datagram, (B[0], B[1] + 1), T0)
+
+
 # --- DTMF ---
 
 
