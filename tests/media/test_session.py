@@ -403,3 +403,36 @@ def test_with_rtcp_mux_reports_share_the_rtp_port(pool: PortPool) -> None:
             a.close()
 
     run(muxed)
+
+
+class Counted(MediaSession):
+    """A session that counts its timer's wake-ups."""
+
+    wakeups = 0
+
+    def _due(self) -> None:
+        self.wakeups += 1
+        super()._due()
+
+
+def test_rtcp_adds_no_wakeup_while_sending_and_one_per_report_on_hold(pool: PortPool) -> None:
+    """One wake-up a slot stays the rule (bench-media measures it): the report rides the
+    first slot due after its time. On hold the session wakes for the report alone."""
+
+    async def wakeups() -> None:
+        port = lease(pool)
+        with bound(HOST) as peer_rtp:
+            peer_port = peer_rtp.getsockname()[1]
+            with bound(HOST, peer_port + 1) as peer_rtcp:
+                a = await Counted.open(port, to(peer_port), source(425))
+                assert isinstance(a, Counted)
+                await until(lambda: waiting(peer_rtcp) != [])  # the first report, at 2.5 s
+                assert a.wakeups <= a.stats().sent
+                a.update(to(peer_port, direction="recvonly"))  # hold: nothing sent
+                held_at, woken = a.stats().sent, a.wakeups
+                await until(lambda: waiting(peer_rtcp) != [])  # the next, 5 s on
+                assert a.stats().sent == held_at
+                assert a.wakeups - woken <= 2  # the report's, and perhaps a slot's
+                a.close()
+
+    run(wakeups)
