@@ -582,3 +582,14 @@ def test_srtcp_both_ways() -> None:
     b.receive_rtcp(forged[0], (A[0], A[1] + 1), T0 + 9)
     assert (b.rtcp, b.last_arrival) == (1, T0 + 3)
     assert b.dropped == {REPLAYED: 1, FOREIGN: 1, AUTH_FAILED: 1}
+
+
+def test_rtcp_goes_to_and_is_taken_from_the_sdp_rtcp_port() -> None:
+    """RFC 3605: an SBC's RTCP port need not be RTP's + 1."""
+    a = stream(B, rtcp_port=B[1] + 7)
+    report = a.report(T0 + 2.5)
+    assert report is not None
+    assert report[1] == (B[0], B[1] + 7)
+    sender_report = bytes([0x80, 200, 0, 6]) + bytes(24)
+    a.receive_rtcp(sender_report, (B[0], B[1] + 7), T0 + 3)
+    assert (a.rtcp, a.last_arrival) == (1, T0 + 3)

@@ -231,7 +231,18 @@ def test_encoding_names_are_case_insensitive(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("ptime", "taken"),
-    [("20", 20), ("30", 30), ("40", 40), ("10", 20), ("60", 20), ("x", 20), ("3000", 20)],
+    [
+        ("20", 20),
+        ("30", 30),
+        ("40", 40),
+        ("10", 20),
+        ("60", 20),
+        ("x", 20),
+        ("3000", 20),
+        ("²", 20),  # a digit to str.isdigit, not to int()
+        ("30.0", 20),
+        ("9" * 5000, 20),
+    ],
 )
 def test_the_offer_ptime_is_what_we_send(ptime: str, taken: int) -> None:
     offer = ALICE + f"m=audio 49170 RTP/AVP 0\na=ptime:{ptime}\n"
@@ -253,6 +264,23 @@ def test_rtcp_mux_offered_is_answered_and_taken() -> None:
     plain = answered(ALICE + "m=audio 49170 RTP/AVP 0\n")
     assert plain.media.rtcp_mux is False
     assert "rtcp-mux" not in text(plain.sdp)
+
+
+@pytest.mark.parametrize(
+    ("line", "port"),
+    [
+        ("a=rtcp:53020\n", 53020),
+        ("a=rtcp:53020 IN IP4 126.16.64.4\n", 53020),  # RFC 3605 §2.1's example
+        ("a=rtcp:0\n", None),
+        ("a=rtcp:70000\n", None),
+        ("a=rtcp:x\n", None),
+        ("a=rtcp:²\n", None),
+        ("", None),
+    ],
+)
+def test_the_rtcp_port_attribute(line: str, port: int | None) -> None:
+    result = answered(ALICE + f"m=audio 49170 RTP/AVP 0\n{line}")
+    assert result.media.rtcp_port == port
 
 
 def test_our_offer_keeps_ptime_20_and_no_rtcp_mux() -> None:

@@ -80,13 +80,13 @@ class Latch:
             return False
         return not self._early and now - self._heard < QUIET
 
-    def owns(self, source: Address) -> bool:
-        """Whether RTCP from `source` is the current source's: from its port (rtcp-mux)
-        or the one above (RFC 3550 §11)."""
+    def owns(self, source: Address, rtcp_port: int | None = None) -> bool:
+        """Whether RTCP from `source` is the current source's: from its port (rtcp-mux),
+        the one above (RFC 3550 §11), or the SDP's `a=rtcp` port (RFC 3605)."""
         current = self.current
         if current is None or source[0] != current[0]:
             return False
-        return source[1] in (current[1], current[1] + 1)
+        return source[1] in (current[1], current[1] + 1, rtcp_port)
 
     def _make_current(self, source: Address, now: float) -> None:
         self.current, self._heard = source, now

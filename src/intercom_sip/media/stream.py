@@ -223,8 +223,13 @@ class MediaStream:
         current = self.latch.current
         if current is None or self._negotiated.remote_address is None:
             return None
-        address = current if self.rtcp_mux else (current[0], current[1] + 1)
+        address = current if self.rtcp_mux else (current[0], self._rtcp_port(current))
         return (packet if self._srtp is None else self._srtp.protect_rtcp(packet)), address
+
+    def _rtcp_port(self, current: Address) -> int:
+        """RFC 3605's port while sending to the SDP address; else the one above RTP's."""
+        theirs = self._negotiated.rtcp_port
+        return theirs if theirs is not None and current == self.latch.sdp else current[1] + 1
 
     def _next_packet(self) -> bytes:
         """The slot's packet: an event's, the start of the next digit's, or audio."""
@@ -342,7 +347,7 @@ class MediaStream:
         report = rtcp.parse(clear)
         if isinstance(report, rtcp.RtcpError):
             self._drop(report.reason)
-        elif not self.latch.owns(source):
+        elif not self.latch.owns(source, self._negotiated.rtcp_port):
             self._drop(FOREIGN)
         else:
             self.rtcp += 1

@@ -47,6 +47,8 @@ BAD_PROTO: Final = "unsupported media transport"
 NO_ADDRESS: Final = "no connection address"
 REFUSED: Final = "the answer refused our audio"
 
+_PORT = re.compile(r"[0-9]{1,5}")
+_PTIME_TEXTS: Final = frozenset(str(ms) for ms in PTIMES)
 _RTPMAP = re.compile(r"([0-9]{1,3}) ([^/\s]+)/([0-9]+)(?:/1)?")
 
 
@@ -74,6 +76,7 @@ class Negotiated:
     remote_key: bytes | None = field(default=None, repr=False)  # the peer's SRTP key
     ptime: int = DEFAULT_PTIME  # ms of audio in each packet we send
     rtcp_mux: bool = False  # RTCP on the RTP port (RFC 5761)
+    rtcp_port: int | None = None  # the peer's RTCP port when not RTP's + 1 (RFC 3605)
 
 
 @dataclass(frozen=True)
@@ -186,14 +189,21 @@ def _negotiated(
         key,
         _ptime(media),
         media.has(RTCP_MUX),
+        _rtcp_port(media),
     )
+
+
+def _rtcp_port(media: Media) -> int | None:
+    """RFC 3605's `a=rtcp:PORT [address]`: the port, when it is one; the address is
+    not taken (RTCP goes to the host RTP goes to)."""
+    port = next(iter(media.values("rtcp")), "").split(" ", 1)[0]
+    return int(port) if _PORT.fullmatch(port) and 0 < int(port) <= 65535 else None
 
 
 def _ptime(media: Media) -> int:
     """The stream's ptime when we can send it (20, 30 or 40 ms), else 20."""
     value = next(iter(media.values("ptime")), "").strip()
-    number = int(value) if value.isdigit() and len(value) <= 3 else DEFAULT_PTIME
-    return number if number in PTIMES else DEFAULT_PTIME
+    return int(value) if value in _PTIME_TEXTS else DEFAULT_PTIME
 
 
 def _codec(media: Media, usable: set[str]) -> tuple[int, str] | None:
