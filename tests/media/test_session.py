@@ -436,3 +436,24 @@ def test_rtcp_adds_no_wakeup_while_sending_and_one_per_report_on_hold(pool: Port
                 a.close()
 
     run(wakeups)
+
+
+def test_a_first_latch_starts_sending_at_once(pool: PortPool) -> None:
+    """An SDP address that is a name (no DNS on the media path): the first source to pass
+    the probation is where packets go, from its next slot, not from the next report."""
+
+    async def latched() -> None:
+        port = lease(pool)
+        with bound(HOST) as peer:
+            a = await MediaSession.open(port, to(0, remote_address="panel.example"), source(425))
+            for n in range(6):
+                peer.sendto(
+                    rtp.build(rtp.RtpPacket(0, n, 160 * n, 5, bytes(160))), (HOST, port.port)
+                )
+            await until(lambda: a.target == peer.getsockname())
+            opened = time.monotonic()
+            await until(lambda: len(waiting(peer)) > 0)
+            assert time.monotonic() - opened < 1.0
+            a.close()
+
+    run(latched)

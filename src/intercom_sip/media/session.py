@@ -215,8 +215,8 @@ class MediaSession:
 
     def _readable(self) -> None:
         digits = self._read()
-        if self._timer is None:
-            self._schedule()  # latching may have given a first address to send to
+        if self._reading and self._stream.deadline() is not None:
+            self._schedule()  # a first latch gave an address to send to: slots from now
         self._tell(digits)
 
     # --- the socket ---
