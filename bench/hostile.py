@@ -1,5 +1,5 @@
-"""Issue 6's hostile findings 1-5, 8 and 13, and issue 11's attacker (11), run against a
-served instance.
+"""Issue 6's hostile findings 1-5, 8 and 13, and issue 11's attacker (11, spray), run
+against a served instance.
 
 Each finding starts a fresh `intercom-sip serve` (127.0.0.1, free ports, a temporary data
 directory, an open-file limit of 1024 by prlimit), attacks it from this process, and
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import hostile_held
 import hostile_http
+import hostile_media
 import hostile_sip
 import hostile_trust
 from hostile_net import raise_file_limit
@@ -45,6 +46,7 @@ FINDINGS: tuple[tuple[str, Callable[[Options], Outcome]], ...] = (
     ("11 OPTIONS flood", hostile_trust.options_flood),
     ("11 INVITE flood", hostile_trust.invite_flood),
     ("11 held TCP cap", hostile_trust.held_tcp_cap),
+    ("spray", hostile_media.rtp_spray),  # issue 11: RTP Bleed
 )
 
 
@@ -52,7 +54,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter, smaller attacks")
     parser.add_argument(
-        "--only", nargs="+", metavar="N", help="findings to run (1 2 3 4 5 8 11 13); default all"
+        "--only",
+        nargs="+",
+        metavar="N",
+        help="findings to run (1 2 3 4 5 8 11 13 spray); default all",
     )
     parser.add_argument(
         "--rss-ceiling",

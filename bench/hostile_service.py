@@ -49,8 +49,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 class Service:
     """`intercom-sip serve` on 127.0.0.1, a free port, a fresh data directory."""
 
-    def __init__(self, nofile: int | None, sip_host: str = "127.0.0.1") -> None:
-        self.nofile, self.sip_host = nofile, sip_host
+    def __init__(
+        self, nofile: int | None, sip_host: str = "127.0.0.1", extra: tuple[str, ...] = ()
+    ) -> None:
+        self.nofile, self.sip_host, self.extra = nofile, sip_host, extra
         self.sip_port = free_port(sip_host)
         self.port = 0
         self.lines = 0
@@ -76,6 +78,7 @@ class Service:
             self.sip_host,
             "--sip-port",
             str(self.sip_port),
+            *self.extra,
         ]
         if self.nofile:
             command.insert(0, "prlimit")

@@ -124,7 +124,7 @@ def run(
         shell = PhoneShell(
             port,
             Lines(),
-            pool=pool or PortPool(PortRange(41000, 41100)),
+            pool=pool or PortPool(PortRange(41000, 41001)),  # one even port: a known one
             source=source,
             call_log=log,
             options=PhoneOptions(options, "127.0.0.1"),

@@ -1,5 +1,7 @@
-"""RTP ports: the range option, even ports leased round the range, refused when exhausted."""
+"""RTP ports: the range option, even ports (and RTCP's above) leased at random, refused when
+exhausted."""
 
+import random
 import socket
 from collections.abc import Iterator
 
@@ -76,27 +78,65 @@ def take(pool: PortPool, leases: list[RtpPort]) -> RtpPort:
     return lease
 
 
-def test_ports_are_leased_round_the_range_until_none_is_left(leases: list[RtpPort]) -> None:
+def test_ports_are_leased_until_none_is_left(leases: list[RtpPort]) -> None:
     ports = free_range(6)
     pool = PortPool(ports)
-    assert [take(pool, leases).port for _ in range(3)] == list(ports.even)
+    assert sorted(take(pool, leases).port for _ in range(3)) == list(ports.even)
     assert pool.take("127.0.0.1") == PortError(EXHAUSTED)
     assert pool.leased == 3
     leases[1].release()
     leases[1].release()  # idempotent
     assert pool.leased == 2
-    assert take(pool, leases).port == ports.even[1]
+    assert take(pool, leases).port == leases[1].port
     assert pool.take("127.0.0.1") == PortError(EXHAUSTED)
 
 
-def test_a_released_port_is_not_the_next_one_given(leases: list[RtpPort]) -> None:
-    ports = free_range(6)
+def test_ports_are_picked_at_random_among_the_free_ones(leases: list[RtpPort]) -> None:
+    """Not in order (CONTRACT §6.7): a stranger cannot guess the next call's port. 20
+    ports in order by chance: 1 in 20! (the old pool gave them in order)."""
+    ports = free_range(40)
     pool = PortPool(ports)
-    first = take(pool, leases)
-    first.release()
-    assert take(pool, leases).port == ports.even[1]
-    assert take(pool, leases).port == ports.even[2]
-    assert take(pool, leases).port == ports.even[0]  # round the range
+    taken = [take(pool, leases).port for _ in range(20)]
+    assert sorted(taken) == list(ports.even)
+    assert taken != list(ports.even)
+    for lease in leases:
+        lease.release()
+    leases.clear()
+    again = [take(pool, leases).port for _ in range(20)]
+    assert again != taken  # each call a new draw, not one fixed shuffle
+
+
+def test_the_pool_draws_from_the_rng_it_is_given(leases: list[RtpPort]) -> None:
+    ports = free_range(40)
+    drawn = []
+    for _ in range(2):
+        pool = PortPool(ports, random.Random(7))
+        drawn.append([take(pool, leases).port for _ in range(5)])
+        for lease in leases:
+            lease.release()
+        leases.clear()
+    assert drawn[0] == drawn[1]
+
+
+def test_the_rtcp_port_above_is_bound_too(leases: list[RtpPort]) -> None:
+    ports = free_range(2)
+    lease = take(PortPool(ports), leases)
+    rtcp = lease.detach_rtcp()
+    assert rtcp is not None
+    with rtcp:
+        assert rtcp.getsockname() == ("127.0.0.1", ports.first + 1)
+    assert lease.detach_rtcp() is None
+
+
+def test_an_even_port_whose_rtcp_port_is_held_is_skipped(leases: list[RtpPort]) -> None:
+    ports = free_range(4)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.bind(("127.0.0.1", ports.even[0] + 1))
+        pool = PortPool(ports)
+        assert take(pool, leases).port == ports.even[1]
+        assert pool.take("127.0.0.1") == PortError(EXHAUSTED)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", ports.even[0]))  # the RTP half was let go
 
 
 def test_a_port_someone_else_holds_is_skipped(leases: list[RtpPort]) -> None:
@@ -117,6 +157,7 @@ def test_the_lease_holds_a_bound_socket_and_release_closes_it(leases: list[RtpPo
     with pytest.raises(ValueError, match=r"^the RTP socket is already detached or released$"):
         lease.detach()
     sock.close()
+    lease.release()  # and its RTCP socket
     kept = take(PortPool(ports), leases)
     kept.release()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:

@@ -19,7 +19,7 @@ from intercom_sip.media.ports import PortPool, PortRange, RtpPort
 from intercom_sip.media.recording import Recorder
 from intercom_sip.media.session import MediaSession
 from intercom_sip.media.source import Loop, tone
-from intercom_sip.media.stream import FRAME, TOO_LONG, UNKNOWN_TYPE
+from intercom_sip.media.stream import FOREIGN, FRAME, TOO_LONG, UNKNOWN_TYPE
 from intercom_sip.sip.negotiation import Negotiated
 
 HOST = "127.0.0.1"
@@ -260,8 +260,9 @@ def test_junk_is_counted_and_ignored(pool: PortPool) -> None:
                 bytes([0x80, 200, 0, 6]) + bytes(24),  # an RTCP sender report
             ):
                 stranger.sendto(data, (HOST, port_a.port))
-            await until(lambda: a.stream.junk + a.stream.rtcp == 4)
-        assert a.stream.dropped == {rtp.TOO_SHORT: 1, TOO_LONG: 1, UNKNOWN_TYPE: 1}
+            await until(lambda: a.stream.junk == 4)
+        # The RTCP is a stranger's (not the SDP address's port or the one above).
+        assert a.stream.dropped == {rtp.TOO_SHORT: 1, TOO_LONG: 1, UNKNOWN_TYPE: 1, FOREIGN: 1}
         assert a.last_arrival is None
         b = await MediaSession.open(port_b, to(port_a.port), source(1000))
         await until(lambda: a.stats().received >= 5)
@@ -317,3 +318,142 @@ def test_an_arrival_is_timed_when_it_came_not_when_the_loop_read_it(pool: PortPo
         assert late < blocked / 2, late
 
     run(arrival)
+
+
+# --- what a stranger sends, and RTCP ---
+
+
+def bound(host: str, port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+def waiting(sock: socket.socket) -> list[bytes]:
+    got = []
+    while True:
+        try:
+            got.append(sock.recv(2048))
+        except BlockingIOError:
+            return got
+
+
+def test_what_reached_the_port_before_the_answer_is_thrown_away(pool: PortPool) -> None:
+    """A stranger (on 127.0.0.2) sprays a perfect run at the leased port while the call
+    rings: at the answer it is drained, so the first packet heard is the peer's and the
+    stranger gets nothing (on the old code it was latched and got the call's audio)."""
+
+    async def drained() -> None:
+        port = lease(pool)
+        with bound("127.0.0.2") as stranger, bound(HOST) as peer:
+            for n in range(20):
+                packet = rtp.build(rtp.RtpPacket(0, 100 + n, 160 * n, 99, bytes(160)))
+                stranger.sendto(packet, (HOST, port.port))
+            a = await MediaSession.open(port, to(peer.getsockname()[1]), source(425))
+            assert (a.stream.junk, a.stats().received) == (0, 0)
+            await until(lambda: a.stats().sent >= 10)
+            assert len(waiting(peer)) >= 10
+            assert waiting(stranger) == []
+            a.close()
+
+    run(drained)
+
+
+def test_rtcp_alone_on_the_port_above_keeps_the_call_alive(pool: PortPool) -> None:
+    """A peer whose RTP stopped but whose RTCP goes on (RFC 3550 §6): each report moves
+    `last_arrival`; our own reports go to its port + 1."""
+
+    async def rtcp_only() -> None:
+        port = lease(pool)
+        with bound(HOST) as peer_rtp:
+            peer_port = peer_rtp.getsockname()[1]
+            with bound(HOST, peer_port + 1) as peer_rtcp:
+                a = await MediaSession.open(port, to(peer_port), source(425))
+                assert a.last_arrival is None
+                report = bytes([0x80, 201, 0, 1]) + bytes(4)
+                peer_rtcp.sendto(report, (HOST, port.port + 1))
+                await until(lambda: a.last_arrival is not None)
+                first = a.last_arrival
+                peer_rtcp.sendto(report, (HOST, port.port + 1))
+                await until(lambda: a.last_arrival != first)
+                await until(lambda: waiting(peer_rtcp) != [])  # ours, within 2.5 s
+                assert a.stream.rtcp == 2
+                assert a.stats().received == 0
+                a.close()
+
+    run(rtcp_only)
+
+
+def test_with_rtcp_mux_reports_share_the_rtp_port(pool: PortPool) -> None:
+    async def muxed() -> None:
+        port = lease(pool)
+        with bound(HOST) as peer:
+            peer_port = peer.getsockname()[1]
+            a = await MediaSession.open(port, to(peer_port, rtcp_mux=True), source(425))
+            peer.sendto(bytes([0x80, 201, 0, 1]) + bytes(4), (HOST, port.port))
+            await until(lambda: a.stream.rtcp == 1)
+            got: list[bytes] = []
+
+            def a_report() -> bool:
+                got.extend(waiting(peer))
+                return any(data[1] == 200 for data in got)  # an SR, among the RTP
+
+            await until(a_report)
+            a.close()
+
+    run(muxed)
+
+
+class Counted(MediaSession):
+    """A session that counts its timer's wake-ups."""
+
+    wakeups = 0
+
+    def _due(self) -> None:
+        self.wakeups += 1
+        super()._due()
+
+
+def test_rtcp_adds_no_wakeup_while_sending_and_one_per_report_on_hold(pool: PortPool) -> None:
+    """One wake-up a slot stays the rule (bench-media measures it): the report rides the
+    first slot due after its time. On hold the session wakes for the report alone."""
+
+    async def wakeups() -> None:
+        port = lease(pool)
+        with bound(HOST) as peer_rtp:
+            peer_port = peer_rtp.getsockname()[1]
+            with bound(HOST, peer_port + 1) as peer_rtcp:
+                a = await Counted.open(port, to(peer_port), source(425))
+                assert isinstance(a, Counted)
+                await until(lambda: waiting(peer_rtcp) != [])  # the first report, at 2.5 s
+                assert a.wakeups <= a.stats().sent
+                a.update(to(peer_port, direction="recvonly"))  # hold: nothing sent
+                held_at, woken = a.stats().sent, a.wakeups
+                await until(lambda: waiting(peer_rtcp) != [])  # the next, 5 s on
+                assert a.stats().sent == held_at
+                assert a.wakeups - woken <= 2  # the report's, and perhaps a slot's
+                a.close()
+
+    run(wakeups)
+
+
+def test_a_first_latch_starts_sending_at_once(pool: PortPool) -> None:
+    """An SDP address that is a name (no DNS on the media path): the first source to pass
+    the probation is where packets go, from its next slot, not from the next report."""
+
+    async def latched() -> None:
+        port = lease(pool)
+        with bound(HOST) as peer:
+            a = await MediaSession.open(port, to(0, remote_address="panel.example"), source(425))
+            for n in range(6):
+                peer.sendto(
+                    rtp.build(rtp.RtpPacket(0, n, 160 * n, 5, bytes(160))), (HOST, port.port)
+                )
+            await until(lambda: a.target == peer.getsockname())
+            opened = time.monotonic()
+            await until(lambda: len(waiting(peer)) > 0)
+            assert time.monotonic() - opened < 1.0
+            a.close()
+
+    run(latched)

@@ -4,22 +4,25 @@ import io
 import random
 import wave
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intercom_sip.media import rtp
+from intercom_sip.media import rtcp, rtp
 from intercom_sip.media.dtmf import digit_payloads
 from intercom_sip.media.g711 import PCMA, PCMU
+from intercom_sip.media.latch import MAX_CANDIDATES, QUIET, RUN
 from intercom_sip.media.recording import Recorder
 from intercom_sip.media.source import FRAME_BYTES, Loop, tone
-from intercom_sip.media.srtp import AUTH_FAILED
+from intercom_sip.media.srtp import AUTH_FAILED, REPLAYED
 from intercom_sip.media.stream import (
     FOREIGN,
     MAX_DIGITS,
     NO_EVENTS,
     NOT_DIGITS,
+    NOT_RTCP,
     TOO_LONG,
     TOO_MANY_DIGITS,
     UNKNOWN_TYPE,
@@ -165,43 +168,114 @@ def test_received_rtp_does_not_end_a_hold(held: dict[str, object]) -> None:
 # --- latching (symmetric RTP) ---
 
 
-def test_packets_follow_the_address_rtp_arrives_from() -> None:
+def run_from(a: MediaStream, b: MediaStream, source: Address, count: int, at: float) -> None:
+    """`count` of b's packets, in sequence, arriving at `a` from `source` at `at`."""
+    for n in range(count):
+        for data, _ in b.tick(at + n * 0.020):
+            a.receive(data, source, at + n * 0.020)
+
+
+def test_a_caller_behind_nat_is_latched_after_a_run_at_the_start() -> None:
+    """Before anything came from the SDP address, the first source to show RUN packets
+    in sequence of one SSRC is latched (RFC 3550 A.1 probation)."""
     a, b = stream(B), stream(A, seed=2)
     assert [to for _, to in a.tick(T0)] == [B]
-    a.receive(b.tick(T0)[0][0], NAT, T0)  # B is behind a NAT: its packets come from NAT
+    run_from(a, b, NAT, RUN - 1, T0)
+    assert a.target == B
+    assert a.dropped == {FOREIGN: RUN - 1}
+    run_from(a, b, NAT, 1, T0 + 0.1)
     assert a.target == NAT
-    assert [to for _, to in a.tick(T0 + 0.020)] == [NAT]
+    assert [to for _, to in a.tick(T0 + 0.12)] == [NAT]
 
 
-def test_once_latched_other_sources_are_dropped() -> None:
+def test_packets_out_of_sequence_never_pass_the_probation() -> None:
+    a = stream(B)
+    for n in range(50):
+        spray = rtp.build(rtp.RtpPacket(0, n * 2, n * 160, 7, bytes(160)))
+        a.receive(spray, NAT, T0 + n * 0.001)
+    assert a.target == B
+    assert a.dropped == {FOREIGN: 50}
+    assert a.stats().received == 0
+    assert a.last_arrival is None
+
+
+def test_the_sdp_address_always_wins_back() -> None:
     a, b = stream(B), stream(A, seed=2)
-    sent = slots(b, 4)
-    a.receive(sent[0][0], NAT, T0)
-    assert a.receive(sent[1][0], B, T0) == ""
-    assert a.dropped == {FOREIGN: 1}
-    a.receive(sent[2][0], NAT, T0)
+    run_from(a, b, NAT, RUN, T0)
+    assert a.target == NAT
+    run_from(a, b, B, 1, T0 + 0.2)
+    assert a.target == B
+    assert a.dropped == {FOREIGN: RUN - 1}
+
+
+def test_a_live_source_is_not_taken_over_by_a_sprayer() -> None:
+    """Once the SDP address has sent, another source needs the current one silent for
+    QUIET seconds: a sprayer's perfect runs are dropped while the peer talks."""
+    a, b, c = stream(B), stream(A, seed=2), stream(A, seed=3)
+    run_from(a, b, B, 1, T0)
+    run_from(a, c, NAT, 40, T0 + 0.02)  # 0.8 s of a sprayer's run, the peer quiet
+    assert a.target == B
+    assert a.dropped == {FOREIGN: 41}  # c's first tick sends its two slots due by then
+    # The peer silent for QUIET: NAT may latch, after a run heard from then on.
+    run_from(a, c, NAT, RUN - 1, T0 + QUIET + 0.021)
+    assert a.target == B
+    run_from(a, c, NAT, 1, T0 + QUIET + 0.2)
     assert a.target == NAT
 
 
-def test_a_new_sdp_address_latches_afresh() -> None:
+def test_a_source_made_current_starts_the_quiet_second_afresh() -> None:
+    a, b, c = stream(B), stream(A, seed=2), stream(A, seed=3)
+    run_from(a, b, B, 1, T0)
+    run_from(a, c, NAT, RUN, T0 + 5)  # B silent for 5 s: NAT latched
+    assert a.target == NAT
+    run_from(a, b, B, RUN, T0 + 5.5)  # the SDP address takes it back at once
+    assert a.target == B
+    other: Address = ("203.0.113.5", 7000)
+    run_from(a, c, other, RUN + 10, T0 + 5.6)  # within a second of B: refused
+    assert a.target == B
+
+
+def test_a_new_sdp_address_is_current_at_once_and_the_old_cannot_pull_it_back() -> None:
+    """RFC 3264 §8.3.1: after a re-INVITE to a new address, packets in flight from the
+    old one are dropped, even a perfect run of them."""
     a, b = stream(B), stream(A, seed=2)
-    a.receive(b.tick(T0)[0][0], NAT, T0)
+    run_from(a, b, B, 5, T0)
     moved: Address = ("192.0.2.9", 50002)
-    a.update(negotiated(moved), T0 + 0.01)
+    a.update(negotiated(moved), T0 + 0.1)
     assert a.target == moved
-    a.receive(b.tick(T0 + 0.020)[0][0], moved, T0 + 0.02)
-    assert a.dropped == {}
+    dropped = a.junk
+    run_from(a, b, B, 15, T0 + 0.1)  # the old source lingers 300 ms
+    assert a.target == moved
+    assert a.junk == dropped + 15
+    run_from(a, b, moved, 1, T0 + 0.45)
+    assert a.target == moved
+    assert [to for _, to in a.tick(T0 + 0.5)] == [moved]
+
+
+def test_the_old_source_cannot_latch_even_before_the_new_one_sends() -> None:
+    a, b = stream(B), stream(A, seed=2)
+    moved: Address = ("192.0.2.9", 50002)
+    a.update(negotiated(moved), T0)  # nothing came from B yet: still no start exception
+    run_from(a, b, B, 30, T0)
     assert a.target == moved
 
 
 def test_an_address_that_is_no_ip_literal_waits_for_rtp() -> None:
-    # A name in c= would need a DNS look-up; the first RTP gives the address instead.
+    # A name in c= would need a DNS look-up; the first source to pass probation instead.
     a, b = stream(("panel.example", 50000)), stream(A, seed=2)
     assert a.target is None
     assert a.deadline() is None
-    a.receive(b.tick(T0)[0][0], B, T0 + 0.5)
+    run_from(a, b, B, RUN, T0 + 0.5)
     assert a.target == B
-    assert a.deadline() == T0 + 0.5
+    assert a.deadline() == T0 + 0.5 + (RUN - 1) * 0.020
+
+
+def test_the_candidates_on_probation_are_bounded() -> None:
+    a = stream(B)
+    for n in range(10 * MAX_CANDIDATES):
+        a.receive(rtp.build(rtp.RtpPacket(0, 1, 160, 7, bytes(160))), ("10.0.0.1", n), T0)
+    assert len(a.latch._candidates) == MAX_CANDIDATES
+    assert a.target == B
 
 
 # --- receiving ---
@@ -234,13 +308,27 @@ def test_stats_count_what_was_sent_received_and_lost() -> None:
     assert a.stats() == RtpStats(0, 18, 2, 0.0)
 
 
-def test_rtcp_is_ignored_and_is_not_media() -> None:
+def test_rtcp_from_the_current_source_is_a_sign_of_life_not_media() -> None:
     a = stream(B)
     sender_report = bytes([0x80, 200, 0, 6]) + bytes(24)
     assert a.receive(sender_report, B, T0) == ""
-    assert a.rtcp == 1
+    a.receive_rtcp(sender_report, (B[0], B[1] + 1), T0 + 1)
+    assert a.rtcp == 2
+    assert a.last_arrival == T0 + 1
+    assert a.stats().received == 0
+    assert a.target == B
+
+
+def test_rtcp_from_anyone_else_is_dropped() -> None:
+    a = stream(B)
+    sender_report = bytes([0x80, 200, 0, 6]) + bytes(24)
+    a.receive(sender_report, NAT, T0)
+    a.receive_rtcp(sender_report, (B[0], B[1] + 2), T0)
+    a.receive_rtcp(b"hello", (B[0], B[1] + 1), T0)
+    a.receive_rtcp(bytes([0x80, 202, 0, 1]) + bytes(4), (B[0], B[1] + 1), T0)
+    assert a.rtcp == 0
     assert a.last_arrival is None
-    assert a.target == B  # no latching on RTCP
+    assert a.dropped == {FOREIGN: 2, NOT_RTCP: 1, rtcp.NOT_RTCP: 1}
 
 
 def test_comfort_noise_counts_in_the_stream_but_is_not_played() -> None:
@@ -282,6 +370,16 @@ def test_no_datagram_raises(datagram: bytes) -> None:
 def test_no_datagram_raises_with_srtp(datagram: bytes) -> None:
     a = stream(B, our_key=KEY_A, remote_key=KEY_B)
     a.receive(datagram, NAT, T0)
+
+
+@given(st.binary(max_size=1600), st.booleans())
+def test_no_datagram_raises_from_the_sdp_address_or_on_the_rtcp_port(
+    datagram: bytes, secure: bool
+) -> None:
+    keys = {"our_key": KEY_A, "remote_key": KEY_B} if secure else {}
+    a = stream(B, **keys)
+    a.receive(datagram, B, T0)
+    a.receive_rtcp(datagram, (B[0], B[1] + 1), T0)
 
 
 # --- DTMF ---
@@ -386,3 +484,112 @@ def test_a_new_key_is_a_new_stream() -> None:
 def test_an_srtp_call_needs_our_key() -> None:
     with pytest.raises(ValueError, match=r"^an SRTP call needs our key as well as the peer's$"):
         stream(B, remote_key=KEY_B)
+
+
+def test_srtp_a_stranger_run_of_forged_packets_never_latches() -> None:
+    """Over SRTP a packet counts toward the probation only once authenticated."""
+    a = stream(B, our_key=KEY_A, remote_key=KEY_B)
+    stranger = stream(A, seed=3, our_key=bytes(30), remote_key=KEY_A)
+    for n in range(3 * RUN):
+        for data, _ in stranger.tick(T0 + n * 0.020):
+            a.receive(data, NAT, T0 + n * 0.020)
+    assert a.dropped == {AUTH_FAILED: 3 * RUN}
+    assert a.target == B
+
+
+# --- ptime ---
+
+
+@pytest.mark.parametrize("ptime", [20, 30, 40])
+def test_packets_of_the_offer_ptime(ptime: int) -> None:
+    """The payload holds ptime ms (160, 240, 320 bytes), the timestamp steps as much, and
+    a slot is due every ptime ms."""
+    a = stream(B, ptime=ptime)
+    samples = ptime * 8
+    sent = []
+    for n in range(5):
+        assert a.deadline() == pytest.approx(T0 + n * ptime / 1000)
+        sent += packets(a.tick(T0 + n * ptime / 1000))
+    assert [len(p.payload) for p in sent] == [samples] * 5
+    steps = [(q.timestamp - p.timestamp) % (1 << 32) for p, q in pairwise(sent)]
+    assert steps == [samples] * 4
+    source = the_tone()
+    pcm = b"".join(source.next_frame() for _ in range(ptime // 20 * 5 // 1 + 2))
+    assert sent[1].payload == PCMU.encode(pcm[2 * samples : 4 * samples])
+
+
+def test_a_digit_at_ptime_30_steps_its_durations_by_240() -> None:
+    a = stream(B, ptime=30)
+    a.send_dtmf("5")
+    events = [p for p in packets(a.tick(T0)) if p.payload_type == 101]
+    assert events[0].payload == digit_payloads("5", 240)[0]
+    following = packets(a.tick(T0 + 0.030))
+    assert following[0].payload == digit_payloads("5", 240)[1]
+
+
+def test_a_reinvite_changing_the_ptime_keeps_the_next_slot() -> None:
+    a = stream(B)
+    a.tick(T0)
+    a.update(negotiated(B, ptime=40), T0 + 0.005)
+    assert a.deadline() == pytest.approx(T0 + 0.020)
+    a.tick(T0 + 0.020)
+    assert a.deadline() == pytest.approx(T0 + 0.060)
+
+
+# --- RTCP ---
+
+
+def test_a_report_every_five_seconds_to_the_port_above_or_the_same_with_mux() -> None:
+    a, b = stream(B), stream(A, seed=2)
+    assert a.report(T0 + 2.4) is None
+    run_from(a, b, B, 3, T0)
+    report = a.report(T0 + 2.5)
+    assert report is not None
+    assert report[1] == (B[0], B[1] + 1)
+    parsed = rtcp.parse(report[0])
+    assert isinstance(parsed, rtcp.Received)
+    assert parsed.packet_types == (rtcp.SR, rtcp.SDES)
+    assert report[0][1] == rtcp.SR and report[0][0] == 0x81  # one report block, of b's
+    assert a.report_due() == T0 + 7.5
+    muxed = stream(B, rtcp_mux=True)
+    report = muxed.report(T0 + 2.5)
+    assert report is not None
+    assert report[1] == B
+
+
+def test_on_hold_a_receiver_report_and_no_wakeup_but_the_report() -> None:
+    a = stream(B, direction="recvonly")
+    assert a.deadline() is None
+    assert a.report_due() == T0 + 2.5
+    report = a.report(T0 + 2.5)
+    assert report is not None
+    assert rtcp.parse(report[0]) == rtcp.Received(a._sender.ssrc, (rtcp.RR, rtcp.SDES), None)
+
+
+def test_srtcp_both_ways() -> None:
+    a = stream(B, our_key=KEY_A, remote_key=KEY_B)
+    b = stream(A, seed=2, our_key=KEY_B, remote_key=KEY_A)
+    report = a.report(T0 + 2.5)
+    assert report is not None
+    b.receive_rtcp(report[0], (A[0], A[1] + 1), T0 + 3)
+    assert (b.rtcp, b.last_arrival) == (1, T0 + 3)
+    b.receive_rtcp(report[0], (A[0], A[1] + 1), T0 + 4)  # SRTCP's replay check
+    later = a.report(T0 + 7.5)
+    assert later is not None
+    b.receive_rtcp(later[0], (B[0], B[1] + 1), T0 + 8)  # authentic, from the wrong host
+    forged = stream(A, seed=3, our_key=bytes(30), remote_key=KEY_A).report(T0 + 2.5)
+    assert forged is not None
+    b.receive_rtcp(forged[0], (A[0], A[1] + 1), T0 + 9)
+    assert (b.rtcp, b.last_arrival) == (1, T0 + 3)
+    assert b.dropped == {REPLAYED: 1, FOREIGN: 1, AUTH_FAILED: 1}
+
+
+def test_rtcp_goes_to_and_is_taken_from_the_sdp_rtcp_port() -> None:
+    """RFC 3605: an SBC's RTCP port need not be RTP's + 1."""
+    a = stream(B, rtcp_port=B[1] + 7)
+    report = a.report(T0 + 2.5)
+    assert report is not None
+    assert report[1] == (B[0], B[1] + 7)
+    sender_report = bytes([0x80, 200, 0, 6]) + bytes(24)
+    a.receive_rtcp(sender_report, (B[0], B[1] + 7), T0 + 3)
+    assert (a.rtcp, a.last_arrival) == (1, T0 + 3)

@@ -218,6 +218,77 @@ def test_telephone_event_keeps_the_offer_payload_type() -> None:
     assert "a=rtpmap:96 telephone-event/8000\na=fmtp:96 0-15\n" in text(result.sdp)
 
 
+@pytest.mark.parametrize("name", ["TELEPHONE-EVENT", "Telephone-Event", "telephone-EVENT"])
+def test_encoding_names_are_case_insensitive(name: str) -> None:
+    """RFC 8866 §6.6: `TELEPHONE-EVENT` and `pcmu` are the names we know."""
+    offer = ALICE + f"m=audio 49170 RTP/AVP 0 96\na=rtpmap:0 pcmu/8000\na=rtpmap:96 {name}/8000\n"
+    result = answered(offer)
+    assert result.media == pcmu("host.atlanta.example.com", 49170, events=96)
+    reply = BOB + f"m=audio 49174 RTP/AVP 0 101\na=rtpmap:101 {name}/8000\n"
+    negotiated = read_answer(sdp(reply), make_offer(LOCAL))
+    assert negotiated == pcmu("host.biloxi.example.com", 49174, events=101)
+
+
+@pytest.mark.parametrize(
+    ("ptime", "taken"),
+    [
+        ("20", 20),
+        ("30", 30),
+        ("40", 40),
+        ("10", 20),
+        ("60", 20),
+        ("x", 20),
+        ("3000", 20),
+        ("²", 20),  # a digit to str.isdigit, not to int()
+        ("30.0", 20),
+        ("9" * 5000, 20),
+    ],
+)
+def test_the_offer_ptime_is_what_we_send(ptime: str, taken: int) -> None:
+    offer = ALICE + f"m=audio 49170 RTP/AVP 0\na=ptime:{ptime}\n"
+    result = answered(offer)
+    assert result.media == Negotiated(
+        "PCMU", 0, None, "host.atlanta.example.com", 49170, "sendrecv", ptime=taken
+    )
+    assert "a=ptime:20\n" in text(result.sdp)  # what we would like to receive
+
+
+def test_rtcp_mux_offered_is_answered_and_taken() -> None:
+    """RFC 5761 §5.1.1."""
+    offer = ALICE + "m=audio 49170 RTP/AVP 0\na=rtcp-mux\n"
+    result = answered(offer)
+    assert result.media.rtcp_mux is True
+    assert text(result.sdp) == ours(
+        7000, "m=audio 40000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\na=ptime:20\na=sendrecv\na=rtcp-mux\n"
+    )
+    plain = answered(ALICE + "m=audio 49170 RTP/AVP 0\n")
+    assert plain.media.rtcp_mux is False
+    assert "rtcp-mux" not in text(plain.sdp)
+
+
+@pytest.mark.parametrize(
+    ("line", "port"),
+    [
+        ("a=rtcp:53020\n", 53020),
+        ("a=rtcp:53020 IN IP4 126.16.64.4\n", 53020),  # RFC 3605 §2.1's example
+        ("a=rtcp:0\n", None),
+        ("a=rtcp:70000\n", None),
+        ("a=rtcp:x\n", None),
+        ("a=rtcp:²\n", None),
+        ("", None),
+    ],
+)
+def test_the_rtcp_port_attribute(line: str, port: int | None) -> None:
+    result = answered(ALICE + f"m=audio 49170 RTP/AVP 0\n{line}")
+    assert result.media.rtcp_port == port
+
+
+def test_our_offer_keeps_ptime_20_and_no_rtcp_mux() -> None:
+    offer = text(make_offer(LOCAL))
+    assert "a=ptime:20\n" in offer
+    assert "rtcp-mux" not in offer
+
+
 @pytest.mark.parametrize(
     ("offer", "reason"),
     [

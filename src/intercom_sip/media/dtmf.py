@@ -42,11 +42,11 @@ def build_event(event: Event) -> bytes:
     return EVENT.pack(event.event, flags, event.duration)
 
 
-def digit_payloads(digit: str) -> tuple[bytes, ...]:
-    """The payloads that send one digit (of `DIGITS`), one per 20 ms slot."""
+def digit_payloads(digit: str, slot: int = SLOT) -> tuple[bytes, ...]:
+    """The payloads that send one digit (of `DIGITS`), one per slot of `slot` samples."""
     code = DIGITS.index(digit.upper())
-    growing = [Event(code, False, VOLUME, SLOT * n) for n in range(1, TONE_SLOTS)]
-    ending = [Event(code, True, VOLUME, SLOT * TONE_SLOTS)] * END_REPEATS
+    growing = [Event(code, False, VOLUME, slot * n) for n in range(1, TONE_SLOTS)]
+    ending = [Event(code, True, VOLUME, slot * TONE_SLOTS)] * END_REPEATS
     return tuple(build_event(event) for event in growing + ending)
 
 

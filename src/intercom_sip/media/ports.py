@@ -1,14 +1,15 @@
 """RTP ports: even ports of a configured range, bound on the SIP host address, leased.
 
-RTP takes an even port (RFC 3550 §11; RTCP would be the odd one above it, which we
-neither use nor bind). A lease holds the bound socket until a media session takes it,
-and gives the number back when released. Ports are handed out round the range, after
-the last one taken, so that a port just released is not reused at once: stray packets
-of the previous call may still be on their way to it.
+RTP takes an even port and RTCP the odd one above it (RFC 3550 §11); both are bound.
+A lease holds the bound sockets until a media session takes them, and gives the number
+back when released. The port is picked at random among the free even ones (CONTRACT
+§6.7), as Asterisk and rtpengine do: a port handed out in order is one a stranger can
+guess and spray before the call starts.
 """
 
 import errno
 import ipaddress
+import random
 import re
 import socket
 from dataclasses import dataclass
@@ -62,10 +63,17 @@ def parse_range(text: str) -> PortRange | PortError:
 class RtpPort:
     """One leased port and its bound socket, until the session that uses it ends."""
 
-    def __init__(self, pool: "PortPool", port: int, sock: socket.socket) -> None:
+    def __init__(
+        self,
+        pool: "PortPool",
+        port: int,
+        sock: socket.socket,
+        rtcp: socket.socket | None = None,
+    ) -> None:
         self.port = port
         self._pool: PortPool | None = pool
         self._sock: socket.socket | None = sock
+        self._rtcp: socket.socket | None = rtcp
 
     def __repr__(self) -> str:
         return f"RtpPort({self.port}, released={self._pool is None})"
@@ -77,11 +85,17 @@ class RtpPort:
         sock, self._sock = self._sock, None
         return sock
 
+    def detach_rtcp(self) -> socket.socket | None:
+        """The bound RTCP socket (port + 1), for the session that owns it from now on."""
+        sock, self._rtcp = self._rtcp, None
+        return sock
+
     def release(self) -> None:
-        """Give the port back (closing the socket if no transport took it); idempotent."""
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        """Give the port back (closing the sockets no transport took); idempotent."""
+        for sock in (self._sock, self._rtcp):
+            if sock is not None:
+                sock.close()
+        self._sock = self._rtcp = None
         if self._pool is not None:
             self._pool.give_back(self.port)
             self._pool = None
@@ -90,10 +104,10 @@ class RtpPort:
 class PortPool:
     """Leases even ports of a range; refuses when every one is leased or held by others."""
 
-    def __init__(self, ports: PortRange) -> None:
+    def __init__(self, ports: PortRange, rng: random.Random | None = None) -> None:
         self.ports = ports
         self._leased: set[int] = set()
-        self._next = 0  # index into `ports.even` where the next search starts
+        self._rng = rng or random.SystemRandom()
 
     @property
     def leased(self) -> int:
@@ -105,22 +119,33 @@ class PortPool:
             family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
         except ValueError:
             return PortError(NOT_AN_ADDRESS)
-        even = self.ports.even
-        for step in range(len(even)):
-            index = (self._next + step) % len(even)
-            if even[index] in self._leased:
-                continue
-            bound = _bind(family, host, even[index])
+        free = [port for port in self.ports.even if port not in self._leased]
+        self._rng.shuffle(free)
+        for port in free:
+            bound = _bind_pair(family, host, port)
             if isinstance(bound, PortError):
                 return bound
             if bound is not None:
-                self._leased.add(even[index])
-                self._next = index + 1
-                return RtpPort(self, even[index], bound)
+                self._leased.add(port)
+                return RtpPort(self, port, *bound)
         return PortError(EXHAUSTED)
 
     def give_back(self, port: int) -> None:
         self._leased.discard(port)
+
+
+def _bind_pair(
+    family: int, host: str, port: int
+) -> tuple[socket.socket, socket.socket] | PortError | None:
+    """RTP's socket and RTCP's (port + 1); None when either port is taken."""
+    rtp = _bind(family, host, port)
+    if rtp is None or isinstance(rtp, PortError):
+        return rtp
+    rtcp = _bind(family, host, port + 1)
+    if isinstance(rtcp, socket.socket):
+        return rtp, rtcp
+    rtp.close()
+    return rtcp
 
 
 def _bind(family: int, host: str, port: int) -> socket.socket | PortError | None:

@@ -85,9 +85,9 @@ def build(packet: RtpPacket) -> bytes:
 class Sender:
     """Numbers one outgoing stream: SSRC, sequence (mod 2**16), timestamp (8 kHz, mod 2**32).
 
-    Each call to `audio` or `event` is one 20 ms slot. The first audio packet carries the
-    marker bit (RFC 3551 §4.1: the start of a talkspurt), and so does the first packet of
-    each telephone event (RFC 4733 §2.5.1.1).
+    Each call to `audio` or `event` is one slot (20, 30 or 40 ms: the offer's ptime). The
+    first audio packet carries the marker bit (RFC 3551 §4.1: the start of a talkspurt),
+    and so does the first packet of each telephone event (RFC 4733 §2.5.1.1).
     """
 
     def __init__(self, rng: random.Random) -> None:
@@ -96,27 +96,32 @@ class Sender:
         self.sequence = rng.getrandbits(16)
         self.timestamp = rng.getrandbits(32)
         self.sent = 0
+        self.octets = 0  # payload octets sent, for RTCP's sender info
         self._talking = False
 
     def audio(self, payload_type: int, payload: bytes) -> bytes:
-        """The next 20 ms audio packet."""
+        """The next audio packet: one slot of G.711, a sample a byte."""
         packet = self._packet(payload_type, payload, self.timestamp, marker=not self._talking)
         self._talking = True
-        self.timestamp = (self.timestamp + SAMPLES_PER_FRAME) & 0xFFFFFFFF
+        self.timestamp = (self.timestamp + len(payload)) & 0xFFFFFFFF
         return packet
 
-    def event(self, payload_type: int, payloads: tuple[bytes, ...]) -> tuple[bytes, ...]:
-        """A telephone event's packets, one a slot, all stamped with the event's start."""
+    def event(
+        self, payload_type: int, payloads: tuple[bytes, ...], samples: int = SAMPLES_PER_FRAME
+    ) -> tuple[bytes, ...]:
+        """A telephone event's packets, one a slot of `samples`, all stamped with the
+        event's start."""
         start = self.timestamp
         packets = tuple(
             self._packet(payload_type, payload, start, marker=index == 0)
             for index, payload in enumerate(payloads)
         )
-        self.timestamp = (start + SAMPLES_PER_FRAME * len(payloads)) & 0xFFFFFFFF
+        self.timestamp = (start + samples * len(payloads)) & 0xFFFFFFFF
         return packets
 
     def _packet(self, payload_type: int, payload: bytes, timestamp: int, marker: bool) -> bytes:
         packet = RtpPacket(payload_type, self.sequence, timestamp, self.ssrc, payload, marker)
         self.sequence = (self.sequence + 1) & 0xFFFF
         self.sent += 1
+        self.octets += len(payload)
         return build(packet)

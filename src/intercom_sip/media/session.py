@@ -9,6 +9,12 @@ instead of being woken for each arrival (a loop wake-up is most of a call's CPU 
 bench/media_wakeups.py). Each datagram keeps its arrival time all the same, from the
 kernel's receive timestamp (SO_TIMESTAMPNS), so jitter and the media timeout see when it
 came, not when it was read. While nothing is sent (hold), arrivals wake the loop as usual.
+
+What reached the ports before the call was answered (while it rang) is read and thrown
+away at `open`: a stranger's packets queued there must not be the first ones heard.
+RTCP's own port (port + 1, when not multiplexed) is read when a report is due (every
+5 s: within a slot's wake-up while sending) and when the call asks for `last_arrival`
+(the media timeout): it needs no wake-up of its own.
 """
 
 import asyncio
@@ -35,6 +41,10 @@ OnDigit = Callable[[str], None]
 SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; unnamed in Python
 STAMP_SPACE: Final = socket.CMSG_SPACE(16)  # struct timespec
 MAX_READ: Final = 64  # datagrams read at one wake-up; the rest wait for the next
+MAX_DRAIN: Final = 4096  # datagrams thrown away at the answer: more than a socket buffer holds
+# RTCP datagrams read at once (every 5 s, or when the media timer asks): enough to empty a
+# socket buffer a stranger filled, so that the peer's next report finds room.
+MAX_RTCP_READ: Final = 1024
 READ_SIZE: Final = MAX_DATAGRAM + 1  # one byte more: an oversized datagram stays oversized
 
 
@@ -48,13 +58,16 @@ class MediaSession:
         sock: socket.socket,
         clock: Clock,
         on_digit: OnDigit,
+        *,
+        rtcp: socket.socket | None = None,
     ) -> None:
         self._stream, self._port, self._clock, self._on_digit = stream, port, clock, on_digit
         self._sock: socket.socket | None = sock
+        self._rtcp: socket.socket | None = rtcp
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._reading = False  # the loop wakes us for each arrival (nothing is sent)
-        self._stamped = _stamp_arrivals(sock)
+        self._stamped = _stamp_arrivals(sock) and (rtcp is None or _stamp_arrivals(rtcp))
         self.unsent = 0  # packets dropped because the socket's buffer was full
 
     @classmethod
@@ -79,20 +92,27 @@ class MediaSession:
         received (RFC 4733). `clock` must be the clock the event loop runs on
         (`time.monotonic` for asyncio's own loops).
         """
+        rng = rng or random.SystemRandom()
         stream = MediaStream(
             negotiated,
             source,
-            rng or random.SystemRandom(),
+            rng,
             clock(),
             our_key=our_key,
             recorder=recorder,
+            cname=f"{rng.getrandbits(64):016x}@intercom",  # RFC 7022: random, per call
+            wall_offset=time.time() - clock(),
         )
         try:
             sock = port.detach()
         except ValueError:
             stream.close()
             raise
-        session = cls(stream, port, sock, clock, on_digit or _ignore)
+        rtcp = port.detach_rtcp()
+        for each in (sock, rtcp):
+            if each is not None:
+                _drain(each)
+        session = cls(stream, port, sock, clock, on_digit or _ignore, rtcp=rtcp)
         session._schedule()
         return session
 
@@ -104,7 +124,9 @@ class MediaSession:
 
     @property
     def last_arrival(self) -> float | None:
-        """When RTP last arrived (the clock's seconds), for the media timeout; None: never."""
+        """When RTP or RTCP last came from the current source (the clock's seconds), for
+        the media timeout; None: never. Reads what waits on the RTCP port first."""
+        self._read_rtcp()
         return self._stream.last_arrival
 
     @property
@@ -146,13 +168,16 @@ class MediaSession:
                 self._loop.remove_reader(sock)
                 self._reading = False
             sock.close()
+        rtcp, self._rtcp = self._rtcp, None
+        if rtcp is not None:
+            rtcp.close()
         self._port.release()
         self._stream.close()
 
     # --- the schedule ---
 
     def _schedule(self) -> None:
-        """Wake at the next slot while sending; else on each arrival."""
+        """Wake at the next slot while sending, else on each arrival; and for RTCP."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -160,9 +185,10 @@ class MediaSession:
             return
         deadline = self._stream.deadline()
         self._read_on_arrival(deadline is None)
-        if deadline is not None:
-            delay = max(0.0, deadline - self._clock())
-            self._timer = self._loop.call_later(delay, self._due)
+        # While sending, the report goes with the first slot at or after its time: no
+        # wake-up of its own. On hold, one wake-up every 5 s for it.
+        at = self._stream.report_due() if deadline is None else deadline
+        self._timer = self._loop.call_later(max(0.0, at - self._clock()), self._due)
 
     def _read_on_arrival(self, wanted: bool) -> None:
         if self._sock is None or wanted == self._reading:
@@ -176,15 +202,21 @@ class MediaSession:
     def _due(self) -> None:
         self._timer = None
         digits = self._read()
-        for data, address in self._stream.tick(self._clock()):
+        now = self._clock()
+        for data, address in self._stream.tick(now):
             self._send(data, address)
+        if now >= self._stream.report_due():
+            self._read_rtcp()
+            report = self._stream.report(now)
+            if report is not None:
+                self._send(*report, self._rtcp if not self._stream.rtcp_mux else None)
         self._schedule()
         self._tell(digits)
 
     def _readable(self) -> None:
         digits = self._read()
-        if self._timer is None:
-            self._schedule()  # latching may have given a first address to send to
+        if self._reading and self._stream.deadline() is not None:
+            self._schedule()  # a first latch gave an address to send to: slots from now
         self._tell(digits)
 
     # --- the socket ---
@@ -209,9 +241,26 @@ class MediaSession:
             digits += self._stream.receive(data, (str(address[0]), int(address[1])), arrived)
         return digits
 
-    def _send(self, data: bytes, address: Address) -> None:
-        sock = self._sock
+    def _read_rtcp(self) -> None:
+        """What waits on the RTCP port (port + 1), up to MAX_RTCP_READ datagrams."""
+        sock = self._rtcp
         if sock is None:
+            return
+        now, wall = self._clock(), time.time()
+        for _ in range(MAX_RTCP_READ):
+            try:
+                data, ancillary, _, address = sock.recvmsg(READ_SIZE, STAMP_SPACE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                log.debug("RTCP port %d: %s", self._port.port + 1, exc)
+                break
+            arrived = _arrival(ancillary, now, wall) if self._stamped else now
+            self._stream.receive_rtcp(data, (str(address[0]), int(address[1])), arrived)
+
+    def _send(self, data: bytes, address: Address, via: socket.socket | None = None) -> None:
+        sock = via or self._sock
+        if sock is None or self._sock is None:
             return
         try:
             sock.sendto(data, address)
@@ -243,6 +292,18 @@ def _arrival(ancillary: list[tuple[int, int, bytes]], now: float, wall: float) -
             stamp: float = seconds + nanoseconds * 1e-9
             return min(now, now - (wall - stamp))
     return now
+
+
+def _drain(sock: socket.socket) -> int:
+    """Throw away what reached the socket before the answer; how many datagrams."""
+    for count in range(MAX_DRAIN):
+        try:
+            sock.recv(1)
+        except (BlockingIOError, InterruptedError):
+            return count
+        except OSError:  # a queued ICMP error: the datagrams behind it are read next time
+            continue
+    return MAX_DRAIN
 
 
 def _ignore(digit: str) -> None:

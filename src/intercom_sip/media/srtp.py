@@ -88,6 +88,15 @@ class SrtpSession:
         self._sent.add(ssrc)
         return srtp
 
+    def protect_rtcp(self, rtcp: bytes) -> bytes:
+        """Our RTCP compound packet -> SRTCP (RFC 3711 §3.4). Raises ValueError as `protect`."""
+        if not _RTCP_HEADER <= len(rtcp) <= MAX_PROTECT:
+            raise ValueError(f"an RTCP packet to protect has 8..{MAX_PROTECT} bytes")
+        try:
+            return self._outbound.protect_rtcp(rtcp)
+        except pylibsrtp.Error as error:
+            raise ValueError(f"SRTCP protect: {error}") from None
+
     def unprotect(self, srtp: bytes) -> bytes | SrtpError:
         """A datagram from the peer -> its RTP or RTCP in clear, or why it is dropped.
 

@@ -8,6 +8,8 @@ new validation without losing what was counted before.
 from dataclasses import dataclass
 from typing import Final
 
+from .rtcp import SourceFigures
+
 SEQ_MOD: Final = 1 << 16
 MAX_DROPOUT: Final = 3000  # RFC 3550 A.1's values
 MAX_MISORDER: Final = 100
@@ -109,6 +111,15 @@ class ReceiveStats:
         received = self._earlier_received + (source.received if source else 0)
         lost = self._earlier_lost + (source.lost if source else 0)
         return Summary(received, lost, round(self._jitter * 1000 / CLOCK_RATE, 2))
+
+    def figures(self) -> SourceFigures | None:
+        """The current source's figures for an RTCP report block; None before one."""
+        source = self._source
+        if source is None or not source.received:
+            return None
+        highest = source.cycles + source.max_seq
+        expected = highest - source.base_seq + 1
+        return SourceFigures(source.ssrc, highest, expected, source.received, int(self._jitter))
 
     def _source_for(self, ssrc: int, sequence: int) -> _Source:
         if self._source is None or self._source.ssrc != ssrc:

@@ -4,16 +4,20 @@ The asyncio shell (`session.py`) reads the clock and moves datagrams; this decid
 to send and when, and what a received datagram means. Times are seconds of one monotonic
 clock, passed in.
 
-- Sending is on an absolute schedule: slot n is due at start + n * 20 ms, so a late
-  wake-up never shifts the slots after it. A few slots late, the missed ones go at once;
-  more than `MAX_BURST` late, they are skipped (the timestamp jumps, as for silence,
-  and the sequence stays unbroken) rather than sent as a burst the peer cannot play.
-- Packets go to the SDP address until RTP arrives, then to the address it arrives from
-  (symmetric RTP, for callers behind NAT). Once latched, datagrams from any other
-  address are dropped; a re-INVITE naming a new address latches afresh.
+- Sending is on an absolute schedule: slot n is due at start + n * ptime (20, 30 or
+  40 ms, the offer's), so a late wake-up never shifts the slots after it. A few slots
+  late, the missed ones go at once; more than `MAX_BURST` late, they are skipped (the
+  timestamp jumps, as for silence, and the sequence stays unbroken) rather than sent as
+  a burst the peer cannot play.
+- Packets are taken from, and sent to, the latch's current source (`latch.py`: the SDP
+  address first; another only after probation, and never over a live one). Datagrams
+  from any other source are dropped, not played nor counted.
 - Nothing is sent on hold (a direction without "send", or no address). A digit is a
   telephone event taking the audio's slots (RFC 4733 §2.5.1), a short gap of audio
   after each.
+- RTCP (`rtcp.py`): a report every 5 s, due with a slot while sending (no wake-up of
+  its own then), on port + 1 or on the RTP port with rtcp-mux. RTCP from the current
+  source (its port, or the one above) is a sign of life, as RTP is.
 - A received datagram is checked (size, SRTP, RTP, payload type, source), counted into
   the stats, then decoded and recorded, or given to the digit receiver. Junk is
   counted by reason and dropped, never raised.
@@ -26,9 +30,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..sip.negotiation import ABILITIES, OUR_EVENT_TYPE, Negotiated
-from . import rtp
+from . import rtcp, rtp
 from .dtmf import DIGITS, DigitReceiver, digit_payloads
 from .g711 import CODECS, PCMA, PCMU, Codec
+from .latch import Latch
 from .lateness import Lateness
 from .recording import Recorder
 from .source import AudioSource
@@ -38,7 +43,8 @@ from .stats import ReceiveStats
 Address = tuple[str, int]
 Datagram = tuple[bytes, Address]
 
-FRAME: Final = 0.020
+FRAME: Final = 0.020  # the default slot (ptime 20)
+SAMPLE_RATE: Final = 8000
 MAX_BURST: Final = 3  # slots late that are still sent (60 ms a jitter buffer absorbs)
 MAX_DATAGRAM: Final = 1500
 MAX_DIGITS: Final = 64  # waiting to be sent: two API requests' worth
@@ -46,8 +52,9 @@ DIGIT_GAP: Final = 3  # audio slots between two digits (60 ms)
 COMFORT_NOISE: Final = 13  # RFC 3389: part of the stream, not played
 
 TOO_LONG: Final = f"longer than {MAX_DATAGRAM} bytes"
-FOREIGN: Final = "not from the latched address"
+FOREIGN: Final = "not from the current source"
 UNKNOWN_TYPE: Final = "unexpected payload type"
+NOT_RTCP: Final = "not RTCP"
 
 NO_EVENTS: Final = "telephone-event was not negotiated"
 NOT_DIGITS: Final = "DTMF digits are 0-9, *, #, A-D"
@@ -93,7 +100,10 @@ class MediaStream:
         *,
         our_key: bytes | None = None,
         recorder: Recorder | None = None,
+        cname: str = "intercom",
+        wall_offset: float = 0.0,
     ) -> None:
+        """`wall_offset`: Unix time minus `now`'s clock, for the NTP time of our SRs."""
         self._source, self._rng, self._our_key, self._recorder = source, rng, our_key, recorder
         self._sender = rtp.Sender(rng)
         self._earlier_sent = 0  # by the senders a new key replaced
@@ -104,14 +114,17 @@ class MediaStream:
         self._gap = 0
         self._start: float | None = None  # when slot 0 was due; None: not sending
         self._slot = 0
-        self._latched: Address | None = None
-        self.last_arrival: float | None = None
-        self.rtcp = 0  # RTCP packets received and ignored
+        self._frame = FRAME  # seconds of audio a slot holds: the negotiated ptime
+        self._pcm = b""  # the source's 20 ms frames, cut to the slot's length
+        self.latch = Latch(_ip_address(negotiated), now)
+        self.reporter = rtcp.Reporter(cname, now)
+        self._wall_offset = wall_offset
+        self.last_arrival: float | None = None  # RTP or RTCP from the current source
+        self.rtcp = 0  # RTCP packets taken as a sign of life
         self.dropped: dict[str, int] = {}  # by reason: a fixed set of texts
         self.skipped = 0  # slots skipped because the shell woke too late
         self.lateness = Lateness()
         self._negotiated = negotiated
-        self._sdp_target: Address | None = None
         self._apply(negotiated, now)
 
     # --- what the call asks ---
@@ -123,7 +136,10 @@ class MediaStream:
             old.remote_address,
             old.remote_port,
         ):
-            self._latched = None
+            self.latch.move(_ip_address(negotiated), now)  # RFC 3264 §8.3.1: at once
+        if negotiated.ptime != old.ptime and self._start is not None:
+            due = self.deadline() or now
+            self._start, self._slot = due, 0  # the next slot stays due when it was
         if negotiated.remote_key != old.remote_key:
             # A new key: a new SSRC too, so that no packet index is used twice with a key.
             self._earlier_sent += self._sender.sent
@@ -153,30 +169,67 @@ class MediaStream:
         negotiated = self._negotiated
         if "send" not in ABILITIES[negotiated.direction] or negotiated.remote_address is None:
             return None
-        return self._latched or self._sdp_target
+        return self.latch.current
+
+    @property
+    def samples(self) -> int:
+        """Samples in one slot: 160, 240 or 320 (ptime 20, 30, 40)."""
+        return self._negotiated.ptime * SAMPLE_RATE // 1000
 
     # --- sending ---
 
     def deadline(self) -> float | None:
         """When the next slot is due; None while nothing is sent."""
-        return None if self._start is None else self._start + self._slot * FRAME
+        return None if self._start is None else self._start + self._slot * self._frame
 
     def tick(self, now: float) -> list[Datagram]:
         """The packets due by `now`: usually one; each one's lateness is recorded."""
         target, due = self.target, self.deadline()
         if target is None or self._start is None or due is None or now < due:
             return []
-        behind = int((now - due) / FRAME)
+        behind = int((now - due) / self._frame)
         if behind > MAX_BURST:
             for _ in range(behind):
                 self._skip_slot()
             self.skipped += behind
         datagrams = []
-        while (due := self._start + self._slot * FRAME) <= now:
+        while (due := self._start + self._slot * self._frame) <= now:
             datagrams.append((self._protect(self._next_packet()), target))
             self.lateness.record(now - due)
             self._slot += 1
         return datagrams
+
+    # --- RTCP ---
+
+    @property
+    def rtcp_mux(self) -> bool:
+        return self._negotiated.rtcp_mux
+
+    def report_due(self) -> float:
+        """When our next RTCP report is due."""
+        return self.reporter.due
+
+    def report(self, now: float) -> Datagram | None:
+        """Our RTCP report when it is due (None before, or with no one to send it to)."""
+        if now < self.reporter.due:
+            return None
+        sending = self.target is not None
+        sender = rtcp.SenderFigures(
+            self._sender.ssrc, self._sender.timestamp, self._sender.sent, self._sender.octets
+        )
+        packet = self.reporter.build(
+            now, now + self._wall_offset, sender, self._stats.figures(), sending
+        )
+        current = self.latch.current
+        if current is None or self._negotiated.remote_address is None:
+            return None
+        address = current if self.rtcp_mux else (current[0], self._rtcp_port(current))
+        return (packet if self._srtp is None else self._srtp.protect_rtcp(packet)), address
+
+    def _rtcp_port(self, current: Address) -> int:
+        """RFC 3605's port while sending to the SDP address; else the one above RTP's."""
+        theirs = self._negotiated.rtcp_port
+        return theirs if theirs is not None and current == self.latch.sdp else current[1] + 1
 
     def _next_packet(self) -> bytes:
         """The slot's packet: an event's, the start of the next digit's, or audio."""
@@ -184,14 +237,24 @@ class MediaStream:
             return self._event_packets.popleft()
         event_type = self._negotiated.event_payload_type
         if self._digits_out and not self._gap and event_type is not None:
-            first, *rest = self._sender.event(event_type, digit_payloads(self._digits_out[0]))
+            payloads = digit_payloads(self._digits_out[0], self.samples)
+            first, *rest = self._sender.event(event_type, payloads, self.samples)
             self._digits_out.popleft()
             self._event_packets.extend(rest)
             self._gap = DIGIT_GAP
             return first
         self._gap = max(0, self._gap - 1)
-        frame = self._codec().encode(self._source.next_frame())
+        frame = self._codec().encode(self._next_pcm())
         return self._sender.audio(self._negotiated.payload_type, frame)
+
+    def _next_pcm(self) -> bytes:
+        """One slot of 16-bit samples, from the source's 20 ms frames (bounded: less than
+        a frame stays over)."""
+        size = 2 * self.samples
+        while len(self._pcm) < size:
+            self._pcm += self._source.next_frame()
+        pcm, self._pcm = self._pcm[:size], self._pcm[size:]
+        return pcm
 
     def _skip_slot(self) -> None:
         """Let a slot pass unsent: an event's packet is lost, audio time moves on."""
@@ -200,8 +263,8 @@ class MediaStream:
             self._event_packets.popleft()
             return
         self._gap = max(0, self._gap - 1)
-        self._source.next_frame()
-        self._sender.timestamp = (self._sender.timestamp + rtp.SAMPLES_PER_FRAME) & 0xFFFFFFFF
+        self._next_pcm()
+        self._sender.timestamp = (self._sender.timestamp + self.samples) & 0xFFFFFFFF
 
     def _protect(self, packet: bytes) -> bytes:
         return packet if self._srtp is None else self._srtp.protect(packet)
@@ -210,7 +273,7 @@ class MediaStream:
         return CODECS[self._negotiated.codec]
 
     def _apply(self, negotiated: Negotiated, now: float) -> None:
-        self._sdp_target = _ip_address(negotiated)
+        self._frame = negotiated.ptime / 1000
         if negotiated.event_payload_type is None:
             self._digits_out.clear()  # they cannot be sent any more
         self._ensure_schedule(now)
@@ -226,16 +289,16 @@ class MediaStream:
 
     def receive(self, data: bytes, source: Address, now: float) -> str:
         """One datagram from `source` at `now` -> the digits it completes (usually "")."""
-        packet = self._check(data, source)
-        if isinstance(packet, str):
-            self.dropped[packet] = self.dropped.get(packet, 0) + 1
-            return ""
+        packet = self._check(data, source, now)
         if packet is None:
             return ""
+        if isinstance(packet, str) or not self.latch.admit(
+            source, packet.ssrc, packet.sequence, now
+        ):
+            self._drop(packet if isinstance(packet, str) else FOREIGN)
+            return ""
         self.last_arrival = now
-        if self._latched is None:
-            self._latched = source
-            self._ensure_schedule(now)
+        self._ensure_schedule(now)  # a first latch gives an address to send to
         kind = self._kind(packet.payload_type)
         counted = self._stats.record(
             packet.ssrc, packet.sequence, packet.timestamp, now, audio=kind == _AUDIO
@@ -258,21 +321,52 @@ class MediaStream:
             self._recorder.close()
             self._recorder = None
 
-    def _check(self, data: bytes, source: Address) -> rtp.RtpPacket | str | None:
-        """The packet; a reason to drop the datagram; None for RTCP (ignored)."""
+    def receive_rtcp(self, data: bytes, source: Address, now: float) -> None:
+        """A datagram on the RTCP port (port + 1)."""
+        if not rtcp.is_rtcp(data):
+            self._drop(NOT_RTCP)
+            return
+        clear = self._unprotect(data)
+        if isinstance(clear, str):
+            self._drop(clear)
+            return
+        self._take_rtcp(clear, source, now)
+
+    def _drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def _unprotect(self, data: bytes) -> bytes | str:
+        """The datagram in clear, authenticated over SRTP; or why it is dropped."""
         if len(data) > MAX_DATAGRAM:
             return TOO_LONG
-        if self._latched is not None and source != self._latched:
-            return FOREIGN
         clear = data if self._srtp is None else self._srtp.unprotect(data)
-        if isinstance(clear, SrtpError):
-            return clear.reason
-        packet = rtp.parse(clear)
-        if isinstance(packet, rtp.RtpError):
-            return packet.reason
-        if isinstance(packet, rtp.Rtcp):
+        return clear.reason if isinstance(clear, SrtpError) else clear
+
+    def _take_rtcp(self, clear: bytes, source: Address, now: float) -> None:
+        """RTCP from the current source is a sign of life; any other is dropped."""
+        report = rtcp.parse(clear)
+        if isinstance(report, rtcp.RtcpError):
+            self._drop(report.reason)
+        elif not self.latch.owns(source, self._negotiated.rtcp_port):
+            self._drop(FOREIGN)
+        else:
             self.rtcp += 1
+            self.reporter.heard(report, now)
+            self.last_arrival = now
+
+    def _check(self, data: bytes, source: Address, now: float) -> rtp.RtpPacket | str | None:
+        """The packet; a reason to drop the datagram; None for RTCP (taken apart)."""
+        if self.latch.shut_to(source, now) and not rtcp.is_rtcp(data):
+            return FOREIGN
+        clear = self._unprotect(data)
+        if isinstance(clear, str):
+            return clear
+        if rtcp.is_rtcp(clear):  # RFC 5761 §4; an RR may be shorter than an RTP header
+            self._take_rtcp(clear, source, now)
             return None
+        packet = rtp.parse(clear)
+        if isinstance(packet, rtp.RtpError | rtp.Rtcp):
+            return packet.reason if isinstance(packet, rtp.RtpError) else NOT_RTCP
         return packet if self._kind(packet.payload_type) else UNKNOWN_TYPE
 
     def _kind(self, payload_type: int) -> str:

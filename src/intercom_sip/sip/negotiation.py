@@ -16,6 +16,9 @@ from .sdp import Attribute, Connection, Media, Origin, SessionDescription
 PLAIN: Final = "RTP/AVP"
 SECURE: Final = "RTP/SAVP"
 EVENTS: Final = "telephone-event"
+PTIMES: Final = frozenset({20, 30, 40})  # ms a packet of ours may hold; else DEFAULT_PTIME
+DEFAULT_PTIME: Final = 20
+RTCP_MUX: Final = "rtcp-mux"  # RFC 5761 §5.1.1
 OUR_EVENT_TYPE: Final = 101
 G711: Final = {"PCMU": 0, "PCMA": 8}  # name -> static payload type (RFC 3551)
 STATIC: Final = {str(pt): (name, "8000") for name, pt in G711.items()}
@@ -44,6 +47,8 @@ BAD_PROTO: Final = "unsupported media transport"
 NO_ADDRESS: Final = "no connection address"
 REFUSED: Final = "the answer refused our audio"
 
+_PORT = re.compile(r"[0-9]{1,5}")
+_PTIME_TEXTS: Final = frozenset(str(ms) for ms in PTIMES)
 _RTPMAP = re.compile(r"([0-9]{1,3}) ([^/\s]+)/([0-9]+)(?:/1)?")
 
 
@@ -69,6 +74,9 @@ class Negotiated:
     remote_port: int
     direction: Direction  # ours
     remote_key: bytes | None = field(default=None, repr=False)  # the peer's SRTP key
+    ptime: int = DEFAULT_PTIME  # ms of audio in each packet we send
+    rtcp_mux: bool = False  # RTCP on the RTP port (RFC 5761)
+    rtcp_port: int | None = None  # the peer's RTCP port when not RTP's + 1 (RFC 3605)
 
 
 @dataclass(frozen=True)
@@ -171,7 +179,31 @@ def _negotiated(
     crypto = first_usable(media.values("crypto")) if media.proto == SECURE else None
     events = _event_type(media)
     key = crypto.key if crypto else None
-    return Negotiated(name, pt, events, address, media.port, DIRECTIONS[abilities], key)
+    return Negotiated(
+        name,
+        pt,
+        events,
+        address,
+        media.port,
+        DIRECTIONS[abilities],
+        key,
+        _ptime(media),
+        media.has(RTCP_MUX),
+        _rtcp_port(media),
+    )
+
+
+def _rtcp_port(media: Media) -> int | None:
+    """RFC 3605's `a=rtcp:PORT [address]`: the port, when it is one; the address is
+    not taken (RTCP goes to the host RTP goes to)."""
+    port = next(iter(media.values("rtcp")), "").split(" ", 1)[0]
+    return int(port) if _PORT.fullmatch(port) and 0 < int(port) <= 65535 else None
+
+
+def _ptime(media: Media) -> int:
+    """The stream's ptime when we can send it (20, 30 or 40 ms), else 20."""
+    value = next(iter(media.values("ptime")), "").strip()
+    return int(value) if value in _PTIME_TEXTS else DEFAULT_PTIME
 
 
 def _codec(media: Media, usable: set[str]) -> tuple[int, str] | None:
@@ -186,9 +218,12 @@ def _codec(media: Media, usable: set[str]) -> tuple[int, str] | None:
 
 def _event_type(media: Media) -> int | None:
     maps = _rtpmaps(media)
-    return next(
-        (int(fmt) for fmt in media.formats if maps.get(fmt, ("", "")) == (EVENTS, "8000")), None
-    )
+    for fmt in media.formats:
+        name, rate = maps.get(fmt, ("", ""))
+        # Encoding names are case-insensitive (RFC 8866 §6.6): TELEPHONE-EVENT is one.
+        if name.lower() == EVENTS and rate == "8000":
+            return int(fmt)
+    return None
 
 
 def _rtpmaps(media: Media) -> dict[str, tuple[str, str]]:
@@ -222,6 +257,8 @@ def _our_answer_media(local: Local, offered: Media, taken: Negotiated) -> Media:
         maps.append((str(taken.event_payload_type), f"{EVENTS}/8000"))
     theirs = first_usable(offered.values("crypto"))
     media = _our_media(replace(local, direction=taken.direction), tuple(formats), maps)
+    if taken.rtcp_mux:  # RFC 5761 §5.1.1: the answer takes the offer's multiplexing
+        media = replace(media, attributes=(*media.attributes, (RTCP_MUX, None)))
     if offered.proto != SECURE or theirs is None or local.key is None:
         return replace(media, proto=PLAIN, attributes=_without_crypto(media.attributes))
     # The answer's crypto line carries the tag of the offer's line it accepts (RFC 4568 §5.1.2).
