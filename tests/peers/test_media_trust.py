@@ -174,9 +174,10 @@ def test_rtp_sprayed_at_every_port_takes_nothing_from_a_real_call(
     assert all(host == "127.0.0.1" for host, _ in destinations), destinations
     sent = [d for d in capture.taken() if d.payload[1] & 0x7F in (0, 101)]
     assert len({d.destination for d in sent}) == 1  # baresip's RTP address, and only it
-    # Every packet the monitor counted reached the wire (but the last, which may meet the
-    # port baresip just closed).
-    assert call["rtp"]["sent"] - len(sent) in (0, 1), (call["rtp"], len(sent))
+    # Every packet the monitor counted reached the wire, but the last few: between baresip
+    # closing its port and its BYE reaching the monitor (slower on a loaded machine), a
+    # send meets the closed port's ICMP error instead.
+    assert 0 <= call["rtp"]["sent"] - len(sent) <= 5, (call["rtp"], len(sent))
     assert call["rtp"]["sent"] > 100
     assert phone.received_digits() == "1234#"
 

@@ -124,6 +124,7 @@ class PhoneShell:
         self._writes: asyncio.Queue[phone.CallRecord] = asyncio.Queue(MAX_WRITES)
         self._writer: asyncio.Task[None] | None = None
         self._ours = OurAddresses(options.rtp_host)
+        self._token = ""  # the registered Contact's, once there is one
         self._redialer = redialer
         self._held: list[ev.SendRequest | ev.SendAck] = []  # waiting for a new flow
         self._moving: asyncio.Task[None] | None = None  # one new connection at a time
@@ -169,9 +170,13 @@ class PhoneShell:
         """What the port's core judges requests by (§6.9), as of now: the registration's
         proxy and token, the call's peers, and our addresses when direct calls are on."""
         line = self._lines.line()
+        if line is not None:
+            # Made once per start, so still ours after SIP is disabled: a registrar's stale
+            # binding then gets 480 (§6.2's order), a forger still 403.
+            self._token = line.token
         direct = self._options.call.allow_direct
         return Trust(
-            token=line.token if line is not None else "",
+            token=self._token,
             proxies=line.proxies if line is not None else frozenset(),
             registration=line.flow.key if line is not None and line.flow else None,
             peers=self._handset.peers(),
