@@ -8,12 +8,14 @@ forger a raw socket (root) that writes the registrar's own address and port.
 """
 
 import contextlib
+import json
 import re
 import socket
 import statistics
 import struct
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from hostile_service import Service, Watch
@@ -115,12 +117,14 @@ class CallingRegistrar:
             self.sock.sendto(ack.encode(), self.monitor)
         return ringing[0] - sent
 
-    def _wait(self, n: str, wanted: object, timeout: float) -> tuple[float, str] | None:
+    def _wait(
+        self, n: str, wanted: Callable[[str], bool], timeout: float
+    ) -> tuple[float, str] | None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
                 for at, text in self._answers.get(n, []):
-                    if wanted(text.split("\r\n")[0]):  # type: ignore[operator]
+                    if wanted(text.split("\r\n")[0]):
                         return at, text
             time.sleep(0.002)
         return None
@@ -176,25 +180,25 @@ class _Monitor:
     def __init__(self, options: Options) -> None:
         self.service = Service(options.nofile)
         self.registrar = CallingRegistrar()
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "_Monitor":
-        import json
-
-        self.service.__enter__()
-        self.registrar.__enter__()
-        self.token = self.service.login()
-        body = json.dumps(_settings(self.registrar)).encode()
-        status, answer, _ = self.service.call(
-            "POST", "/api/v1/device/sip/settings", self.token, body
-        )
-        if status != 200:
-            raise RuntimeError(f"settings answered {status}: {answer}")
-        self.registrar.wait_registered()
+        with self._stack as stack:  # whatever fails on the way is let go
+            stack.enter_context(self.service)
+            stack.enter_context(self.registrar)
+            self.token = self.service.login()
+            body = json.dumps(_settings(self.registrar)).encode()
+            status, answer, _ = self.service.call(
+                "POST", "/api/v1/device/sip/settings", self.token, body
+            )
+            if status != 200:
+                raise RuntimeError(f"settings answered {status}: {answer}")
+            self.registrar.wait_registered()
+            self._stack = stack.pop_all()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.registrar.__exit__(None, None, None)  # type: ignore[arg-type]
-        self.service.__exit__(None)
+        self._stack.close()
 
     @property
     def sip(self) -> tuple[str, int]:

@@ -380,3 +380,18 @@ def test_an_invite_with_every_rtp_port_taken_gets_503_and_a_log_entry() -> None:
         assert "Call-ID: call-2" in ringing
 
     run(test, auto_answer=False, pool=pool)
+
+
+def test_a_callers_from_is_logged_escaped(caplog: pytest.LogCaptureFixture) -> None:
+    """§6.9: a value from the wire in the call's log lines, its control characters escaped."""
+
+    async def test(rig: Rig) -> None:
+        rig.receive(invite(sender="<sip:x\x1b[2J\rforged@e.test>"))
+        await rig.answer_starting("SIP/2.0 180 Ringing")
+
+    with caplog.at_level(logging.INFO, "intercom_sip.agent.phoneshell"):
+        run(test, auto_answer=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "intercom_sip.agent.phoneshell"]
+    assert [line.split(" ", 2)[2] for line in lines if "ringing" in line] == [
+        "in sip:x\\x1b[2J\\rforged@e.test: ringing"
+    ]

@@ -242,3 +242,23 @@ def parse_request(branch: str = "z9hG4bKr1") -> Request:
     )
     assert isinstance(message, Request)
     return message
+
+
+def test_a_dialogs_peer_reaches_the_phone_whatever_user_it_names() -> None:
+    """Our Contact in a direct call made while no account is set up names a user the core
+    does not serve; the call's peer still reaches the phone, an outsider does not."""
+    core = guarded()
+    bye = wire("BYE", "sip:intercom@192.0.2.9:5060", "z9hG4bKb1").replace(
+        b"To: <sip:101@example.com>", b"To: <sip:101@example.com>;tag=ours"
+    )
+    core.receive(bye, PEER, 0.0)
+    [received] = [e for e in drain(core) if isinstance(e, RequestReceived)]
+    assert (received.user, received.request.method) == ("phone", "BYE")
+    core.receive(bye.replace(b"z9hG4bKb1", b"z9hG4bKb2"), STRANGER, 0.0)
+    assert [first_line(e.data) for e in drain(core) if isinstance(e, Transmit)] == [
+        "SIP/2.0 403 Forbidden"
+    ]
+
+
+def test_the_token_is_not_in_the_trusts_repr() -> None:
+    assert TOKEN not in repr(TRUST)

@@ -25,7 +25,7 @@ from typing import IO, Final, Protocol
 from intercom_sip.agent import phone
 from intercom_sip.contract.dialing import DIRECT_PORT, DialTarget
 from intercom_sip.contract.settings import Settings
-from intercom_sip.loglimit import LogLimit
+from intercom_sip.loglimit import LogLimit, escaped
 from intercom_sip.media.ports import PortError, PortPool, RtpPort
 from intercom_sip.media.recording import Recorder
 from intercom_sip.media.session import MediaSession
@@ -363,7 +363,7 @@ class PhoneShell:
 
     def _reported(self, output: ev.Ringing | ev.Calling | ev.Answered) -> None:
         s = output.status
-        log.info("call %s %s %s: %s", s.id, s.direction, s.remote, s.state)
+        log.info("call %s %s %s: %s", s.id, s.direction, escaped(s.remote or ""), s.state)
 
     def _dtmf_received(self, output: ev.DtmfReceived) -> None:
         log.info("DTMF received: %s", output.digits)
@@ -452,13 +452,14 @@ class PhoneShell:
             self._stop_media()
             rtp = self._final_rtp
         self._final_rtp = None
-        answer = f" ({record.code} {record.reason})" if record.code else ""
-        detail = f": {record.detail}" if record.detail else ""
+        # The remote, the reason phrase and the detail come from the wire: escaped (§6.9).
+        answer = f" ({record.code} {escaped(record.reason or '')})" if record.code else ""
+        detail = f": {escaped(record.detail)}" if record.detail else ""
         log.info(
             "call %s %s %s ended: %s%s%s",
             record.id,
             record.direction,
-            record.remote,
+            escaped(record.remote),
             record.end_reason,
             answer,
             detail,

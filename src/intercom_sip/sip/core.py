@@ -364,7 +364,9 @@ class Core:
         for a direct call, the user that takes them."""
         trust = self.trust or Trust()
         user = self._users.get(without_token(user_of(request.uri), trust.token), "")
-        if verdict is Verdict.DIRECT or (not user and verdict is Verdict.PEER and trust.direct):
+        if verdict is Verdict.DIRECT or (not user and verdict is Verdict.PEER):
+            # A dialog's peer may name any user (our Contact of a direct call, made while
+            # no account was set up): the live dialogs are the phone's.
             return trust.direct_to or user
         return user
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from intercom_sip.loglimit import LogLimit
+from intercom_sip.loglimit import LogLimit, escaped
 from intercom_sip.sip import core, stun
 from intercom_sip.sip.message import Request, Response, parse_via
 from intercom_sip.sip.port import SipPort, UserEvent, core_flow
@@ -472,22 +472,26 @@ class Registrant:
     def _log_outcome(self, answer: Answer, was_bound: bool, now: float) -> None:
         state = self._machine.state.value
         if state == "registered" and not was_bound:
+            contact = (self._contact or "").replace(self._env.token or "\0", "<token>")
             log.info(
                 "%s registered at %s (expires %s)",
                 self.identity.aor,
-                self._contact,
+                contact,
                 self._machine.granted,
             )
         elif state == "failed":
             log.warning(
-                "%s: REGISTER failed: %d %s", self.identity.aor, answer.code, answer.reason
+                "%s: REGISTER failed: %d %s",
+                self.identity.aor,
+                answer.code,
+                escaped(answer.reason),
             )
         elif state == "disabled" and answer.code >= 300:
             log.warning(
                 "%s: un-REGISTER answered %d %s; the binding expires by itself",
                 self.identity.aor,
                 answer.code,
-                answer.reason,
+                escaped(answer.reason),
             )
         elif state == "disabled":
             log.info("%s unregistered", self.identity.aor)

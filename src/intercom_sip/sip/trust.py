@@ -43,7 +43,7 @@ class Trust:
     `peers`: the live dialogs' remote targets (hosts); `ours`: our addresses, for direct
     calls when `direct` is on; `direct_to`: the core's user that takes direct calls."""
 
-    token: str = ""
+    token: str = field(default="", repr=False)
     proxies: frozenset[str] = frozenset()
     registration: Hashable | None = None
     peers: frozenset[str] = frozenset()
