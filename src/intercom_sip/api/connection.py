@@ -213,7 +213,9 @@ class Connection(asyncio.BufferedProtocol):
         method = _method(parser.get_method())
         scope = None
         if refusal is None:
-            scope = h1.scope(method, self._url, version, self._headers, self._client, self._server)
+            scope = h1.scope(
+                method, self._url, version, self._headers, client=self._client, server=self._server
+            )
         if scope is None:
             self._refusal = refusal or h1.BAD_REQUEST
             raise _Refused
@@ -332,7 +334,9 @@ class Connection(asyncio.BufferedProtocol):
 
     # --- answers out ---
 
-    def write_answer(self, cycle: "_Cycle", start: Message | None, body: bytes, more: bool) -> None:
+    def write_answer(
+        self, cycle: "_Cycle", start: Message | None, body: bytes, more: bool
+    ) -> None:
         """The head (on the first call), a piece of body, and the end unless `more`."""
         if self._transport is None:
             return

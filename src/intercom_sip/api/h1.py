@@ -78,6 +78,7 @@ def scope(
     target: bytes,
     version: str,
     headers: list[tuple[bytes, bytes]],
+    *,
     client: tuple[str, int] | None,
     server: tuple[str, int] | None,
 ) -> Scope | None:
