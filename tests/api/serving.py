@@ -8,7 +8,7 @@ from typing import Any
 
 from intercom_sip.api.connection import Limits
 from intercom_sip.api.listener import Listener
-from intercom_sip.server import bind
+from intercom_sip.server import LOOPS, bind
 from tests.http_client import Client
 
 
@@ -37,18 +37,24 @@ class EchoApp:
 
 
 class InProcess:
-    def __init__(self, limits: Limits, max_connections: int = 100, sock: Any = None) -> None:
+    def __init__(
+        self, limits: Limits, max_connections: int = 100, sock: Any = None, loop: str = "uvloop"
+    ) -> None:
         self.app = EchoApp()
         self.sock = sock if sock is not None else bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
         self.limits, self.max_connections = limits, max_connections
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(LOOPS[loop],), daemon=True)
 
     def start(self) -> "InProcess":
         self._thread.start()
         assert self._ready.wait(10)
         return self
+
+    def _run(self, loop_factory: Any) -> None:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(self._main())
 
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
