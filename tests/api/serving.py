@@ -18,9 +18,11 @@ class EchoApp:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.calls = 0
+        self.hosts: list[bytes] = []  # each request's Host, as the app sees it
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self.calls += 1
+        self.hosts += [value for name, value in scope["headers"] if name == b"host"]
         if scope["path"] == "/hold":
             await asyncio.to_thread(self.release.wait, 30)
         size, more = 0, True
