@@ -242,8 +242,8 @@ async def _serve(app: AsgiApp, sock: socket.socket, options: HttpOptions) -> Non
         listener.start()
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
-        kind = "uvloop" if isinstance(loop, uvloop.Loop) else "asyncio"
-        log.info("intercom-sip ready on http://%s:%d (%s loop)", shown, port, kind)
+        log.info("event loop: %s", "uvloop" if isinstance(loop, uvloop.Loop) else "asyncio")
+        log.info("intercom-sip ready on http://%s:%d", shown, port)
         await stops.get()
         # A second signal cuts the answers in progress short.
         grace = loop.create_task(listener.stop(options.grace))
