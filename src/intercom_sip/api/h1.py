@@ -121,6 +121,10 @@ class Framing:
     keep_alive: bool
 
 
+_HEADS: dict[tuple[Any, ...], tuple[bytes, bool, int | None, bool] | None] = {}
+HEADS_KEPT: Final = 256  # the answers' heads made last: most answers are made once, reused
+
+
 def answer_head(
     status: int,
     headers: Iterable[tuple[Any, Any]],
@@ -130,6 +134,34 @@ def answer_head(
 ) -> tuple[bytes, Framing] | None:
     """The head of an answer and its framing; `whole` is the body when it comes in one
     piece. None: the app's headers cannot be sent as they are."""
+    if not isinstance(headers, tuple):
+        return _answer_head(status, headers, version, keep_alive, whole)
+    key = (status, headers, version, keep_alive, -1 if whole is None else len(whole))
+    if key in _HEADS:
+        made = _HEADS[key]
+    else:
+        fresh = _answer_head(status, headers, version, keep_alive, whole)
+        made = None if fresh is None else (fresh[0], *_fields(fresh[1]))
+        if len(_HEADS) >= HEADS_KEPT:
+            _HEADS.clear()
+        _HEADS[key] = made
+    if made is None:
+        return None
+    head, chunked, remaining, keep = made
+    return head, Framing(chunked, remaining, keep)
+
+
+def _fields(framing: Framing) -> tuple[bool, int | None, bool]:
+    return framing.chunked, framing.remaining, framing.keep_alive
+
+
+def _answer_head(
+    status: int,
+    headers: Iterable[tuple[Any, Any]],
+    version: str,
+    keep_alive: bool,
+    whole: bytes | None,
+) -> tuple[bytes, Framing] | None:
     items = [(bytes(name), bytes(value)) for name, value in headers]
     length = next((value for name, value in items if name.lower() == b"content-length"), None)
     bodiless = status < 200 or status in _NO_BODY
