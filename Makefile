@@ -51,8 +51,10 @@ bench-media: install peers
 	$(BIN)/python bench/media.py
 
 # Issue 6's hostile findings against a served instance (Linux: /proc, prlimit).
+# The HTTP findings again on the standard loop (the service runs uvloop unless told).
 bench-hostile: install
 	$(BIN)/python bench/hostile.py
+	INTERCOM_SIP_LOOP=asyncio $(BIN)/python bench/hostile.py --only 1 2 3 4 5
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) data .pytest_cache .mypy_cache .ruff_cache
