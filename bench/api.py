@@ -1,11 +1,14 @@
-"""HTTP API throughput and latency against a bare ASGI app under the same server.
+"""HTTP API throughput and latency beside a bare ASGI app, under our server and under
+uvicorn + httptools + uvloop.
 
 Each server is pinned to core 0, wrk to core 1. For each load (GET settings,
 POST valid settings that change every time and so commit durably, POST an
-invalid body) it runs wrk against the service and against the bare app,
-interleaved, ROUNDS times, and prints medians and the ratio to the bare app.
-Both get the same requests (method, headers, bodies); the bare app drains the
-body and answers a fixed JSON of the size of our GET answer.
+invalid body) it runs wrk against the service, the bare app under our server and
+the bare app under uvicorn, alternated, ROUNDS times, and prints medians and the
+ratios of the service to each bare app. All get the same requests (method,
+headers, bodies); the bare app drains the body and answers a fixed JSON of the
+size of our GET answer. uvicorn runs from its own venv (--uvicorn PYTHON), never a
+dependency of the project: `make bench` makes it.
 
 Run: make bench   (needs Debian's wrk and taskset; two cores)
 """
@@ -137,6 +140,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--uvicorn", help="a python with uvicorn, httptools and uvloop (the bench's own venv)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
@@ -154,7 +160,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="intercom-bench-") as tmp:
         work = Path(tmp)
-        ours_port, bare_port = free_port(), free_port()
+        ours_port, bare_port, uvicorn_port = free_port(), free_port(), free_port()
         ours = start(
             [
                 sys.executable,
@@ -172,11 +178,16 @@ def main() -> None:
         bare = start(
             [sys.executable, str(HERE / "bare_app.py"), "--port", str(bare_port)], bare_port
         )
+        servers = {"ours": ours_port, "bare": bare_port}
+        processes = [ours, bare]
+        if args.uvicorn:
+            processes.append(uvicorn(args.uvicorn, uvicorn_port))
+            servers["uvicorn"] = uvicorn_port
         try:
             token = login(ours_port)
-            results = run_all(loads, token, ours_port, bare_port, args, work)
+            results = run_all(loads, token, servers, args, work)
         finally:
-            for process in (ours, bare):
+            for process in processes:
                 process.terminate()
                 process.wait(20)
     commits = [commit_rate(args) for _ in range(args.rounds)]
@@ -188,6 +199,14 @@ def main() -> None:
         f" p50 {median['p50']:.2f} ms, p99 {median['p99']:.2f} ms;"
         f" valid POST reaches {valid / median['rps']:.2f} of that"
     )
+
+
+def uvicorn(python: str, port: int) -> subprocess.Popen[bytes]:
+    """The bare app under uvicorn + httptools + uvloop, one worker, no access log."""
+    os.environ["PYTHONPATH"] = str(HERE.parent / "src")  # for the contract's GET body
+    command = [python, "-m", "uvicorn", "--app-dir", str(HERE), "bare_app:app"]
+    options = ["--port", str(port), "--loop", "uvloop", "--http", "httptools"]
+    return start([*command, *options, "--no-access-log", "--log-level", "warning"], port)
 
 
 def commit_rate(args: argparse.Namespace) -> dict[str, float]:
@@ -208,23 +227,18 @@ def commit_rate(args: argparse.Namespace) -> dict[str, float]:
 def run_all(
     loads: tuple[Load, ...],
     token: str,
-    ours_port: int,
-    bare_port: int,
+    servers: dict[str, int],
     args: argparse.Namespace,
     work: Path,
 ) -> dict[str, dict[str, list[dict[str, float]]]]:
     path = "/api/v1/device/sip/settings"
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     for load in loads:
-        runs = results.setdefault(load.name, {"ours": [], "bare": []})
-        for _ in range(args.rounds):  # interleaved, so drift hits both alike
-            # the bare app gets the very same requests: same method, headers and bodies
-            runs["bare"].append(
-                wrk(f"http://127.0.0.1:{bare_port}{path}", load, token, args, work)
-            )
-            runs["ours"].append(
-                wrk(f"http://127.0.0.1:{ours_port}{path}", load, token, args, work)
-            )
+        runs = results.setdefault(load.name, {name: [] for name in servers})
+        for _ in range(args.rounds):  # alternated, so drift hits all alike
+            # the bare apps get the very same requests: same method, headers and bodies
+            for name, port in servers.items():
+                runs[name].append(wrk(f"http://127.0.0.1:{port}{path}", load, token, args, work))
     return results
 
 
@@ -232,21 +246,30 @@ def report(
     results: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Namespace
 ) -> None:
     print(
-        f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds each,"
+        f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds alternated,"
         f" medians; servers on core {SERVER_CORE}, wrk on core {LOAD_CORE}"
     )
-    header = (
-        f"{'load':<14}{'req/s':>9}{'bare':>9}{'ratio':>7}{'p50 ms':>9}{'bare':>7}"
-        f"{'p99 ms':>9}{'bare':>7}"
-    )
+    print("ours: the API under our server; bare: the bare app under our server;")
+    print("uvicorn: the bare app under uvicorn + httptools + uvloop; x: ours / that")
+    names = list(next(iter(results.values())))
+    header = f"{'load':<14}" + "".join(f"{name + ' req/s':>15}" for name in names)
+    header += "".join(f"{'x ' + name:>11}" for name in names[1:])
+    header += "".join(f"{name + ' p50/p99 ms':>22}" for name in names)
     print(header)
-    for name, runs in results.items():
-        ours = {k: statistics.median(r[k] for r in runs["ours"]) for k in ("rps", "p50", "p99")}
-        bare = {k: statistics.median(r[k] for r in runs["bare"]) for k in ("rps", "p50", "p99")}
-        print(
-            f"{name:<14}{ours['rps']:>9.0f}{bare['rps']:>9.0f}{ours['rps'] / bare['rps']:>7.2f}"
-            f"{ours['p50']:>9.2f}{bare['p50']:>7.2f}{ours['p99']:>9.2f}{bare['p99']:>7.2f}"
-        )
+    for load, runs in results.items():
+        med = {
+            name: {k: statistics.median(r[k] for r in runs[name]) for k in ("rps", "p50", "p99")}
+            for name in names
+        }
+        line = f"{load:<14}" + "".join(f"{med[name]['rps']:>15.0f}" for name in names)
+        line += "".join(f"{med['ours']['rps'] / med[name]['rps']:>11.2f}" for name in names[1:])
+        line += "".join(f"{med[name]['p50']:>13.2f}/{med[name]['p99']:<8.2f}" for name in names)
+        print(line)
+        rounds = [
+            f"{ours['rps'] / other['rps']:.2f}"
+            for ours, other in zip(runs["ours"], runs[names[-1]], strict=True)
+        ]
+        print(f"{'':<14}rounds ours/{names[-1]}: {', '.join(rounds)}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The baseline: an ASGI app that answers a fixed JSON body, under our own HTTP server."""
+"""The baseline: an ASGI app that answers a fixed JSON body, under our own HTTP server
+(run as a script) or under uvicorn (`uvicorn bare_app:app`, in the bench's own venv)."""
 
 import argparse
 import json
@@ -6,7 +7,6 @@ from typing import Any
 
 from intercom_sip.contract.fields import FACTORY
 from intercom_sip.contract.settings import to_view
-from intercom_sip.server import bind, serve_asgi
 
 BODY = json.dumps(to_view(FACTORY)).encode()  # the same size as our GET answer
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
@@ -28,6 +28,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 if __name__ == "__main__":
+    from intercom_sip.server import HttpOptions, bind, serve_asgi
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    serve_asgi(app, bind("127.0.0.1", parser.parse_args().port))
+    parser.add_argument("--loop", default="uvloop")
+    args = parser.parse_args()
+    serve_asgi(app, bind("127.0.0.1", args.port), HttpOptions(loop=args.loop))

@@ -50,6 +50,8 @@ class Conformance:
 
     def _responses(self, method: str, path: str) -> dict[str, Any]:
         operations = self._document["paths"].get(path)
+        if method == "HEAD" and operations is not None and "get" in operations:
+            method = "GET"  # RFC 9110 §9.3.2: answered as GET (the server drops the body)
         if operations is not None and method.lower() in operations:
             return {**_SERVER_BUG, **operations[method.lower()]["responses"]}
         if operations is None:

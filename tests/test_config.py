@@ -44,3 +44,12 @@ def test_http_options_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError) as caught:
         options(environ=env)
     assert str(caught.value) == message
+
+
+def test_the_loop_is_uvloop_unless_told() -> None:
+    assert options().loop == "uvloop"
+    assert options("--loop", "asyncio").loop == "asyncio"
+    assert options(environ={"INTERCOM_SIP_LOOP": "asyncio"}).loop == "asyncio"
+    with pytest.raises(ValueError) as caught:
+        options(environ={"INTERCOM_SIP_LOOP": "trio"})
+    assert str(caught.value) == "--loop must be one of uvloop, asyncio"

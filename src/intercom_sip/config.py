@@ -12,6 +12,7 @@ from intercom_sip.media.ports import PortError, PortRange, parse_range
 
 ENV_PREFIX: Final = "INTERCOM_SIP_"
 RTP_PORTS: Final = PortRange(10000, 20000)
+LOOPS: Final = ("uvloop", "asyncio")  # the names server.LOOPS makes loops of
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ServiceConfig:
     ring_time: float = 60.0
     auto_answer_delay: float = 1.0
     direct_calls: bool = False
+    loop: str = "uvloop"
 
     @property
     def loopback_only(self) -> bool:
@@ -86,6 +88,11 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="the most HTTP connections held at once; at the cap the longest idle is closed"
         " (default 1024, and always below the open-file limit less 64)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        help="the event loop: uvloop (default, the faster) or asyncio (the standard one)",
     )
     sip = parser.add_argument_group("SIP")
     sip.add_argument("--sip-host", help="address of the SIP port (default 0.0.0.0)")
@@ -218,7 +225,14 @@ def from_options(
         ring_time=_seconds("ring_time", pick("ring_time")),
         auto_answer_delay=_delay("auto_answer_delay", pick("auto_answer_delay")),
         direct_calls=_flag(pick("direct_calls")),
+        loop=_loop(pick("loop")),
     )
+
+
+def _loop(value: object) -> str:
+    if str(value) not in LOOPS:
+        raise ValueError(f"--loop must be one of {', '.join(LOOPS)}")
+    return str(value)
 
 
 def _rtp_ports(value: object) -> PortRange:

@@ -97,7 +97,7 @@ class Device:
         self._set_current(store.load_settings() or FACTORY)
         self._tail = self._current  # the last accepted settings, durable or about to be
         self._open: _Group | None = None  # accepting changes
-        self._flight: asyncio.Task[None] | None = None  # the group being committed
+        self._flight: _Group | None = None  # the group being committed
         # Told of each durable change of the settings (the live events, §8).
         self.on_settings: Callable[[Settings], None] | None = None
 
@@ -158,24 +158,29 @@ class Device:
         """Hand the open group to the writer; it is in flight until its commit returns."""
         group, self._open = self._open, None
         assert group is not None and self._flight is None
-        self._flight = asyncio.create_task(self._commit(group), name="settings commit")
-
-    async def _commit(self, group: _Group) -> None:
-        try:
-            if group.changes:
-                await self._writer.run(lambda store: store.save_changes(group.changes))
-        except Exception as exc:  # StoreError, or a bug: the waiting requests answer it
-            self._failed(group, exc)
+        self._flight = group
+        if not group.changes:
+            self._settled(group, None)
             return
-        self._committed(group)
+        self._writer.call(
+            lambda store: store.save_changes(group.changes),
+            lambda error: self._settled(group, error),
+        )
+
+    def _settled(self, group: _Group, error: Exception | None) -> None:
+        """The writer's word on a group, on the loop as soon as it comes."""
+        if error is not None:  # StoreError, or a bug: the waiting requests answer it
+            self._failed(group, error)
+        else:
+            self._committed(group)
 
     def _committed(self, group: _Group) -> None:
         self._flight = None
         if group.changes:
             self._set_current(group.changes[-1].new)
+            self._agent.apply(self._current)  # first: the REGISTER leaves before the rest
             for change in group.changes:
                 log.info("settings changed by %s: %r", change.actor, change.new)
-            self._agent.apply(self._current)
             if self.on_settings is not None:
                 self.on_settings(self._current)
         group.done.set_result(None)

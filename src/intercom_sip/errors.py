@@ -32,6 +32,8 @@ HISTORY_FAILED: Final = "Settings history could not be read"
 # Answered by the HTTP server itself, for any path.
 BAD_REQUEST: Final = "Bad request"
 HEAD_TOO_LARGE: Final = "Request header fields too large"
+NOT_IMPLEMENTED: Final = "Transfer coding not implemented"
+VERSION_NOT_SUPPORTED: Final = "HTTP version not supported"
 
 
 @functools.cache

@@ -10,6 +10,7 @@ SIP agent or the phone: one small task, and nothing in their code paths).
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import time
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 KINDS: Final = ("registration", "call", "settings")
 MAX_STREAMS: Final = 32
+MAX_PER_TOKEN: Final = 4  # a 5th stream of one token ends its oldest: one login cannot take all
 KEEPALIVE: Final = 10.0  # seconds between comments on a quiet stream (§8: at most 15)
 POLL: Final = 0.05  # seconds between looks at the registration and the call
 # Keys of the call that change on their own, all the time (packet counters, the age of
@@ -57,6 +59,9 @@ class Subscription:
 
     def holds(self, authorized: Callable[[str], bool]) -> bool:
         return authorized(self._token)
+
+    def token_is(self, token: str) -> bool:
+        return hmac.compare_digest(self._token, token)
 
     def offer(self, kind: str, data: bytes) -> None:
         self._pending.pop(kind, None)  # re-inserted last: frames go out in change order
@@ -106,7 +111,11 @@ class Hub:
         return len(self._streams)
 
     def open(self, token: str) -> Subscription | None:
-        """A new stream, primed with the current state of each kind; None at the cap."""
+        """A new stream, primed with the current state of each kind; None at the cap.
+        A token's oldest stream ends when it opens one more than MAX_PER_TOKEN."""
+        own = [stream for stream in self._streams if stream.token_is(token)]
+        if len(own) >= MAX_PER_TOKEN:
+            own[0].end()  # oldest first: the dict keeps the order they opened in
         if len(self._streams) >= self._cap:
             return None
         stream = Subscription(token, self._keepalive, self._forget)

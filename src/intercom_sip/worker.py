@@ -9,6 +9,7 @@ writer commits.
 """
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
@@ -58,6 +59,25 @@ class Writer:
     async def run(self, write: Callable[[Store], T]) -> T:
         """Run `write` on the writer's thread; its StoreError is raised here."""
         return await asyncio.wrap_future(self._pool.submit(write, self._store))
+
+    def call(
+        self, write: Callable[[Store], object], then: Callable[[Exception | None], None]
+    ) -> None:
+        """Run `write` on the writer's thread, then `then(error)` on the loop in the very
+        turn the thread's word arrives: no future or task in between, so that what
+        follows a commit (the REGISTER of new settings) leaves as soon as it is durable."""
+        loop = asyncio.get_running_loop()
+
+        def work() -> None:
+            error: Exception | None = None
+            try:
+                write(self._store)
+            except Exception as exc:  # StoreError, or a bug: `then` answers it
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop closed at a stop
+                loop.call_soon_threadsafe(then, error)
+
+        self._pool.submit(work)
 
     def save_call(self, record: CallRecord) -> None:
         """Blocking, for the phone shell's call log (which calls it from a thread)."""

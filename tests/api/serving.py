@@ -8,7 +8,7 @@ from typing import Any
 
 from intercom_sip.api.connection import Limits
 from intercom_sip.api.listener import Listener
-from intercom_sip.server import bind
+from intercom_sip.server import LOOPS, bind
 from tests.http_client import Client
 
 
@@ -18,9 +18,11 @@ class EchoApp:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.calls = 0
+        self.hosts: list[bytes] = []  # each request's Host, as the app sees it
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self.calls += 1
+        self.hosts += [value for name, value in scope["headers"] if name == b"host"]
         if scope["path"] == "/hold":
             await asyncio.to_thread(self.release.wait, 30)
         size, more = 0, True
@@ -37,18 +39,24 @@ class EchoApp:
 
 
 class InProcess:
-    def __init__(self, limits: Limits, max_connections: int = 100, sock: Any = None) -> None:
+    def __init__(
+        self, limits: Limits, max_connections: int = 100, sock: Any = None, loop: str = "uvloop"
+    ) -> None:
         self.app = EchoApp()
         self.sock = sock if sock is not None else bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
         self.limits, self.max_connections = limits, max_connections
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(LOOPS[loop],), daemon=True)
 
     def start(self) -> "InProcess":
         self._thread.start()
         assert self._ready.wait(10)
         return self
+
+    def _run(self, loop_factory: Any) -> None:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(self._main())
 
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()

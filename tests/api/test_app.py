@@ -60,7 +60,6 @@ def test_unknown_paths(rig: Rig, path: str) -> None:
         ("PUT", SETTINGS),
         ("POST", "/api/v1/sip/status"),
         ("POST", "/api/v1/logout"),
-        ("HEAD", SETTINGS),
     ],
 )
 def test_other_methods_after_auth(rig: Rig, method: str, path: str) -> None:
@@ -84,9 +83,9 @@ def test_other_methods_on_open_routes(rig: Rig, method: str, path: str) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("PUT", "/api/info", b"GET"),
-        ("DELETE", SETTINGS, b"GET, POST"),
-        ("POST", "/api/v0/sip/status", b"GET"),
+        ("PUT", "/api/info", b"GET, HEAD"),
+        ("DELETE", SETTINGS, b"GET, HEAD, POST"),
+        ("POST", "/api/v0/sip/status", b"GET, HEAD"),
     ],
 )
 def test_405_says_which_methods_are_allowed(
@@ -95,6 +94,16 @@ def test_405_says_which_methods_are_allowed(
     headers = [("Authorization", f"Bearer {rig.login()}")]
     assert rig.client.request(method, path, headers=headers)[0] == 405
     assert (b"allow", allow) in rig.client.last_headers
+
+
+@pytest.mark.parametrize("path", [SETTINGS, "/api/info", "/api/v1/sip/status"])
+def test_head_is_answered_as_get(rig: Rig, path: str) -> None:
+    """RFC 9110 §9.3.2; the server drops the body (tests/api/test_conformance.py)."""
+    headers = [("Authorization", f"Bearer {rig.login()}")]
+    got = rig.client.request("GET", path, headers=headers)
+    got_headers = rig.client.last_headers
+    assert rig.client.request("HEAD", path, headers=headers) == got
+    assert rig.client.last_headers == got_headers
 
 
 def test_two_host_headers_are_refused(rig: Rig) -> None:

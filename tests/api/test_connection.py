@@ -16,9 +16,9 @@ BAD_REQUEST = (400, {"error": "Bad request"})
 HEAD_TOO_LARGE = (431, {"error": "Request header fields too large"})
 
 
-@pytest.fixture
-def server() -> Iterator[InProcess]:
-    instance = InProcess(Limits(timeout=TIMEOUT)).start()
+@pytest.fixture(params=["uvloop", "asyncio"])
+def server(request: pytest.FixtureRequest) -> Iterator[InProcess]:
+    instance = InProcess(Limits(timeout=TIMEOUT), loop=request.param).start()
     yield instance
     instance.stop()
 

@@ -1,6 +1,6 @@
 """Live events (contract §8) over our HTTP server: the state on connect, each change,
-keep-alive comments, the end with the token, the cap of 32 streams, and a stream's end
-when its client leaves or the server stops."""
+keep-alive comments, the end with the token, the cap of 32 streams (4 per token), and a
+stream's end when its client leaves or the server stops."""
 
 import socket
 from collections.abc import Iterator
@@ -128,8 +128,11 @@ def test_a_publish_of_the_same_state_is_sent_once() -> None:
 def test_32_streams_lose_no_state_while_settings_change_100_times(
     service: InProcessService,
 ) -> None:
-    token = service.login()
-    streams = [EventStream(service.port, token) for _ in range(events.MAX_STREAMS)]
+    tokens = [service.login() for _ in range(events.MAX_STREAMS // events.MAX_PER_TOKEN + 1)]
+    token = tokens.pop()  # the one that finds the 32 taken
+    streams = [
+        EventStream(service.port, each) for each in tokens for _ in range(events.MAX_PER_TOKEN)
+    ]
     for stream in streams:
         assert stream.status == 200
         kinds(stream, 3)
@@ -156,7 +159,7 @@ def test_32_streams_lose_no_state_while_settings_change_100_times(
         indexes = [posted.index(settings) for settings in seen]
         assert indexes == sorted(set(indexes))
         assert not stream.ended
-    streams.pop().close()  # a slot frees when its client leaves
+    streams.pop(0).close()  # a slot frees when its client leaves
     again = None
     for _ in range(200):
         again = EventStream(service.port, token)
@@ -166,6 +169,36 @@ def test_32_streams_lose_no_state_while_settings_change_100_times(
     assert again is not None and again.status == 200
     for stream in [*streams, again]:
         stream.close()
+
+
+def test_a_fifth_stream_of_one_token_ends_its_oldest(service: InProcessService) -> None:
+    token, other = service.login(), service.login()
+    kept = EventStream(service.port, other)
+    streams = [EventStream(service.port, token) for _ in range(events.MAX_PER_TOKEN)]
+    for stream in [kept, *streams]:
+        kinds(stream, 3)
+    fifth = EventStream(service.port, token)
+    assert fifth.status == 200
+    kinds(fifth, 3)
+    assert service.run(lambda: len(service.hub)) == events.MAX_PER_TOKEN + 1
+    assert streams[0].event() is None  # the end of the chunked body, not a cut
+    assert streams[0].ended
+    service.run(service.phone.ring)
+    for stream in [kept, *streams[1:], fifth]:  # the others go on
+        assert next_of(stream, "call", "ringing")
+    for stream in [kept, *streams, fifth]:
+        stream.close()
+
+
+def test_the_hub_keeps_at_most_4_streams_per_token_and_32_in_all() -> None:
+    hub = events.Hub({kind: lambda: {} for kind in events.KINDS}, lambda _: True)
+    first = [hub.open(f"t{n}") for n in range(8) for _ in range(4)]
+    assert len(hub) == 32
+    assert hub.open("new") is None
+    again = hub.open("t0")  # its oldest ends first: a slot for it
+    assert again is not None and first[0] is not None and first[0].ended
+    assert [stream is not None and stream.ended for stream in first[1:]] == [False] * 31
+    assert len(hub) == 32
 
 
 def test_a_quiet_stream_gets_comments(tmp_path: Path) -> None:

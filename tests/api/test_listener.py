@@ -18,9 +18,14 @@ from tests.http_client import Client, closed_by_server, read_answer, request, wa
 LONG = Limits(timeout=60.0)
 
 
+@pytest.fixture(params=["uvloop", "asyncio"])
+def loop(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def capped() -> Iterator[InProcess]:
-    instance = InProcess(LONG, max_connections=3).start()
+def capped(loop: str) -> Iterator[InProcess]:
+    instance = InProcess(LONG, max_connections=3, loop=loop).start()
     yield instance
     instance.stop()
 
@@ -82,11 +87,11 @@ class _FailingAccept(socket.socket):
 
 
 def test_accept_errors_log_a_few_lines_and_free_idle_connections(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, loop: str
 ) -> None:
     plain = bind("127.0.0.1", 0)
     sock = _FailingAccept(plain.family, plain.type, fileno=plain.detach())
-    server = InProcess(LONG, max_connections=100, sock=sock).start()
+    server = InProcess(LONG, max_connections=100, sock=sock, loop=loop).start()
     try:
         idle = [server.connect() for _ in range(30)]
         wait_for(lambda: server.connections() == 30)

@@ -1,5 +1,6 @@
 """create_app(): the ASGI application, dispatching on one table of endpoints."""
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -55,6 +56,9 @@ class Api:
         except Exception:  # a bug of ours: answer, log, keep serving
             log.exception("unhandled error in %s %s", scope["method"], ascii(scope["path"]))
             response = http.INTERNAL
+        if response.stream is not None and scope["method"] == "HEAD":
+            response.stream.end()  # the head of a stream is all a HEAD gets: no stream held
+            response = dataclasses.replace(response, stream=None)
         await http.send_response(send, response, receive)
         if logged:
             # At debug level: a poll every second would drown the log's real events.
@@ -109,6 +113,9 @@ def _dispatch_table(routes: Routes) -> dict[str, Path]:
         for full in endpoint.full_paths():
             table.setdefault(full, {})[endpoint.method] = getattr(routes, endpoint.handler)
             protected[full] = protected.get(full, True) and endpoint.protected
+    for methods in table.values():
+        if "GET" in methods:  # RFC 9110 §9.3.2: HEAD is GET without the body (the server drops it)
+            methods.setdefault("HEAD", methods["GET"])
     return {
         full: Path(protected[full], methods, http.method_not_allowed(methods))
         for full, methods in table.items()

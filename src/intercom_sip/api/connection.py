@@ -1,18 +1,27 @@
-"""One HTTP/1.1 connection on h11, serving an ASGI app one request at a time.
+"""One HTTP/1.1 connection parsed by httptools (llhttp), serving an ASGI app one request
+at a time.
 
 Bounded by construction, whatever the client does:
-- a head over `max_head` bytes answers 431 and closes (h11 refuses an incomplete one,
-  `_head_size` a complete one that came in one read);
-- pipelined requests wait in h11's buffer, and reading stops while a request is being
-  answered: h11 holds at most one read beyond the head being parsed;
+- a head over `max_head` bytes answers 431 and closes (counted as it comes in reads while
+  incomplete, and exactly from its parts once whole);
+- reading stops while a whole request is being answered: httptools parses each read whole,
+  so what one read brings beyond the request in progress waits parsed, at most
+  MAX_PIPELINED requests (a longer pipeline is answered that far, then closed, as
+  RFC 9112 §9.3.2 allows);
 - while the transport's buffer is over its high-water mark (a client that does not read
   its answers) no further request is taken, so a client that never reads stalls only
   itself;
-- a request body waits in a buffer of at most `body_buffer` bytes for the app to take it;
+- a request body waits in a buffer of at most `body_buffer` bytes for the app to take it
+  (plus what one read brings);
 - `deadline()` says when the connection has waited too long on its client: a head not
   complete `timeout` after the connection opened or after its last answer, a body that
-  stalls (less than BODY_PROGRESS bytes in `timeout`), a write blocked for `timeout`.
-  The listener's sweep closes it then.
+  stalls (less than BODY_PROGRESS bytes in `timeout`), a write blocked for `timeout`, a
+  lingering close not ended by the client. The listener's sweep closes it then.
+
+Every close of ours that the client may still be sending into lingers (RFC 9112 §9.6):
+our side is shut after the last answer, and what still comes is read and dropped until the
+client closes, LINGER passes or LINGER_BYTES came, so that a close never turns into a reset
+that loses the answer.
 
 A streamed answer (the live events) waits on nobody while its client reads: no
 deadline runs, however long it is quiet. Its app learns `http.disconnect` when the
@@ -22,16 +31,15 @@ client goes, half-closes, or the server stops; at a stop it can still write the 
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any, Final, Protocol
-from urllib.parse import unquote
 
-import h11
+import httptools
 
-from intercom_sip.api import http
-from intercom_sip.api.http import Message, Receive, Response, Scope, Send
+from intercom_sip.api import h1, http
+from intercom_sip.api.http import Message, Receive, Scope, Send
 from intercom_sip.loglimit import LogLimit
 
 log = logging.getLogger(__name__)
@@ -39,10 +47,11 @@ log = logging.getLogger(__name__)
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 BODY_PROGRESS: Final = 1024  # a body slower than this per timeout counts as stalled
-_ASGI: Final = {"version": "3.0", "spec_version": "2.3"}
-_REASONS: Final = {status.value: status.phrase.encode() for status in HTTPStatus}
-_CLOSE: Final = (b"connection", b"close")
+MAX_PIPELINED: Final = 32  # requests parsed ahead of the one being answered
+LINGER: Final = 2.0  # seconds a closing connection reads and drops what still comes
+LINGER_BYTES: Final = 65536  # and at most this much: a client that pushes on is cut
 _DISCONNECT: Final = {"type": "http.disconnect"}
+_METHODS: dict[bytes, str] = {}  # the methods seen, decoded once (bounded: llhttp's list)
 
 
 @dataclass(frozen=True)
@@ -67,16 +76,8 @@ class Owner(Protocol):
     def read_buffer(self) -> memoryview: ...
 
 
-def raw_answer(answer: Response) -> bytes:
-    """An answer written without h11, for a client whose request h11 refused: it is the
-    last thing said on the connection."""
-    head = [b"HTTP/1.1 %d %s" % (answer.status, _REASONS.get(answer.status, b""))]
-    head += [name + b": " + value for name, value in (*answer.headers, _CLOSE)]
-    return b"\r\n".join(head) + b"\r\n\r\n" + answer.body
-
-
-_REFUSALS: Final = {431: raw_answer(http.HEAD_TOO_LARGE)}
-_BAD_REQUEST: Final = raw_answer(http.BAD_REQUEST)
+class _Refused(Exception):
+    """Raised in a parser callback to stop parsing: the answer is in `_refusal`."""
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -85,25 +86,38 @@ class Connection(asyncio.BufferedProtocol):
     ) -> None:
         self._app, self._owner, self._clock = app, owner, clock
         self._limits = owner.limits
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self._limits.max_head)
-        self._transport: asyncio.Transport | None = None
-        self._cycle: _Cycle | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: Any = None  # asyncio's or uvloop's: both Transports, one not by type
+        self._cycles: deque[_Cycle] = deque()  # the one answered first, then those parsed
         self._since = clock()  # the start of the wait on the client (head or body)
         self._progress = 0  # body bytes since `_since`
         self._write_blocked_at: float | None = None
         self._drained: asyncio.Future[None] | None = None
         self._reading = True
-        self._closing = False
-        self._head_only = False
+        self._closing = False  # the server stops: no further request
+        self._ended = False  # no further request on this connection
+        self._eof = False
+        self._lingering_since: float | None = None
+        self._dropped = 0  # bytes read past the last request
+        self._refusal: bytes | None = None  # the last answer, once those before it are out
         self._client: tuple[str, int] | None = None
         self._server: tuple[str, int] | None = None
+        # The head being parsed.
+        self._in_head = True
+        self._parsing = False  # a request begun, not yet whole
+        self._head_read = 0  # bytes of reads that began inside an incomplete head
+        self._head_size = 0
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._hosts = 0
+        self._coding: bytes | None = None  # Transfer-Encoding
+        self._expect = False
 
     # --- asyncio's side ---
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        transport.set_write_buffer_limits(high=self._limits.write_high_water)
+        self._transport.set_write_buffer_limits(high=self._limits.write_high_water)
         self._client = _address(transport.get_extra_info("peername"))
         self._server = _address(transport.get_extra_info("sockname"))
         self._since = self._clock()
@@ -113,21 +127,45 @@ class Connection(asyncio.BufferedProtocol):
         return self._owner.read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._h11.receive_data(bytes(self._owner.read_buffer()[:nbytes]))
-        self._advance()
+        if self._ended:  # lingering, or past the last request: dropped
+            self._dropped += nbytes
+            if self._dropped > LINGER_BYTES:
+                self.abort()
+            return
+        if self._in_head:
+            self._head_read += nbytes
+        try:
+            self._parser.feed_data(self._owner.read_buffer()[:nbytes])
+        except httptools.HttpParserUpgrade:
+            self._ended = True  # no protocol but this one: answered, then closed
+        except httptools.HttpParserError as exc:
+            if not self._ended:  # after a request that closes, what follows is dropped
+                self._refuse(self._refusal or h1.refusal_for(str(exc), self._coding))
+        else:
+            if self._in_head and self._head_read > self._limits.max_head:
+                self._refuse(h1.HEAD_TOO_LARGE)
+        self._flow()
 
     def eof_received(self) -> bool:
-        if self._cycle is not None and self._cycle.streaming:
-            self._cycle.stop()  # a client of a stream half-closes only when it leaves
-        self._h11.receive_data(b"")
-        self._advance()
+        self._eof = True
+        if self._lingering_since is not None:
+            return False  # the client has read our answers and closed: close too
+        self._ended = True
+        if self._cycles:
+            front = self._cycles[0]
+            if front.streaming:
+                front.stop()  # a client of a stream half-closes only when it leaves
+            if not self._cycles[-1].body_complete:
+                self._drop_unfinished()
+        if not self._cycles:
+            self._finish()
         return True  # a half-closed client still gets its answers
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._owner.gone(self)
-        if self._cycle is not None:
-            self._cycle.disconnect()
+        if self._cycles:
+            self._cycles[0].disconnect()
         self._wake_writer()
 
     def pause_writing(self) -> None:
@@ -136,8 +174,77 @@ class Connection(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self._write_blocked_at = None
         self._wake_writer()
-        if self._cycle is None:
-            self._advance()  # the requests that waited for the client to read
+        self._flow()  # the requests that waited for the client to read
+
+    # --- httptools' side ---
+
+    def on_message_begin(self) -> None:
+        if self._ended:
+            raise _Refused  # after a request that closes the connection: dropped
+        if len(self._cycles) >= MAX_PIPELINED:
+            self._ended = True  # answered this far; the client sends the rest again
+            raise _Refused
+        self._parsing = True
+        self._url, self._headers = b"", []
+        self._head_size, self._hosts, self._coding, self._expect = 0, 0, None, False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._grow_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._grow_head(len(name) + len(value) + 4)
+        if not self._in_head:
+            return  # a trailer: counted, not kept
+        name = name.lower()
+        self._headers.append((name, value.rstrip(b" \t")))
+        if name == b"host":
+            self._hosts += 1
+        elif name == b"transfer-encoding":
+            self._coding = value.strip()
+        elif name == b"expect":
+            self._expect = value.strip().lower() == b"100-continue"
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        version = parser.get_http_version()
+        refusal = h1.check(version, self._hosts, self._coding)
+        method = _method(parser.get_method())
+        scope = None
+        if refusal is None:
+            scope = h1.scope(
+                method, self._url, version, self._headers, client=self._client, server=self._server
+            )
+        if scope is None:
+            self._refusal = refusal or h1.BAD_REQUEST
+            raise _Refused
+        head = h1.Head(
+            parser.should_keep_alive(), method == "HEAD", self._expect and version == "1.1"
+        )
+        self._cycles.append(_Cycle(self, scope, head))
+        self._since, self._progress = self._clock(), 0
+        if len(self._cycles) == 1:
+            self._start_front()
+
+    def on_body(self, data: bytes) -> None:
+        self._progress += len(data)
+        if self._progress >= BODY_PROGRESS:
+            self._since, self._progress = self._clock(), 0
+        self._cycles[-1].feed(data)
+
+    def on_message_complete(self) -> None:
+        cycle = self._cycles[-1]
+        cycle.end_body()
+        self._in_head, self._head_read, self._parsing = True, 0, False
+        if not cycle.head.keep_alive:
+            self._ended = True  # what the client sends after it is dropped
+
+    def _grow_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > self._limits.max_head:
+            self._refusal = h1.HEAD_TOO_LARGE
+            raise _Refused
 
     # --- the listener's side ---
 
@@ -148,8 +255,9 @@ class Connection(asyncio.BufferedProtocol):
             return None
         if self._write_blocked_at is not None:
             return self._write_blocked_at + self._limits.timeout
-        cycle = self._cycle
-        if cycle is None or not (cycle.body_complete or cycle.body_full()):
+        if self._lingering_since is not None:
+            return self._lingering_since + min(LINGER, self._limits.timeout)
+        if not self._cycles or self._awaits_body():
             return self._since + self._limits.timeout
         return None
 
@@ -159,174 +267,169 @@ class Connection(asyncio.BufferedProtocol):
 
     def shutdown(self) -> None:
         """Close now if idle, else once the answer in progress is written."""
-        self._closing = True
-        if self._cycle is None:
-            self._close()
-        elif self._cycle.streaming:
-            self._cycle.stop()  # a stream never ends by itself: ask the app to end it
+        self._closing = self._ended = True
+        if self._lingering_since is not None:
+            self.abort()
+        elif not self._cycles:
+            if self._transport is not None:
+                self._transport.close()  # between requests: nothing of theirs unread
+        elif self._cycles[0].streaming:
+            self._cycles[0].stop()  # a stream never ends by itself: ask the app to end it
 
     # --- requests in ---
 
-    def _advance(self) -> None:
-        """Take events from h11 until it needs data, must wait, or a request waits on us."""
-        while self._transport is not None and not self._closing and self._may_read():
-            try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                self._refuse(_REFUSALS.get(exc.error_status_hint, _BAD_REQUEST))
-                return
-            if not self._take(event):
-                return
+    def _awaits_body(self) -> bool:
+        """The request in progress waits for body from the client."""
+        front = self._cycles[0]
+        return len(self._cycles) == 1 and not front.body_complete and not front.body_full()
 
-    def _may_read(self) -> bool:
-        cycle = self._cycle
-        # Between requests: not while the client leaves its answers unread.
-        blocked = cycle.body_full() if cycle else self._write_blocked_at is not None
-        if blocked:
-            self._pause_reading()
-        return not blocked
+    def _answering_alone(self) -> bool:
+        """A request is being answered and nothing came after it: reading on tells when the
+        client leaves (a stream's end) and holds one read beyond at most."""
+        return len(self._cycles) == 1 and self._cycles[0].body_complete and not self._parsing
 
-    def _take(self, event: h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]) -> bool:
-        """Whether to go on taking events."""
-        if event is h11.NEED_DATA:
-            self._resume_reading()
-            return False
-        if event is h11.PAUSED:  # a request is being answered: the next one waits
-            self._pause_reading()
-            return False
-        if isinstance(event, h11.Request):
-            self._start(event)
-        elif isinstance(event, h11.Data):
-            assert self._cycle is not None
-            self._body_progress(len(event.data))
-            self._cycle.feed(event.data)
-        elif isinstance(event, h11.EndOfMessage):
-            assert self._cycle is not None
-            self._cycle.end_body()
-        else:  # ConnectionClosed: the request in progress is answered first
-            if self._cycle is None:
-                self._close()
-            return False
-        return True
+    def _flow(self) -> None:
+        """Read while something is to be read: a head between answers (not while the
+        client leaves answers unread), the body of the request in progress, or input to
+        drop while lingering."""
+        if self._transport is None:
+            return
+        if self._lingering_since is not None:
+            wanted = True
+        elif self._ended:
+            wanted = False
+        elif self._cycles:  # the body in progress, or whether the client leaves
+            wanted = self._awaits_body() or self._answering_alone()
+        else:
+            wanted = self._write_blocked_at is None
+        if wanted != self._reading:
+            self._reading = wanted
+            if wanted:
+                self._transport.resume_reading()
+            else:
+                self._transport.pause_reading()
 
-    def _start(self, request: h11.Request) -> None:
-        headers = [(name, value) for name, value in request.headers]
-        if _head_size(request, headers) > self._limits.max_head:
-            return self._refuse(_REFUSALS[431])
-        self._cycle = _Cycle(self, self._scope(request, headers))
-        self._head_only = request.method == b"HEAD"  # h11 frames its answer with no body
-        self._since, self._progress = self._clock(), 0
+    def _start_front(self) -> None:
+        cycle = self._cycles[0]
+        cycle.started = True
         self._owner.busy(self)
-        self._owner.spawn(self._cycle.run(self._app))
-        return None
-
-    def _scope(self, request: h11.Request, headers: list[tuple[bytes, bytes]]) -> Scope:
-        raw_path, _, query = request.target.partition(b"?")
-        path = raw_path.decode("ascii")  # h11 lets only visible ASCII through
-        return {
-            "type": "http",
-            "asgi": _ASGI,
-            "http_version": request.http_version.decode("ascii"),
-            "server": self._server,
-            "client": self._client,
-            "scheme": "http",
-            "method": request.method.decode("ascii"),
-            "root_path": "",
-            "path": unquote(path) if "%" in path else path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "headers": headers,
-        }
-
-    def _body_progress(self, size: int) -> None:
-        self._progress += size
-        if self._progress >= BODY_PROGRESS:
-            self._since, self._progress = self._clock(), 0
+        self._owner.spawn(cycle.run(self._app))
 
     def body_taken(self) -> None:
         if not self._reading:
-            self._advance()
+            self._flow()
 
-    def continue_if_asked(self) -> None:
-        if self._h11.they_are_waiting_for_100_continue and self._transport is not None:
-            self._write(h11.InformationalResponse(status_code=100, headers=[]))
+    def continue_if_asked(self, cycle: "_Cycle") -> None:
+        if cycle.head.expect_continue and not cycle.continued and self._transport is not None:
+            cycle.continued = True
+            self._transport.write(h1.CONTINUE)
+
+    def _drop_unfinished(self) -> None:
+        """The last request's body will never be whole: its app learns the client left;
+        one not started is forgotten."""
+        if len(self._cycles) == 1:
+            self._cycles[0].disconnect()
+        else:
+            self._cycles.pop()
 
     # --- answers out ---
 
-    def write_answer(self, start: Message | None, body: bytes, more: bool) -> None:
+    def write_answer(
+        self, cycle: "_Cycle", start: Message | None, body: bytes, more: bool
+    ) -> None:
         """The head (on the first call), a piece of body, and the end unless `more`."""
         if self._transport is None:
             return
-        events: list[h11.Event] = []
+        out = b""
         if start is not None:
-            events.append(self._response(start))
-        if body and not self._head_only:
-            events.append(h11.Data(data=body))
-        if not more:
-            events.append(h11.EndOfMessage())
-        try:
-            self._transport.write(b"".join(self._h11.send(event) or b"" for event in events))
-        except h11.LocalProtocolError as exc:  # the app broke HTTP (e.g. a wrong length)
-            self._owner.throttled.log("asgi", logging.ERROR, "bad answer from the app: %s", exc)
-            self.abort()
+            keep = cycle.head.keep_alive and not self._closing and cycle.body_complete
+            made = h1.answer_head(
+                int(start["status"]),
+                start.get("headers", ()),
+                cycle.scope["http_version"],
+                keep,
+                None if more else body,
+            )
+            if made is None:
+                return self._app_broke_http("headers that cannot be sent")
+            out, cycle.framing = made
+        framing = cycle.framing
+        assert framing is not None
+        if framing.remaining is not None:
+            framing.remaining -= len(body)
+            if framing.remaining < 0 or (not more and framing.remaining > 0):
+                return self._app_broke_http("a body that is not its Content-Length")
+        if not cycle.head.head_only:
+            if framing.chunked:
+                out += (h1.chunk(body) if body else b"") + (b"" if more else h1.LAST_CHUNK)
+            else:
+                out += body
+        self._transport.write(out)
+        return None
 
-    def _response(self, start: Message) -> h11.Response:
-        status = int(start["status"])
-        headers = [(bytes(name), bytes(value)) for name, value in start.get("headers", ())]
-        if self._closing or self._h11.their_state is not h11.DONE:
-            headers.append(_CLOSE)  # a body the app did not read ends the connection
-        return h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
-
-    def _write(self, event: h11.Event) -> None:
-        assert self._transport is not None
-        self._transport.write(self._h11.send(event) or b"")
+    def _app_broke_http(self, what: str) -> None:
+        self._owner.throttled.log("asgi", logging.ERROR, "bad answer from the app: %s", what)
+        self.abort()
 
     async def drained(self) -> None:
         if self._write_blocked_at is not None and self._transport is not None:
             self._drained = asyncio.get_running_loop().create_future()
             await self._drained
 
-    def answered(self) -> None:
-        """The answer is whole: close, or wait for the next request."""
-        self._cycle = None
+    def answered(self, cycle: "_Cycle") -> None:
+        """The answer is whole: close, or go on with the next request."""
+        if self._cycles and self._cycles[0] is cycle:
+            self._cycles.popleft()
         if self._transport is None:
             return
-        if self._closing or self._h11.our_state is not h11.DONE:
-            return self._close()
-        try:
-            self._h11.start_next_cycle()
-        except h11.LocalProtocolError:  # the client closed its side
-            return self._close()
-        self._since = self._clock()
-        self._owner.idle(self)
-        self._advance()
+        if cycle.framing is None or not cycle.framing.keep_alive:
+            return self._finish(linger=not self._closing)  # a stop does not wait on them
+        if self._cycles:
+            self._since = self._clock()
+            self._start_front()
+        elif self._ended:
+            return self._finish()
+        else:
+            self._since = self._clock()
+            self._owner.idle(self)
+        self._flow()
         return None
 
     # --- the ends ---
 
     def _refuse(self, answer: bytes) -> None:
-        if self._transport is None:
-            return
-        if self._cycle is not None:  # broke HTTP mid-body while the app runs
-            return self.abort()
-        self._transport.write(answer)
-        self._close()
+        """No further request: answer the ones parsed, then `answer`, then close."""
+        self._ended = True
+        if self._cycles and not self._cycles[-1].body_complete:
+            if len(self._cycles) == 1 and self._cycles[0].started:
+                return self.abort()  # broke HTTP mid-body while its app runs
+            self._cycles.pop()
+        self._refusal = answer
+        if not self._cycles:
+            self._finish()
         return None
 
-    def _close(self) -> None:
-        self._closing = True
-        if self._transport is not None:
-            self._transport.close()  # after what is buffered
-
-    def _pause_reading(self) -> None:
-        if self._reading and self._transport is not None:
-            self._reading = False
-            self._transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if not self._reading and self._transport is not None:
-            self._reading = True
-            self._transport.resume_reading()
+    def _finish(self, linger: bool = True) -> None:
+        """The last answer is out (a refusal still due is written now): close, lingering
+        if the client may still be sending."""
+        self._ended = True
+        transport = self._transport
+        if transport is None or self._lingering_since is not None:
+            return
+        if self._refusal is not None:
+            transport.write(self._refusal)
+            self._refusal = None
+        if self._eof or not linger:
+            transport.close()  # after what is buffered
+            return
+        try:
+            transport.write_eof()  # after what is buffered; then read and drop until they close
+        except OSError:  # the client is already gone
+            transport.abort()
+            return
+        self._lingering_since = self._clock()
+        self._owner.idle(self)
+        self._flow()
 
     def _wake_writer(self) -> None:
         if self._drained is not None and not self._drained.done():
@@ -337,11 +440,14 @@ class Connection(asyncio.BufferedProtocol):
 class _Cycle:
     """One request and its answer: the app's `receive` and `send`."""
 
-    def __init__(self, conn: Connection, scope: Scope) -> None:
-        self._conn, self.scope = conn, scope
+    def __init__(self, conn: Connection, scope: Scope, head: h1.Head) -> None:
+        self._conn, self.scope, self.head = conn, scope, head
         self._body = bytearray()
         self._body_limit = conn._limits.body_buffer
         self.body_complete = False
+        self.started = False
+        self.continued = False
+        self.framing: h1.Framing | None = None
         self._body_given = False
         self._disconnected = False
         self._stopping = False  # the app is asked to end a streamed answer now
@@ -395,7 +501,7 @@ class _Cycle:
 
     async def receive(self) -> Message:
         while not (self._body or self.body_complete or self._disconnected):
-            self._conn.continue_if_asked()
+            self._conn.continue_if_asked(self)
             await self._wait()
         if self._body or (self.body_complete and not self._body_given):
             data = bytes(self._body)
@@ -419,13 +525,13 @@ class _Cycle:
         more = bool(message.get("more_body", False))
         start = None if self._head_sent else self._start
         self._head_sent = True
-        self._conn.write_answer(start, message.get("body", b""), more)
+        self._conn.write_answer(self, start, message.get("body", b""), more)
         if more:
             await self._conn.drained()
             return
         self._done = True
         self._wake()
-        self._conn.answered()
+        self._conn.answered(self)
 
     async def _wait(self) -> None:
         self._waiter = asyncio.get_running_loop().create_future()
@@ -439,12 +545,11 @@ class _Cycle:
             self._waiter.set_result(None)
 
 
-def _head_size(request: h11.Request, headers: list[tuple[bytes, bytes]]) -> int:
-    """The request head's size as sent, near enough (h11 trims spaces around values)."""
-    size = len(request.method) + len(request.target) + 14  # " ", " HTTP/1.1\r\n", "\r\n"
-    for name, value in headers:
-        size += len(name) + len(value) + 4  # ": ", "\r\n"
-    return size
+def _method(raw: bytes) -> str:
+    method = _METHODS.get(raw)
+    if method is None:
+        method = _METHODS[raw] = raw.decode("ascii")
+    return method
 
 
 def _address(info: Any) -> tuple[str, int] | None:

@@ -68,6 +68,8 @@ def method_not_allowed(methods: Iterable[str]) -> Response:
 # The fixed answers, encoded once.
 BAD_REQUEST: Final = error(400, errors.BAD_REQUEST)
 HEAD_TOO_LARGE: Final = error(431, errors.HEAD_TOO_LARGE)
+NOT_IMPLEMENTED: Final = error(501, errors.NOT_IMPLEMENTED)
+VERSION_NOT_SUPPORTED: Final = error(505, errors.VERSION_NOT_SUPPORTED)
 LOG_IN: Final = error(401, errors.LOG_IN, ((b"www-authenticate", b"Bearer"),))  # RFC 6750
 NOT_FOUND: Final = error(404, errors.NOT_FOUND)
 TOO_LARGE: Final = error(413, errors.BODY_TOO_LARGE)
@@ -111,7 +113,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY) -> by
     """The whole body, or None as soon as it is known to exceed `limit` bytes."""
     for name, value in scope["headers"]:
         if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-            return None  # h11 refuses a non-numeric length before we get here
+            return None  # the server refuses a non-numeric length before we get here
     message = await receive()
     if not message.get("more_body", False):  # the common case: all in one message
         first: bytes = message.get("body", b"")

@@ -85,7 +85,8 @@ class Listener:
 
     def read_buffer(self) -> memoryview:
         # One for all: asyncio hands it to recv_into and straight back to the protocol,
-        # which gives the bytes to h11 (a copy) before any other connection reads.
+        # which hands them to httptools (callbacks copy what they keep) before any other
+        # connection reads.
         return self._read_buffer
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -300,8 +300,7 @@ class StreamFlow(Flow, asyncio.Protocol):
         return flow
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._stream = transport
+        self._stream = cast(asyncio.Transport, transport)  # uvloop's is one, not by type
         self.local = transport.get_extra_info("sockname")[:2]
         self.remote = transport.get_extra_info("peername")[:2]
         self.last_heard = _now()
