@@ -1131,6 +1131,8 @@ def test_auto_answer_starts_the_media_only_at_the_ack_with_our_tag() -> None:
     assert codes(answered) == [200]
     assert of_type(answered, StartMedia) == []
     assert Timer.MEDIA not in h.pending()
+    # The status already names the codec agreed in our 200 (the API shows an active call).
+    assert (h.status(1.5).state, h.status(1.5).codec) == ("active", "PCMA")
     stranger = sip_request("ACK", body="", to_tag="guessed", branch="z9hG4bKack")
     assert h.handle(received(stranger), 2.0) == []
     outputs = h.handle(received(sip_request("ACK", body="", to_tag=tag, branch="z9hG4bKa")), 3.0)

@@ -234,7 +234,7 @@ class Handset:
             answered=self._unix(answered) if answered is not None else None,
             ends_at=self._unix(answered) + self.settings.timeout if answered is not None else None,
             duration=int(now - answered) if answered is not None else None,
-            codec=call.media.codec if call.media else None,
+            codec=_codec(call),
             srtp=_srtp(call),
             dtmf_received=call.dtmf,
         )
@@ -851,7 +851,7 @@ class Handset:
             answered=self._unix(answered) if answered is not None else None,
             ended=self._unix(now),
             duration=int(now - answered) if answered is not None else None,
-            codec=call.media.codec if call.media else None,
+            codec=_codec(call),
             srtp=bool(_srtp(call)),
             dtmf_received=call.dtmf,
             end_reason=reason,
@@ -971,5 +971,16 @@ def _local_tag(call: _Call) -> str:
     return call.dialog.local_tag if call.dialog else ""
 
 
+def _agreed(call: _Call) -> Negotiated | None:
+    """The media the call runs, or has agreed and starts at the ACK (auto-answer, §6.9)."""
+    return call.media or (call.two_xx.media if call.two_xx else None)
+
+
+def _codec(call: _Call) -> str | None:
+    media = _agreed(call)
+    return media.codec if media else None
+
+
 def _srtp(call: _Call) -> bool:
-    return call.media is not None and call.media.remote_key is not None
+    media = _agreed(call)
+    return media is not None and media.remote_key is not None
