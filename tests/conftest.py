@@ -24,11 +24,54 @@ if TYPE_CHECKING:
 
 FACTORY_MD5 = auth.md5_hex("123456")
 
-# The machine is shared and loaded: no timing in property tests either.
+# The machine is shared and loaded: no timing in property tests either. The default run
+# takes a quarter of each test's examples (at least 25); `--slow` (make test-slow) all.
+QUICK_SHARE = 4
 settings.register_profile(
-    "intercom", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+    "full", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
+settings.register_profile("intercom", settings.get_profile("full"), max_examples=25)
 settings.load_profile("intercom")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the tests marked slow (real-time timers, full example counts)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--slow"):
+        settings.load_profile("full")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without --slow, the slow tests are deselected (not skipped); every property test is
+    marked `property` so that `make test-slow` can run them all with their full counts."""
+    quick = not config.getoption("--slow")
+    kept, dropped = [], []
+    for item in items:
+        test = getattr(item, "obj", None)
+        if getattr(test, "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.property)
+            if quick:
+                _fewer_examples(test)
+        (dropped if quick and item.get_closest_marker("slow") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _fewer_examples(test: object) -> None:
+    """A test's own @settings(max_examples=N) becomes N / QUICK_SHARE (at least 25)."""
+    own = getattr(test, "_hypothesis_internal_use_settings", None)
+    if own is None or own.max_examples <= 25 or getattr(test, "_quick", False):
+        return  # a parametrized test is one function for several items: once is enough
+    quicker = settings(own, max_examples=max(25, own.max_examples // QUICK_SHARE))
+    test._hypothesis_internal_use_settings = quicker  # type: ignore[attr-defined]
+    test._quick = True  # type: ignore[attr-defined]
 
 
 class FakeClock:

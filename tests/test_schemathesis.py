@@ -22,17 +22,20 @@ CHECKS = ",".join(
         "response_headers_conformance",
     ]
 )
-EXAMPLES = 100  # per operation and run: ~1,200 cases a run (the coverage phase adds some)
-MIN_CASES = 2000
+# Per operation and run, and the fewest cases the two runs make together: the default run
+# takes a tenth of the examples; the full count (~1,200 cases a run, with the coverage
+# phase's) is the slow test's, which make test-slow runs.
+QUICK = (10, 200)
+FULL = (100, 2000)
 
 
-def schemathesis(served: Served, report: Path, *options: str) -> dict[str, Any]:
+def schemathesis(served: Served, report: Path, examples: int, *options: str) -> dict[str, Any]:
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
         "run",
         f"{served.url}/api/openapi.json",
         f"--checks={CHECKS}",
-        f"--max-examples={EXAMPLES}",
+        f"--max-examples={examples}",
         "--seed=6",  # the same cases each run: a failure here is reproducible
         "--workers=1",
         "--generation-database=none",
@@ -58,18 +61,28 @@ def schemathesis(served: Served, report: Path, *options: str) -> dict[str, Any]:
 def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(
     served: Served, tmp_path: Path
 ) -> None:
+    check_the_document(served, tmp_path, *QUICK)
+
+
+@pytest.mark.slow
+def test_schemathesis_with_the_full_example_count(served: Served, tmp_path: Path) -> None:
+    check_the_document(served, tmp_path, *FULL)
+
+
+def check_the_document(served: Served, tmp_path: Path, examples: int, min_cases: int) -> None:
     token = served.login()
     # With a token; not logout, which would end the token for the rest of the run, nor
     # the events, whose stream never ends by itself (tests/api/test_events.py has them).
     with_token = schemathesis(
         served,
         tmp_path / "with-token.json",
+        examples,
         f"--header=Authorization: Bearer {token}",
         "--exclude-operation-id-regex=^(logout|events)",
     )
-    without = schemathesis(served, tmp_path / "without.json")
+    without = schemathesis(served, tmp_path / "without.json", examples)
     assert without["operations"]["selected"] == with_token["operations"]["selected"] + 4
     cases = with_token["test_cases"]["generated"] + without["test_cases"]["generated"]
-    assert cases >= MIN_CASES
+    assert cases >= min_cases
     assert served.process is not None and served.process.poll() is None  # still serving
     assert "Traceback" not in served.log
