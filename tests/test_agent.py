@@ -1,6 +1,7 @@
 """The agent's pure reconcile step, and its supervisor restarting after a bug."""
 
 import asyncio
+import itertools
 import socket
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -152,7 +153,7 @@ def test_a_binding_that_keeps_crashing_is_restarted_with_growing_pauses(
 
     asyncio.run(scenario())
     started = CrashingBinding.started[:4]
-    gaps = [later - earlier for earlier, later in zip(started, started[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(started)]
     # A loaded machine only makes the gaps longer: each is at least its pause (Restarts,
     # pure, is tested above with exact figures), and the starts never come faster.
     assert [gap >= pause for gap, pause in zip(gaps, [0.05, 0.1, 0.2], strict=True)] == [
