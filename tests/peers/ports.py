@@ -36,3 +36,12 @@ def _tcp_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def free_rtp_port() -> int:
+    """An even loopback UDP port the kernel chose, for a monitor's `--rtp-ports P-P`: the
+    one port its call leases, so that a capture can filter on it alone."""
+    while True:
+        port = free_port()
+        if port % 2 == 0:
+            return port

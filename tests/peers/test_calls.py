@@ -372,6 +372,7 @@ def timed_call(monitor: Monitor, leg: str, lower_at: float | None = None) -> dic
     return {"moved": moved, "seconds": bye - ok, "after_post": bye - (posted or ok)}
 
 
+@pytest.mark.slow  # 130 s of real time (make test-slow); tests/sip/test_call.py: fake clock
 def test_the_call_timeout_ends_calls_at_120_s_over_each_transport(
     monitors: Callable[..., Monitor], kamailio: Kamailio
 ) -> None:
