@@ -291,7 +291,7 @@ def test_dial_answered_then_hang_up(monitors: Callable[..., Monitor], kamailio: 
         calling = dial(monitor, "203")
         assert calling["remote"] == "sip:203@kamailio.test"
         active = monitor.wait_state("active")
-        time.sleep(1)
+        wait_for(lambda: (monitor.status()["rtp"] or {}).get("received", 0) > 20, 15)
         assert monitor.call("POST", "/api/v1/call/hangup")[0] == 200
         result = callee.wait()
     assert result.ok, result.report() + monitor.log
