@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 FACTORY_MD5 = auth.md5_hex("123456")
 
 # The machine is shared and loaded: no timing in property tests either. The default run
-# takes a quarter of each test's examples (at least 25); `--slow` (make test-slow) all.
-QUICK_SHARE = 4
+# takes a tenth of each test's examples (at least 25); `--slow` (make test-slow) all.
+QUICK_SHARE = 10
 settings.register_profile(
     "full", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )

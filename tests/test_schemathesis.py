@@ -22,11 +22,12 @@ CHECKS = ",".join(
         "response_headers_conformance",
     ]
 )
-# Per operation and run, and the fewest cases the two runs make together: the default run
-# takes a tenth of the examples; the full count (~1,200 cases a run, with the coverage
-# phase's) is the slow test's, which make test-slow runs.
-QUICK = (10, 200)
-FULL = (100, 2000)
+# Examples per operation and run, the fewest cases the two runs make together, and the
+# phases of the run without a token. The full count (~1,200 cases a run with the coverage
+# phase's ~800) is the slow test's, which make test-slow runs; the default run takes a
+# twentieth of the examples, and without a token (401s, mostly) fuzzes only.
+QUICK = (5, 800, "--phases=fuzzing")
+FULL = (100, 2000, "--phases=examples,coverage,fuzzing,stateful")
 
 
 def schemathesis(served: Served, report: Path, examples: int, *options: str) -> dict[str, Any]:
@@ -69,7 +70,9 @@ def test_schemathesis_with_the_full_example_count(served: Served, tmp_path: Path
     check_the_document(served, tmp_path, *FULL)
 
 
-def check_the_document(served: Served, tmp_path: Path, examples: int, min_cases: int) -> None:
+def check_the_document(
+    served: Served, tmp_path: Path, examples: int, min_cases: int, without_token: str
+) -> None:
     token = served.login()
     # With a token; not logout, which would end the token for the rest of the run, nor
     # the events, whose stream never ends by itself (tests/api/test_events.py has them).
@@ -80,7 +83,7 @@ def check_the_document(served: Served, tmp_path: Path, examples: int, min_cases:
         f"--header=Authorization: Bearer {token}",
         "--exclude-operation-id-regex=^(logout|events)",
     )
-    without = schemathesis(served, tmp_path / "without.json", examples)
+    without = schemathesis(served, tmp_path / "without.json", examples, without_token)
     assert without["operations"]["selected"] == with_token["operations"]["selected"] + 4
     cases = with_token["test_cases"]["generated"] + without["test_cases"]["generated"]
     assert cases >= min_cases
