@@ -15,6 +15,7 @@ import pytest
 
 from tests.peers import sipp
 from tests.peers.kamailio import Kamailio, MakeKamailio
+from tests.peers.ports import free_rtp_window
 from tests.peers.test_agent import Device, body, registered
 from tests.served import wait_for
 
@@ -42,7 +43,8 @@ class Monitor:
         self.device.log_level = "info"
 
     def start(self, *extra: str, auto_answer: bool = True, timeout: int = 120) -> "Monitor":
-        self.device.extra = (*FAST, *extra)
+        # RTP ports from where the kernel chose (a test's own --rtp-ports comes later: it wins)
+        self.device.extra = (*FAST, "--rtp-ports", free_rtp_window(), *extra)
         self.device.start()
         settings = body(
             self.kamailio,
