@@ -61,7 +61,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (dropped if quick and item.get_closest_marker("slow") else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
+    items[:] = sorted(kept, key=_waits_first)
+
+
+# The order the tests run in: the long ones first (the property tests and schemathesis,
+# then those that start a process: peers, a served instance, a browser), the quick ones
+# after, so that run side by side (make test: xdist hands tests out in this order) the
+# quick ones fill the gaps at the end instead of one long test running alone.
+_LONGEST = ("test_schemathesis.py", "test_validation_property.py", "test_durability.py")
+_PROCESSES = ("peers", "served")
+
+
+def _waits_first(item: pytest.Item) -> int:
+    if item.path.name in _LONGEST:
+        return _LONGEST.index(item.path.name)
+    if item.get_closest_marker("property"):
+        return len(_LONGEST)
+    if any(item.get_closest_marker(name) for name in _PROCESSES) or "web" in item.path.parts:
+        return len(_LONGEST) + 1
+    return len(_LONGEST) + 2
 
 
 def _fewer_examples(test: object) -> None:
