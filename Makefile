@@ -32,10 +32,10 @@ peers:
 TEST_WORKERS ?= 4
 
 test: lint peers
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist load
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 test-slow: install peers
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --slow -m "slow or property"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --slow -m "slow or property"
 
 bench: install
 	$(BIN)/python bench/api.py

@@ -61,13 +61,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (dropped if quick and item.get_closest_marker("slow") else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-    items[:] = sorted(kept, key=_waits_first)
+    items[:] = _dealt(sorted(kept, key=_waits_first))
 
 
-# The order the tests run in: the long ones first (the property tests and schemathesis,
-# then those that start a process: peers, a served instance, a browser), the quick ones
-# after, so that run side by side (make test: xdist hands tests out in this order) the
-# quick ones fill the gaps at the end instead of one long test running alone.
+# The order the tests run in: the long ones first (schemathesis, the property tests, then
+# those that start a process: peers, a served instance, a browser), the quick ones after.
+# Side by side (make test: xdist's worksteal gives each worker a contiguous share of this
+# list, and a worker that runs out takes the far end of another's), the list is dealt like
+# cards, so that each share starts with its part of the long tests and ends with quick
+# ones that fill the gaps, instead of one worker holding every long test.
+def _dealt(items: list[pytest.Item]) -> list[pytest.Item]:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return [item for share in range(workers) for item in items[share::workers]]
+
+
 _LONGEST = ("test_schemathesis.py", "test_validation_property.py", "test_durability.py")
 _PROCESSES = ("peers", "served")
 
