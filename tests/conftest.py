@@ -69,10 +69,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # Side by side (make test: xdist's worksteal gives each worker a contiguous share of this
 # list, and a worker that runs out takes the far end of another's), the list is dealt like
 # cards, so that each share starts with its part of the long tests and ends with quick
-# ones that fill the gaps, instead of one worker holding every long test.
+# ones that fill the gaps, instead of one worker holding every long test. The tests of a
+# module with a module-scoped fixture (a browser) are dealt together: it starts once.
 def _dealt(items: list[pytest.Item]) -> list[pytest.Item]:
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    return [item for share in range(workers) for item in items[share::workers]]
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        units.setdefault(str(item.path) if _module_scoped(item) else item.nodeid, []).append(item)
+    ordered = list(units.values())
+    return [item for share in range(workers) for unit in ordered[share::workers] for item in unit]
+
+
+def _module_scoped(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = getattr(info, "name2fixturedefs", {})
+    return any(defs and defs[-1].scope == "module" for defs in definitions.values())
 
 
 _LONGEST = ("test_schemathesis.py", "test_validation_property.py", "test_durability.py")
