@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench bench-apply bench-hostile bench-media peers clean
+.PHONY: install run test test-slow lint bench bench-apply bench-hostile bench-media peers clean
 
 install: $(STAMP)
 
@@ -26,8 +26,16 @@ lint: install
 peers:
 	scripts/install-peers
 
+# Side by side: the tests mostly wait on peers and timers, and none shares a port (each
+# takes a free one from the kernel). The slow tests (real-time timers, full example
+# counts) are deselected here and run by test-slow.
+TEST_WORKERS ?= 4
+
 test: lint peers
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
+
+test-slow: install peers
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --slow -m "slow or property"
 
 # The bare app under uvicorn + httptools + uvloop runs from a venv of its own: a yardstick,
 # never a dependency of the service.

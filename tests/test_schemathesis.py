@@ -22,17 +22,21 @@ CHECKS = ",".join(
         "response_headers_conformance",
     ]
 )
-EXAMPLES = 100  # per operation and run: ~1,200 cases a run (the coverage phase adds some)
-MIN_CASES = 2000
+# Examples per operation and run, the fewest cases the two runs make together, and the
+# phases of the run without a token. The full count (~1,200 cases a run with the coverage
+# phase's ~800) is the slow test's, which make test-slow runs; the default run takes a
+# twentieth of the examples, and without a token (401s, mostly) fuzzes only.
+QUICK = (5, 800, "--phases=fuzzing")
+FULL = (100, 2000, "--phases=examples,coverage,fuzzing,stateful")
 
 
-def schemathesis(served: Served, report: Path, *options: str) -> dict[str, Any]:
+def schemathesis(served: Served, report: Path, examples: int, *options: str) -> dict[str, Any]:
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
         "run",
         f"{served.url}/api/openapi.json",
         f"--checks={CHECKS}",
-        f"--max-examples={EXAMPLES}",
+        f"--max-examples={examples}",
         "--seed=6",  # the same cases each run: a failure here is reproducible
         "--workers=1",
         "--generation-database=none",
@@ -58,18 +62,30 @@ def schemathesis(served: Served, report: Path, *options: str) -> dict[str, Any]:
 def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(
     served: Served, tmp_path: Path
 ) -> None:
+    check_the_document(served, tmp_path, *QUICK)
+
+
+@pytest.mark.slow
+def test_schemathesis_with_the_full_example_count(served: Served, tmp_path: Path) -> None:
+    check_the_document(served, tmp_path, *FULL)
+
+
+def check_the_document(
+    served: Served, tmp_path: Path, examples: int, min_cases: int, without_token: str
+) -> None:
     token = served.login()
     # With a token; not logout, which would end the token for the rest of the run, nor
     # the events, whose stream never ends by itself (tests/api/test_events.py has them).
     with_token = schemathesis(
         served,
         tmp_path / "with-token.json",
+        examples,
         f"--header=Authorization: Bearer {token}",
         "--exclude-operation-id-regex=^(logout|events)",
     )
-    without = schemathesis(served, tmp_path / "without.json")
+    without = schemathesis(served, tmp_path / "without.json", examples, without_token)
     assert without["operations"]["selected"] == with_token["operations"]["selected"] + 4
     cases = with_token["test_cases"]["generated"] + without["test_cases"]["generated"]
-    assert cases >= MIN_CASES
+    assert cases >= min_cases
     assert served.process is not None and served.process.poll() is None  # still serving
     assert "Traceback" not in served.log

@@ -21,6 +21,7 @@ from intercom_sip.media.session import MediaSession
 from intercom_sip.media.source import Loop, tone
 from intercom_sip.media.stream import FOREIGN, FRAME, TOO_LONG, UNKNOWN_TYPE
 from intercom_sip.sip.negotiation import Negotiated
+from tests.peers.ports import free_rtp_port
 
 HOST = "127.0.0.1"
 KEY_A = bytes(range(30))
@@ -40,7 +41,10 @@ async def until(condition: Callable[[], bool]) -> None:
 
 @pytest.fixture
 def pool() -> Iterator[PortPool]:
-    pool = PortPool(PortRange(42000, 43998))
+    # From a port the kernel chose, not a fixed range: another suite's calls on the same
+    # machine may use a fixed one, and a stray packet of theirs would land here.
+    first = free_rtp_port()
+    pool = PortPool(PortRange(first, min(first + 200, 65534)))
     yield pool
     assert pool.leased == 0  # every session gave its port back
 

@@ -36,3 +36,23 @@ def _tcp_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def free_rtp_port() -> int:
+    """An even loopback UDP port the kernel chose, for a monitor's `--rtp-ports P-P`: the
+    one port its call leases, so that a capture can filter on it alone."""
+    while True:
+        port = free_port()
+        if port % 2 == 0:
+            return port
+
+
+def free_rtp_window(ports: int = 4) -> str:
+    """A monitor's `--rtp-ports` value: `ports` even ports from one the kernel chose.
+
+    Not the service's default range (10000-20000), which every monitor on the machine
+    starts from: a port another suite's call just released may still receive that
+    call's stray RTP, and a monitor latching to it would send its audio astray.
+    """
+    first = free_rtp_port()
+    return f"{first}-{min(first + 2 * (ports - 1), 65534)}"

@@ -198,12 +198,12 @@ def test_kamailio_one_time_nonce_registers_and_unregisters(
 def test_kamailio_nonce_modes_refresh(
     kamailio_factory: MakeKamailio, device: Device, nonces: str
 ) -> None:
-    kamailio = kamailio_factory(nonces=nonces, max_expires=10)
+    kamailio = kamailio_factory(nonces=nonces, min_expires=2, max_expires=4)
     device.post(settings(f"127.0.0.1:{kamailio.sip_port}", "kamailio.test"))
     device.wait_status(registered)
     first = kamailio_registers(kamailio)
-    # Granted 10 s, refreshed at 5 s: the refresh too ends registered.
+    # Granted 4 s, refreshed at 2 s: the refresh too ends registered.
     wait_for(lambda: kamailio_registers(kamailio) > first, timeout=15)
     status = device.wait_status(lambda s: registered(s) and s["code"] == 200)
-    assert status["expires"] == 10
+    assert status["expires"] == 4
     assert len(kamailio.bindings("101")) == 1

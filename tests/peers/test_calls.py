@@ -15,6 +15,7 @@ import pytest
 
 from tests.peers import sipp
 from tests.peers.kamailio import Kamailio, MakeKamailio
+from tests.peers.ports import free_rtp_window
 from tests.peers.test_agent import Device, body, registered
 from tests.served import wait_for
 
@@ -42,7 +43,8 @@ class Monitor:
         self.device.log_level = "info"
 
     def start(self, *extra: str, auto_answer: bool = True, timeout: int = 120) -> "Monitor":
-        self.device.extra = (*FAST, *extra)
+        # RTP ports from where the kernel chose (a test's own --rtp-ports comes later: it wins)
+        self.device.extra = (*FAST, "--rtp-ports", free_rtp_window(), *extra)
         self.device.start()
         settings = body(
             self.kamailio,
@@ -291,7 +293,7 @@ def test_dial_answered_then_hang_up(monitors: Callable[..., Monitor], kamailio: 
         calling = dial(monitor, "203")
         assert calling["remote"] == "sip:203@kamailio.test"
         active = monitor.wait_state("active")
-        time.sleep(1)
+        wait_for(lambda: (monitor.status()["rtp"] or {}).get("received", 0) > 20, 15)
         assert monitor.call("POST", "/api/v1/call/hangup")[0] == 200
         result = callee.wait()
     assert result.ok, result.report() + monitor.log
@@ -372,6 +374,7 @@ def timed_call(monitor: Monitor, leg: str, lower_at: float | None = None) -> dic
     return {"moved": moved, "seconds": bye - ok, "after_post": bye - (posted or ok)}
 
 
+@pytest.mark.slow  # 130 s of real time (make test-slow); tests/sip/test_call.py: fake clock
 def test_the_call_timeout_ends_calls_at_120_s_over_each_transport(
     monitors: Callable[..., Monitor], kamailio: Kamailio
 ) -> None:

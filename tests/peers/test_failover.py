@@ -92,8 +92,11 @@ def test_a_silent_first_target_gives_way_after_timer_f(
 
 @pytest.fixture
 def two(kamailio_factory: MakeKamailio) -> tuple[Kamailio, Kamailio]:
-    """Two registrars granting 10 s, so that the refresh comes within 5 s."""
-    return kamailio_factory(max_expires=10), kamailio_factory(max_expires=10)
+    """Two registrars granting 4 s, so that the refresh comes within 2 s."""
+    return (
+        kamailio_factory(min_expires=2, max_expires=4),
+        kamailio_factory(min_expires=2, max_expires=4),
+    )
 
 
 def test_a_moved_record_is_followed_once_its_ttl_runs_out(

@@ -60,8 +60,17 @@ def open_page(browser: Browser, viewport: dict[str, int] = DESKTOP) -> tuple[Pag
     return page, Console(page)
 
 
+# The services a page may talk to. Set up before the page, they are torn down after it:
+# else the service stops first and a fetch the open page makes meanwhile fails, which
+# the console check below reports (seen on a loaded machine).
+SERVICES = ("service", "served")
+
+
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
+    for name in SERVICES:
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
     opened, console = open_page(browser)
     yield opened
     opened.context.close()
