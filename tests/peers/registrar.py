@@ -167,8 +167,17 @@ class Registrar:
         return [r for r in self.received() if r.request.method == "REGISTER"]
 
     def codes(self) -> list[int | None]:
-        """The code each REGISTER was answered with, in order."""
-        return [r.code for r in self.registers()]
+        """The code each REGISTER was answered with, in order, retransmissions aside."""
+        return [r.code for r in self.attempts()]
+
+    def attempts(self) -> list[Received]:
+        """The REGISTERs less their retransmissions (one per Call-ID and CSeq, the first):
+        on a loaded machine a UDP REGISTER may be sent again before our answer arrives."""
+        seen: dict[tuple[str | None, str | None], Received] = {}
+        for r in self.registers():
+            headers = r.request.headers
+            seen.setdefault((headers.get("Call-ID"), headers.get("CSeq")), r)
+        return list(seen.values())
 
     def bindings(self, user: str) -> list[str]:
         """The contact URIs held for `user`, unexpired."""

@@ -126,7 +126,7 @@ def test_a_407_with_a_new_nonce_every_time_is_not_a_flood(device: Device) -> Non
         device.wait_status(failed_with(407))
         time.sleep(0.5)
         assert registrar.codes() == [407, 407]
-        assert "Proxy-Authorization" in dict(registrar.registers()[1].request.headers)
+        assert "Proxy-Authorization" in dict(registrar.attempts()[1].request.headers)
 
 
 # --- finding 12: several challenges ------------------------------------------------------

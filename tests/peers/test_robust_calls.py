@@ -43,6 +43,9 @@ def test_a_bye_after_kamailio_restarted_reaches_the_caller(
     monitor = monitors("101", transport).start()
     with caller(kamailio, "uac_wait_bye.xml", "101", "udp", timeout=60) as sipp_caller:
         active = monitor.wait_state("active")
+        # The caller is in the call once its ACK is in: auto-answer's media starts then
+        # (§6.9). A restart before that could lose the 200 on its way through Kamailio.
+        wait_for(lambda: (monitor.status()["rtp"] or {}).get("sent", 0) > 0, 10)
         kamailio.restart()  # every connection and binding is gone; the ports stay
         if hang_up == "re-registered":
             wait_for(lambda: kamailio.bindings("101") != [], 30)
