@@ -5,6 +5,10 @@ from __future__ import annotations
 import socket
 
 HOST = "127.0.0.1"
+# Where a port is probed: every address, so that it suits a peer or a service that binds
+# 0.0.0.0 too (such a bind fails on a port any address uses, e.g. another program's
+# outgoing connection). The probe socket is closed at once and never talks.
+ANY = "0.0.0.0"
 
 
 def free_port(both: bool = False) -> int:
@@ -15,7 +19,7 @@ def free_port(both: bool = False) -> int:
     """
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((HOST, 0))
+            udp.bind((ANY, 0))
             port: int = udp.getsockname()[1]
         if not both or _tcp_free(port):
             return port
@@ -24,7 +28,7 @@ def free_port(both: bool = False) -> int:
 def free_tcp_port() -> int:
     """A loopback port free for TCP."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-        tcp.bind((HOST, 0))
+        tcp.bind((ANY, 0))
         port: int = tcp.getsockname()[1]
         return port
 
@@ -32,7 +36,7 @@ def free_tcp_port() -> int:
 def _tcp_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
         try:
-            tcp.bind((HOST, port))
+            tcp.bind((ANY, port))
         except OSError:
             return False
     return True
