@@ -325,5 +325,7 @@ def test_capitals_and_the_offer_ptime(
     steps = {
         (b[2] - a[2]) % (1 << 32) for a, b in pairwise(audio) if (b[1] - a[1]) % (1 << 16) == 1
     }
-    assert steps == {8 * ptime}
+    # One slot's step between packets in sequence; a loaded machine may skip whole slots
+    # (the timestamp keeps time, the sequence does not count the packets not sent).
+    assert 8 * ptime in steps and all(step % (8 * ptime) == 0 for step in steps), steps
     assert mon.last_call()["dtmf_received"] == "5"
