@@ -293,9 +293,9 @@ def test_close_gives_the_port_back_and_finishes_the_recording(pool: PortPool) ->
         await asyncio.sleep(5 * FRAME)
         assert a.stats().sent == sent  # the timer is gone
         assert heard.samples() == []
-        again = lease(pool)  # the pool moves on round the range
-        assert again.port != port_a.port
+        again = lease(pool)  # a port can be leased again (the pick is random: maybe this one)
         again.release()
+        assert pool.leased == 0
 
     run(close)
 

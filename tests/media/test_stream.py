@@ -396,6 +396,18 @@ def test_a_digit_takes_the_audio_slots_as_telephone_events() -> None:
     assert sent[7].timestamp == (sent[0].timestamp + 7 * 160) & 0xFFFFFFFF
 
 
+def test_far_behind_a_digit_loses_growing_packets_never_its_ends() -> None:
+    a = stream(B)
+    assert a.send_dtmf("5") is None
+    first = packets(a.tick(T0))  # the event's first packet
+    late = packets(a.tick(T0 + 0.205))  # 9 slots skipped: 3 growing packets are lost
+    rest = packets(slots(a, 3, start=T0 + 0.220))
+    sent = [*first, *late, *rest]
+    ends = [p.payload for p in sent if p.payload_type == 101][1:]
+    assert ends == list(digit_payloads("5"))[-3:]  # all three ends went, in order
+    assert [p.payload_type for p in sent] == [101] * 4 + [0]
+
+
 def test_digits_arrive_once_each_with_audio_between() -> None:
     a, b = stream(B), stream(A, seed=2)
     heard = []

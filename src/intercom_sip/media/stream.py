@@ -31,7 +31,7 @@ from typing import Final
 
 from ..sip.negotiation import ABILITIES, OUR_EVENT_TYPE, Negotiated
 from . import rtcp, rtp
-from .dtmf import DIGITS, DigitReceiver, digit_payloads
+from .dtmf import DIGITS, DigitReceiver, digit_payloads, parse_event
 from .g711 import CODECS, PCMA, PCMU, Codec
 from .latch import Latch
 from .lateness import Lateness
@@ -257,10 +257,13 @@ class MediaStream:
         return pcm
 
     def _skip_slot(self) -> None:
-        """Let a slot pass unsent: an event's packet is lost, audio time moves on."""
+        """Let a slot pass unsent: audio time moves on; of an event, a growing packet is
+        lost but never an end (a receiver that sees no end holds the digit, or loses it:
+        a door code must arrive whole however late the loop woke)."""
         self._slot += 1
         if self._event_packets:
-            self._event_packets.popleft()
+            if not _ends_event(self._event_packets[0]):
+                self._event_packets.popleft()
             return
         self._gap = max(0, self._gap - 1)
         self._next_pcm()
@@ -402,3 +405,9 @@ def _srtp(our_key: bytes | None, their_key: bytes | None) -> SrtpSession | None:
     if our_key is None:
         raise ValueError("an SRTP call needs our key as well as the peer's")
     return SrtpSession(our_key, their_key)
+
+
+def _ends_event(packet: bytes) -> bool:
+    """An RFC 4733 end packet of ours (a bare 12-byte header, then the event)."""
+    event = parse_event(packet[rtp.HEADER.size :])
+    return event is not None and event.end
