@@ -5,6 +5,7 @@ and the refusals (busy, not from the proxy, disabled)."""
 import asyncio
 import logging
 import random
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,7 @@ from intercom_sip.media.source import Loop, tone
 from intercom_sip.sip import callevents, core, transactions
 from intercom_sip.sip.port import SipPort
 from intercom_sip.sip.transport import Address, Flow
+from tests.peers.ports import free_rtp_port
 
 PROXY: Final = ("127.0.0.1", 5070)
 TOKEN: Final = "5eed70c3a1b2c3d4e5f60718"
@@ -65,12 +67,26 @@ class CallLog:
         self.records.append(record)
 
 
+def rtp_pair() -> int:
+    """An even port the kernel chose, with the odd one above it (RTCP's) free too: never a
+    fixed port that another process on the machine may hold."""
+    while True:
+        port = free_rtp_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtcp:
+            try:
+                rtcp.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
 @dataclass
 class Rig:
     shell: PhoneShell
     port: SipPort
     sent: list[tuple[bytes, Address]]
     log: CallLog
+    rtp_port: int  # the one even port the shell's pool may lease
 
     def receive(self, text: str, source: Address = PROXY) -> None:
         self.port.receive(text.replace("\n", "\r\n").encode(), Peer(source))
@@ -113,6 +129,7 @@ def run(
 ) -> None:
     async def main() -> None:
         sent: list[tuple[bytes, Address]] = []
+        rtp = rtp_pair()
         port = SipPort(core.Core(random.Random(1), transactions.Timers(t1=0.05)))
         port.attach(lambda data, address: sent.append((data, address)))
         source = tone()
@@ -124,7 +141,7 @@ def run(
         shell = PhoneShell(
             port,
             Lines(),
-            pool=pool or PortPool(PortRange(41000, 41001)),  # one even port: a known one
+            pool=pool or PortPool(PortRange(rtp, rtp + 1)),  # one even port: a known one
             source=source,
             call_log=log,
             options=PhoneOptions(options, "127.0.0.1"),
@@ -134,7 +151,7 @@ def run(
         shell.apply(settings(enable=enabled))
         shell.set_auto_answer(auto_answer)
         try:
-            await test(Rig(shell, port, sent, log))
+            await test(Rig(shell, port, sent, log, rtp))
         finally:
             await shell.close(0.1)
             port.close()
@@ -192,7 +209,7 @@ def test_an_incoming_call_rings_is_answered_and_ends_with_the_callers_bye() -> N
         ok = await rig.answer_starting("SIP/2.0 200 OK")  # auto-answer after 50 ms
         assert to_tag(ok) == to_tag(ringing)
         assert "Contact: <sip:101@127.0.0.1:5060;transport=udp>" in ok
-        assert "m=audio 41000 RTP/AVP 0" in ok
+        assert f"m=audio {rig.rtp_port} RTP/AVP 0" in ok
         active = rig.shell.status()
         assert (active.state, active.direction, active.remote) == (
             "active",
@@ -348,7 +365,7 @@ def test_dial_needs_a_registration_and_refuses_while_busy() -> None:
         assert isinstance(calling, phone.CallStatus)
         assert (calling.state, calling.remote) == ("calling", "sip:203@example.test")
         sent = await rig.answer_starting("INVITE sip:203@example.test SIP/2.0")
-        assert "m=audio 41000 RTP/AVP 0 8 101" in sent
+        assert f"m=audio {rig.rtp_port} RTP/AVP 0 8 101" in sent
         assert rig.shell.dial(target) is phone.BUSY
         assert isinstance(rig.shell.hangup(), phone.CallStatus)
         assert rig.shell.status() == phone.IDLE
@@ -360,7 +377,8 @@ def test_an_invite_with_every_rtp_port_taken_gets_503_and_a_log_entry() -> None:
     """No RTP port, no call: 503 with Retry-After (the monitor is out of a resource for
     now; the offer is fine, so not 488), logged as failed, and the next INVITE, once a
     port is free again, rings."""
-    pool = PortPool(PortRange(41200, 41201))  # one even port
+    first = rtp_pair()
+    pool = PortPool(PortRange(first, first + 1))  # one even port
     held = pool.take("127.0.0.1")
     assert not isinstance(held, PortError)
 
