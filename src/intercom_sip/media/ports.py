@@ -15,6 +15,8 @@ import socket
 from dataclasses import dataclass
 from typing import Final
 
+from . import stamps
+
 MIN_PORT: Final = 1024  # below are privileged and well-known services
 MAX_PORT: Final = 65534  # room for RTCP's odd port above the last even one
 
@@ -108,6 +110,7 @@ class PortPool:
         self.ports = ports
         self._leased: set[int] = set()
         self._rng = rng or random.SystemRandom()
+        stamps.keep_on()  # before any call: arrival times must be true from the first one
 
     @property
     def leased(self) -> int:

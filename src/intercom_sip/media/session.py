@@ -21,12 +21,12 @@ import asyncio
 import logging
 import random
 import socket
-import struct
 import time
 from collections.abc import Callable
 from typing import Final
 
 from ..sip.negotiation import Negotiated
+from . import stamps
 from .lateness import LatenessSummary
 from .ports import RtpPort
 from .recording import Recorder
@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 OnDigit = Callable[[str], None]
 
-SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; unnamed in Python
-STAMP_SPACE: Final = socket.CMSG_SPACE(16)  # struct timespec
 MAX_READ: Final = 64  # datagrams read at one wake-up; the rest wait for the next
 MAX_DRAIN: Final = 4096  # datagrams thrown away at the answer: more than a socket buffer holds
 # RTCP datagrams read at once (every 5 s, or when the media timer asks): enough to empty a
@@ -67,7 +65,7 @@ class MediaSession:
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._reading = False  # the loop wakes us for each arrival (nothing is sent)
-        self._stamped = _stamp_arrivals(sock) and (rtcp is None or _stamp_arrivals(rtcp))
+        self._stamped = stamps.ask(sock) and (rtcp is None or stamps.ask(rtcp))
         self.unsent = 0  # packets dropped because the socket's buffer was full
 
     @classmethod
@@ -231,13 +229,13 @@ class MediaSession:
         now, wall = self._clock(), time.time()
         for _ in range(MAX_READ):
             try:
-                data, ancillary, _, address = sock.recvmsg(READ_SIZE, STAMP_SPACE)
+                data, ancillary, _, address = sock.recvmsg(READ_SIZE, stamps.SPACE)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # ICMP errors queued on the socket: harmless
                 log.debug("RTP port %d: %s", self._port.port, exc)
                 break
-            arrived = _arrival(ancillary, now, wall) if self._stamped else now
+            arrived = stamps.arrival(ancillary, now, wall) if self._stamped else now
             digits += self._stream.receive(data, (str(address[0]), int(address[1])), arrived)
         return digits
 
@@ -249,13 +247,13 @@ class MediaSession:
         now, wall = self._clock(), time.time()
         for _ in range(MAX_RTCP_READ):
             try:
-                data, ancillary, _, address = sock.recvmsg(READ_SIZE, STAMP_SPACE)
+                data, ancillary, _, address = sock.recvmsg(READ_SIZE, stamps.SPACE)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
                 log.debug("RTCP port %d: %s", self._port.port + 1, exc)
                 break
-            arrived = _arrival(ancillary, now, wall) if self._stamped else now
+            arrived = stamps.arrival(ancillary, now, wall) if self._stamped else now
             self._stream.receive_rtcp(data, (str(address[0]), int(address[1])), arrived)
 
     def _send(self, data: bytes, address: Address, via: socket.socket | None = None) -> None:
@@ -273,25 +271,6 @@ class MediaSession:
     def _tell(self, digits: str) -> None:
         for digit in digits:
             self._on_digit(digit)
-
-
-def _stamp_arrivals(sock: socket.socket) -> bool:
-    """Ask the kernel for each datagram's receive time; False where it will not."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    except OSError:
-        return False
-    return True
-
-
-def _arrival(ancillary: list[tuple[int, int, bytes]], now: float, wall: float) -> float:
-    """A datagram's kernel receive time (wall clock) on the session's clock."""
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
-            seconds, nanoseconds = struct.unpack("qq", data[:16])
-            stamp: float = seconds + nanoseconds * 1e-9
-            return min(now, now - (wall - stamp))
-    return now
 
 
 def _drain(sock: socket.socket) -> int:
