@@ -68,7 +68,7 @@ class CallLog:
 
 
 def rtp_pair() -> int:
-    """An even port the kernel chose, with the odd one above it (RTCP's) free too: never a
+    """A free even port, with the odd one above it (RTCP's) free too: never a
     fixed port that another process on the machine may hold."""
     while True:
         port = free_rtp_port()

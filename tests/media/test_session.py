@@ -41,7 +41,7 @@ async def until(condition: Callable[[], bool]) -> None:
 
 @pytest.fixture
 def pool() -> Iterator[PortPool]:
-    # From a port the kernel chose, not a fixed range: another suite's calls on the same
+    # From a free port picked at random, not a fixed range: another suite's calls on the same
     # machine may use a fixed one, and a stray packet of theirs would land here.
     first = free_rtp_port()
     pool = PortPool(PortRange(first, min(first + 200, 65534)))

@@ -1,7 +1,17 @@
-"""Free loopback ports for peers, chosen just before they start."""
+"""Free loopback ports for peers, chosen just before they start.
+
+A port is picked at random between 20001 and 32767: above the service's default RTP range
+(10000-20000, which every monitor on the machine starts from) and below the kernel's
+ephemeral range (32768-60999 here). A port the kernel chose (bind to 0) came from that
+ephemeral range, and between the probe and the peer's bind another process's outgoing
+TCP connection could take it: a Kamailio then failed at start with "Address already in
+use" while two suites and five builds ran on the machine. Outside the range only another
+random pick can race us, about one chance in 12,000 per pick.
+"""
 
 from __future__ import annotations
 
+import random
 import socket
 
 HOST = "127.0.0.1"
@@ -9,6 +19,8 @@ HOST = "127.0.0.1"
 # 0.0.0.0 too (such a bind fails on a port any address uses, e.g. another program's
 # outgoing connection). The probe socket is closed at once and never talks.
 ANY = "0.0.0.0"
+FIRST, LAST = 20001, 32767
+_pick = random.SystemRandom()
 
 
 def free_port(both: bool = False) -> int:
@@ -18,32 +30,30 @@ def free_port(both: bool = False) -> int:
     but unlikely on a test machine, and the peer then fails loudly at start.
     """
     while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((ANY, 0))
-            port: int = udp.getsockname()[1]
-        if not both or _tcp_free(port):
+        port = _pick.randint(FIRST, LAST)
+        if _free(socket.SOCK_DGRAM, port) and (not both or _free(socket.SOCK_STREAM, port)):
             return port
 
 
 def free_tcp_port() -> int:
     """A loopback port free for TCP."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-        tcp.bind((ANY, 0))
-        port: int = tcp.getsockname()[1]
-        return port
+    while True:
+        port = _pick.randint(FIRST, LAST)
+        if _free(socket.SOCK_STREAM, port):
+            return port
 
 
-def _tcp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+def _free(kind: int, port: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as sock:
         try:
-            tcp.bind((ANY, port))
+            sock.bind((ANY, port))
         except OSError:
             return False
     return True
 
 
 def free_rtp_port() -> int:
-    """An even loopback UDP port the kernel chose, for a monitor's `--rtp-ports P-P`: the
+    """An even free loopback UDP port, for a monitor's `--rtp-ports P-P`: the
     one port its call leases, so that a capture can filter on it alone."""
     while True:
         port = free_port()
@@ -52,7 +62,7 @@ def free_rtp_port() -> int:
 
 
 def free_rtp_window(ports: int = 4) -> str:
-    """A monitor's `--rtp-ports` value: `ports` even ports from one the kernel chose.
+    """A monitor's `--rtp-ports` value: `ports` even ports from a free one.
 
     Not the service's default range (10000-20000), which every monitor on the machine
     starts from: a port another suite's call just released may still receive that

@@ -43,7 +43,7 @@ class Monitor:
         self.device.log_level = "info"
 
     def start(self, *extra: str, auto_answer: bool = True, timeout: int = 120) -> "Monitor":
-        # RTP ports from where the kernel chose (a test's own --rtp-ports comes later: it wins)
+        # RTP ports from a random free one (a test's own --rtp-ports comes later: it wins)
         self.device.extra = (*FAST, "--rtp-ports", free_rtp_window(), *extra)
         self.device.start()
         settings = body(

@@ -37,7 +37,7 @@ def kamailio(kamailio_factory: MakeKamailio) -> Kamailio:
 
 
 def rtp_ports(size: int = 4) -> str:
-    """`--rtp-ports` for `size` ports free now, from an even one the kernel chose.
+    """`--rtp-ports` for `size` ports free now, from a free even one.
 
     Not the default 10000-20000: every monitor started on this machine takes 10000 and
     10002 first, and RTP still flowing there from another test's call took this
