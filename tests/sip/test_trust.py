@@ -227,8 +227,12 @@ def test_room_is_kept_for_the_proxy_and_our_requests() -> None:
     kinds = [type(e).__name__ for e in drain(core)]
     assert kinds.count("RequestReceived") == 2
     assert kinds.count("Transmit") == 2  # the two beyond: 503
-    assert core.request(parse_request(), PROXY_UDP, 0.0) is not None  # our REGISTER
-    assert core.request(parse_request("z9hG4bKr2"), PROXY_UDP, 0.0) is not None
+    assert (
+        core.request(parse_request(), PROXY_UDP, 0.0, owner="registration") is not None
+    )  # our REGISTER
+    assert (
+        core.request(parse_request("z9hG4bKr2"), PROXY_UDP, 0.0, owner="registration") is not None
+    )
 
 
 def parse_request(branch: str = "z9hG4bKr1") -> Request:

@@ -287,7 +287,7 @@ class PhoneShell:
     def _send_request(self, output: ev.SendRequest) -> None:
         if self._held_for_flow(output):
             return
-        if self._port.request(output.request, output.flow) is None:
+        if self._port.request(output.request, output.flow, USER) is None:
             self._feed(ev.Failed(output.transaction_id, "overload"))
 
     def _send_cancel(self, output: ev.SendCancel) -> None:

@@ -7,10 +7,14 @@ by their `TransactionId`, as aioice keeps its STUN transactions: matching a mess
 computing its id (§17.1.3, §17.2.3) and one lookup.
 
 Requests that start a transaction go to the user named by their Request-URI (`add_user`),
-so that one port can serve several accounts. Before any transaction is opened, the
-request is judged (`sip/trust.py`, from the `trust` value the shell keeps current): a
-stranger gets one stateless 403 from its source's budget and nothing else (§6.9); room
-in the transaction table is kept for the proxy, live dialogs and our own requests.
+so that one port can serve several accounts. A client transaction's events (responses,
+timeout, transport error) go to the user that opened it (`request(..., owner=)`), as aioice
+hands each STUN response to its own transaction: the owner is kept in the transaction's
+entry, so it lives and ends with it, and a response for no live transaction is dropped.
+Before any transaction is opened, the request is judged (`sip/trust.py`, from the `trust`
+value the shell keeps current): a stranger gets one stateless 403 from its source's budget
+and nothing else (§6.9); room in the transaction table is kept for the proxy, live dialogs
+and our own requests.
 Requests for nobody are answered here, from the `Strays` table, through a server
 transaction like any other: its retransmissions get the same response, To-tag included.
 Responses go back on the flow the request came on (RFC 3581's symmetric response,
@@ -97,22 +101,29 @@ class CancelReceived:
 
 @dataclass(frozen=True)
 class ResponseReceived:
+    """A response to the client transaction that `user` opened (`request(..., owner=)`)."""
+
     response: Response
     transaction_id: TransactionId
+    user: str
 
 
 @dataclass(frozen=True)
 class TransactionTimedOut:
-    """A client transaction got no final response (B, F, §9.1), or a server one no ACK (H)."""
+    """A client transaction got no final response (B, F, §9.1), or a server one no ACK (H);
+    for the transaction's owner, `user`."""
 
     transaction_id: TransactionId
+    user: str
 
 
 @dataclass(frozen=True)
 class TransportError:
-    """The flow of this transaction failed or closed (`send_failed`, `flow_closed`)."""
+    """The flow of this transaction failed or closed (`send_failed`, `flow_closed`); for
+    the transaction's owner, `user`."""
 
     transaction_id: TransactionId
+    user: str
 
 
 @dataclass(frozen=True)
@@ -187,7 +198,9 @@ class Limits:
 class _Live:
     transaction: Transaction
     flow: Flow
-    user: str = ""  # server side: whose request it is ("" for strays)
+    # Who hears of it: the server side's request's user ("" for strays: nobody), the
+    # client side's owner. The transaction table is thus the owner table.
+    user: str
 
 
 # --- the core ---------------------------------------------------------------------------------
@@ -265,9 +278,12 @@ class Core:
 
     # --- the transaction users' side -----------------------------------------------------
 
-    def request(self, request: Request, flow: Flow, now: float) -> TransactionId | None:
-        """Start a client transaction; the top Via gets a branch unless it has one.
-        None: too many live transactions, nothing was sent."""
+    def request(
+        self, request: Request, flow: Flow, now: float, *, owner: str
+    ) -> TransactionId | None:
+        """Start a client transaction for `owner`, the user that alone hears of its
+        responses, timeout and transport error; the top Via gets a branch unless it has
+        one. None: too many live transactions, nothing was sent."""
         if len(self._transactions) >= self._limits.transactions:
             return None
         request = self._with_branch(request)
@@ -275,7 +291,7 @@ class Core:
         if tid is None or tid in self._transactions:
             raise ValueError("the request needs a CSeq and a Via with a new branch")
         kind = Kind.of(request.method, server=False)
-        live = _Live(Transaction(kind, request, flow.reliable, self._timers), flow)
+        live = _Live(Transaction(kind, request, flow.reliable, self._timers), flow, owner)
         self._transactions[tid] = live
         self._after(tid, live, live.transaction.start(now), now)
         return tid
@@ -440,7 +456,7 @@ class Core:
             return
         cancel = self._held_cancels.pop(invite_id)
         if live is not None and state is State.PROCEEDING:
-            self.request(cancel, live.flow, now)
+            self.request(cancel, live.flow, now, owner=live.user)  # the INVITE's owner
             self._handle(invite_id, live, Event.CANCEL_SENT, None, now)
 
     # --- running a transaction ---------------------------------------------------------------
@@ -469,11 +485,11 @@ class Core:
         if isinstance(output, Send):
             return Transmit(output.data, live.flow, tid)
         if isinstance(output, TimedOut):
-            return TransactionTimedOut(tid)
+            return TransactionTimedOut(tid, live.user)
         if isinstance(output, Failed):
-            return TransportError(tid)
+            return TransportError(tid, live.user)
         if isinstance(output.message, Response):
-            return ResponseReceived(output.message, tid)
+            return ResponseReceived(output.message, tid, live.user)
         return RequestReceived(output.message, None, live.flow, live.user)  # ACK, RFC 6026
 
     # --- small helpers ----------------------------------------------------------------------

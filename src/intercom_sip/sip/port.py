@@ -6,9 +6,9 @@ its deadline, and hands every other event to its users. A core `Flow`'s key name
 socket: `UDP` for the shared endpoint (the remote address says where), or the
 `StreamFlow` object itself for a connection.
 
-Requests go to the user the core named (`RequestReceived.user`); events about client
-transactions (responses, timeouts, transport errors) go to every user, each of which
-ignores the transaction ids it did not start (the registrations and the phone).
+Every user event goes to the one user the core names in it (`user`): a request to the user
+its Request-URI names, a transaction's response, timeout or transport error to the user
+that opened it (`request(..., owner)`). An event for a user gone is dropped.
 """
 
 import asyncio
@@ -42,7 +42,8 @@ TrustSource = Callable[[], Trust]
 
 class CoreUser(Protocol):
     def core_event(self, event: UserEvent) -> None:
-        """One event of the core for this user (a request of its, or a transaction's)."""
+        """One event of the core for this user (a request of its, or of a transaction it
+        opened or serves)."""
 
 
 def core_flow(flow: Flow) -> core.Flow:
@@ -94,8 +95,9 @@ class SipPort:
 
     # --- the users' side ------------------------------------------------------------------
 
-    def request(self, request: Request, flow: core.Flow) -> TransactionId | None:
-        return self.core.request(request, flow, self.now())
+    def request(self, request: Request, flow: core.Flow, owner: str) -> TransactionId | None:
+        """A client transaction whose events go to the user added as `owner` alone."""
+        return self.core.request(request, flow, self.now(), owner=owner)
 
     def respond(self, transaction_id: TransactionId, response: Response) -> bool:
         return self.core.respond(transaction_id, response, self.now())
@@ -119,13 +121,8 @@ class SipPort:
                 self._transmit(event)
             elif isinstance(event, core.StrangerRefused):
                 _told(event)
-            elif isinstance(event, core.RequestReceived | core.CancelReceived):
-                user = self._users.get(event.user)
-                if user is not None:
-                    user.core_event(event)
-            else:
-                for user in list(self._users.values()):
-                    user.core_event(event)
+            elif (user := self._users.get(event.user)) is not None:
+                user.core_event(event)
         self._arm()
 
     @staticmethod

@@ -132,7 +132,7 @@ class Registrant:
             self._events.put_nowait(("refresh", None))
 
     def core_event(self, event: UserEvent) -> None:
-        """The core's word on a transaction; those of other users are not ours."""
+        """The core's word on a transaction of ours; one we gave up is no longer heard."""
         tid = getattr(event, "transaction_id", None)
         if tid is None or tid != self._tid:
             return
@@ -331,7 +331,8 @@ class Registrant:
             limited.log("flow", logging.WARNING, "%s: %s", self.identity.aor, exc)
             return
         branch = "z9hG4bK" + secrets.token_hex(8)
-        self._tid = self._env.port.request(self._build(send, flow, branch), core_flow(flow))
+        request = self._build(send, flow, branch)
+        self._tid = self._env.port.request(request, core_flow(flow), self._user)
         if self._tid is None:
             self._machine.on_failure("overload", self._now())  # the core's table is full
         self._env.port.pump()
