@@ -13,6 +13,7 @@ from typing import Final
 
 import pytest
 
+from intercom_sip.address import Address
 from intercom_sip.agent import phone
 from intercom_sip.agent.phoneshell import Line, PhoneOptions, PhoneShell
 from intercom_sip.contract.settings import Settings
@@ -20,7 +21,7 @@ from intercom_sip.media.ports import PortError, PortPool, PortRange
 from intercom_sip.media.source import Loop, tone
 from intercom_sip.sip import callevents, core, transactions
 from intercom_sip.sip.port import SipPort
-from intercom_sip.sip.transport import Address, Flow
+from intercom_sip.sip.transport import Flow
 from tests.peers.ports import free_rtp_port
 
 PROXY: Final = ("127.0.0.1", 5070)

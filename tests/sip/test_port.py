@@ -5,10 +5,11 @@ the phone's responses, nor the phone the registration's."""
 import asyncio
 import random
 
+from intercom_sip.address import Address
 from intercom_sip.sip import core
 from intercom_sip.sip.port import SipPort, UserEvent
 from intercom_sip.sip.transactions import TransactionId
-from intercom_sip.sip.transport import Address, Flow
+from intercom_sip.sip.transport import Flow
 from tests.sip.test_core import UDP, drain, outgoing, parsed, reply
 
 

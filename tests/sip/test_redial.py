@@ -13,6 +13,7 @@ from typing import Final
 
 import pytest
 
+from intercom_sip.address import Address
 from intercom_sip.agent.phoneshell import MAX_HELD, Line, PhoneOptions, PhoneShell
 from intercom_sip.media.ports import PortPool, PortRange
 from intercom_sip.media.source import Loop, tone
@@ -25,7 +26,7 @@ from intercom_sip.sip.redial import open_for_dialog
 from intercom_sip.sip.registrant import SipEnv
 from intercom_sip.sip.resolve import Resolver
 from intercom_sip.sip.transactions import TransactionId
-from intercom_sip.sip.transport import Address, FlowError, StreamFlow, TlsOptions
+from intercom_sip.sip.transport import FlowError, StreamFlow, TlsOptions
 from tests.peers import certs
 from tests.test_phoneshell import CallLog, settings, to_tag
 

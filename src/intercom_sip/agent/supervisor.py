@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
+from intercom_sip.address import Address
 from intercom_sip.agent.phoneshell import Line
 from intercom_sip.agent.status import Status
 from intercom_sip.contract.settings import Settings
@@ -29,7 +30,6 @@ from intercom_sip.sip.registrant import Registrant, SipEnv
 from intercom_sip.sip.registration import Account, Timers
 from intercom_sip.sip.resolve import Nameserver, Resolver
 from intercom_sip.sip.transport import (
-    Address,
     Flow,
     FlowError,
     Inbound,

@@ -12,8 +12,6 @@ from intercom_sip.sip.message import Request, Response
 from intercom_sip.sip.negotiation import Local, Negotiated
 from intercom_sip.sip.transactions import Timers, TransactionId
 
-Address = tuple[str, int]
-
 # The client-facing errors of §6 (409s), and ours for DTMF the machine cannot take.
 NO_CALL: Final = "No call"
 BUSY: Final = "Busy"

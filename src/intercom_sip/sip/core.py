@@ -27,6 +27,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from intercom_sip.address import Address
 from intercom_sip.sip.message import (
     MAX_HEADERS,
     MAX_MESSAGE,
@@ -61,7 +62,6 @@ from intercom_sip.sip.transactions import (
 )
 from intercom_sip.sip.trust import Budget, Rate, Trust, Verdict, judge, user_of, without_token
 
-Address = tuple[str, int]
 DEFAULT_TIMERS: Final = Timers()
 
 

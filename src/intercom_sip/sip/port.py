@@ -16,11 +16,12 @@ import logging
 from collections.abc import Callable, Hashable
 from typing import Final, Protocol
 
+from intercom_sip.address import Address
 from intercom_sip.loglimit import LogLimit, escaped
 from intercom_sip.sip import core
 from intercom_sip.sip.message import Request, Response, redacted
 from intercom_sip.sip.transactions import TransactionId
-from intercom_sip.sip.transport import Address, Flow, FlowError, StreamFlow
+from intercom_sip.sip.transport import Flow, FlowError, StreamFlow
 from intercom_sip.sip.trust import Trust
 
 log = logging.getLogger(__name__)

@@ -5,11 +5,11 @@
 from dataclasses import dataclass
 from typing import Final
 
+from intercom_sip.address import Address
 from intercom_sip.sip import digest
 from intercom_sip.sip.message import Headers, Request, Response, escape_user, parse_name_addr
 from intercom_sip.sip.registration import Account, Answer, Challenge, Send
 
-Address = tuple[str, int]
 _MAX_DIGITS = 8  # a number of seconds longer than this is no number we take
 _CHALLENGE_HEADERS: Final = {401: "WWW-Authenticate", 407: "Proxy-Authenticate"}
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from intercom_sip.address import Address
 from intercom_sip.loglimit import LogLimit, escaped
 from intercom_sip.sip import core, stun
 from intercom_sip.sip.message import Request, Response, parse_via
@@ -34,7 +35,6 @@ from intercom_sip.sip.targets import Targets
 from intercom_sip.sip.transactions import TransactionId
 from intercom_sip.sip.transport import (
     KEEPALIVE,
-    Address,
     Flow,
     FlowError,
     StreamFlow,
