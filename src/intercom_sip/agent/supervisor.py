@@ -121,7 +121,7 @@ class AgentOptions:
     """The service options of the SIP side (never API fields)."""
 
     tls: TlsOptions = field(default_factory=TlsOptions)
-    t1: float = 0.5
+    t1: float = transactions.T1
     timers: Timers = field(default_factory=Timers)
     instance: str = ""
     user_agent: str = ""

@@ -32,12 +32,14 @@ from intercom_sip.sip.message import (
 
 Message = Request | Response
 
+T1: Final = 0.5  # seconds: RFC 3261's round-trip estimate (§17.1.1.1), unless told otherwise
+
 
 @dataclass(frozen=True)
 class Timers:
     """RFC 3261 §17.1.1.1 and Table 4; the service options may shorten them for tests."""
 
-    t1: float = 0.5  # round-trip estimate
+    t1: float = T1
     t2: float = 4.0  # longest retransmit interval of non-INVITE requests and responses
     t4: float = 5.0  # how long a message may stay in the network
     d: float = 32.0  # Timer D: at least 32 s on UDP
