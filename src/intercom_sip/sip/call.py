@@ -67,7 +67,6 @@ from intercom_sip.sip.callevents import (
 )
 from intercom_sip.sip.callflow import (
     ALLOW,
-    DIGITS,
     DTMF,
     DTMF_RELAY,
     NO_PORT_REFUSAL,
@@ -106,6 +105,7 @@ from intercom_sip.sip.message import (
     parse_name_addr,
 )
 from intercom_sip.sip.negotiation import Negotiated, NotAcceptable
+from intercom_sip.sip.syntax import DTMF_DIGITS
 from intercom_sip.sip.transactions import Due, TransactionId, TwoXxRetransmissions, trying
 from intercom_sip.sip.trust import uri_host, user_of
 
@@ -290,7 +290,7 @@ class Handset:
         call, digits = self._call, event.digits.upper()
         if call is None or self.phase is not Phase.ACTIVE:
             return [Refused(NO_CALL)]
-        if not 1 <= len(digits) <= MAX_DIGITS or any(d not in DIGITS for d in digits):
+        if not 1 <= len(digits) <= MAX_DIGITS or any(d not in DTMF_DIGITS for d in digits):
             return [Refused(WRONG_DIGITS)]
         if call.media is not None and call.media.event_payload_type is not None:
             return [SendDtmf(digits)]

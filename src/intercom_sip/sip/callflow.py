@@ -17,6 +17,7 @@ from intercom_sip.sip.message import (
     response_to,
 )
 from intercom_sip.sip.negotiation import Local
+from intercom_sip.sip.syntax import DTMF_DIGITS
 from intercom_sip.sip.transactions import MAGIC
 
 ALLOW: Final = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
@@ -25,9 +26,8 @@ REDIRECTS: Final = frozenset({301, 302})  # followed to their first Contact (§6
 SDP: Final = "application/sdp"
 DTMF_RELAY: Final = "application/dtmf-relay"
 DTMF: Final = "application/dtmf"
-DIGITS: Final = "0123456789*#ABCD"
 # Some phones name * and # by their RFC 4733 event numbers in dtmf-relay bodies.
-EVENT_NAMES: Final = {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D"}
+EVENT_NAMES: Final = {str(event): DTMF_DIGITS[event] for event in range(10, len(DTMF_DIGITS))}
 INFO_DURATION: Final = 100  # ms, in the INFO bodies we send
 SINGLE: Final = ("Call-ID", "From", "To", "CSeq", "Max-Forwards", "Content-Type")
 _NUMBER = re.compile(r"[0-9]{1,32}")
@@ -300,7 +300,7 @@ def dtmf_of(request: Request) -> str | BadDtmf | None:
         return None
     text = request.body.decode("utf-8", "replace")
     digits = reader(text)
-    if not digits or any(digit not in DIGITS for digit in digits):
+    if not digits or any(digit not in DTMF_DIGITS for digit in digits):
         return BadDtmf("Bad DTMF")
     return digits
 
