@@ -18,7 +18,7 @@ from intercom_sip.sip.transactions import (
     State,
     Table,
     TimedOut,
-    Timer,
+    TimerName,
     Timers,
     Transaction,
     TransactionId,
@@ -96,7 +96,7 @@ STEPS = {
     "ACK": Event.ACK,
     "CANCEL sent": Event.CANCEL_SENT,
     "transport error": Event.TRANSPORT_ERROR,
-} | {f"timer {timer.value}": timer for timer in Timer}
+} | {f"timer {timer.value}": timer for timer in TimerName}
 
 
 class Run:
@@ -110,7 +110,7 @@ class Run:
 
     def step(self, name: str) -> list[str]:
         event = STEPS[name]
-        if isinstance(event, Timer):
+        if isinstance(event, TimerName):
             self.now = self.tx.pending()[event]
             return describe(self.tx.fire(event, self.now))
         payload: Request | Response | None = None
@@ -340,7 +340,7 @@ def test_timers_follow_t1_t2_t4() -> None:
     assert [at for at, _ in schedule(run, until=1.6)] == pytest.approx([0.1, 0.3, 0.7, 1.1, 1.5])
     run.now = 1.5
     run.step("200")
-    assert run.tx.pending() == {Timer.K: pytest.approx(2.5)}  # T4 later
+    assert run.tx.pending() == {TimerName.K: pytest.approx(2.5)}  # T4 later
 
 
 def test_100_trying_after_200_ms_unless_the_tu_answered() -> None:

@@ -69,7 +69,7 @@ class Event(Enum):
     TRANSPORT_ERROR = auto()
 
 
-class Timer(Enum):
+class TimerName(Enum):
     A = "A"  # INVITE request retransmit, doubling without cap
     B = "B"  # INVITE transaction timeout
     D = "D"  # wait for response retransmissions after a non-2xx
@@ -99,20 +99,20 @@ class Do(Enum):
 
 @dataclass(frozen=True)
 class Start:
-    timer: Timer
+    timer: TimerName
 
 
 @dataclass(frozen=True)
 class Again:
     """Restart a retransmission timer, its interval doubled (capped where it caps)."""
 
-    timer: Timer
+    timer: TimerName
     at_t2: bool = False  # §17.1.2.2: Timer E in Proceeding is always T2
 
 
 @dataclass(frozen=True)
 class Stop:
-    timer: Timer
+    timer: TimerName
 
 
 Action = Do | Start | Again | Stop
@@ -124,8 +124,8 @@ class Row:
     do: tuple[Action, ...] = ()
 
 
-Table = dict[tuple[State, Event | Timer], Row]
-S, E, T = State, Event, Timer
+Table = dict[tuple[State, Event | TimerName], Row]
+S, E, T = State, Event, TimerName
 
 # --- INVITE client (§17.1.1, RFC 6026 §8.4) ---------------------------------------------
 INVITE_CLIENT: Final[Table] = {
@@ -219,7 +219,7 @@ class TimerSpec:
     cap: Callable[[Timers], float] | None = None  # a doubling timer's longest interval
 
 
-SPECS: Final[dict[Timer, TimerSpec]] = {
+SPECS: Final[dict[TimerName, TimerSpec]] = {
     T.A: TimerSpec(lambda t: t.t1, Reliable.OFF, lambda t: float("inf")),
     T.B: TimerSpec(lambda t: 64 * t.t1),
     T.D: TimerSpec(lambda t: t.d, Reliable.ZERO),
@@ -236,7 +236,7 @@ SPECS: Final[dict[Timer, TimerSpec]] = {
     T.CANCELLED: TimerSpec(lambda t: 64 * t.t1),  # §9.1
 }
 
-RUNS_IN: Final[dict[State, frozenset[Timer]]] = {
+RUNS_IN: Final[dict[State, frozenset[TimerName]]] = {
     S.CALLING: frozenset({T.A, T.B}),
     S.TRYING: frozenset({T.E, T.F}),
     S.PROCEEDING: frozenset({T.E, T.F, T.TRYING, T.CANCELLED}),
@@ -326,8 +326,8 @@ class Transaction:
     _request_data: bytes = field(init=False, repr=False)
     _response_data: bytes | None = field(init=False, default=None, repr=False)
     _ack_data: bytes | None = field(init=False, default=None, repr=False)
-    _due: dict[Timer, float] = field(init=False, default_factory=dict)
-    _interval: dict[Timer, float] = field(init=False, default_factory=dict)
+    _due: dict[TimerName, float] = field(init=False, default_factory=dict)
+    _interval: dict[TimerName, float] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._table, self.state, _ = MACHINES[self.kind]
@@ -354,13 +354,13 @@ class Transaction:
             outputs += self.fire(due, now)
         return outputs
 
-    def fire(self, timer: Timer, now: float) -> list[Output]:
+    def fire(self, timer: TimerName, now: float) -> list[Output]:
         """One timer's row, whatever its due time (`tick` calls it when due)."""
         self._due.pop(timer, None)
         row = self._table.get((self.state, timer))
         return self._enter(row, None, now) if row is not None else []
 
-    def pending(self) -> dict[Timer, float]:
+    def pending(self) -> dict[TimerName, float]:
         """The running timers and when each fires."""
         return dict(self._due)
 
@@ -370,7 +370,7 @@ class Transaction:
 
     # --- inside ------------------------------------------------------------------------
 
-    def _next_due(self, now: float) -> Timer | None:
+    def _next_due(self, now: float) -> TimerName | None:
         due = [(at, timer.value, timer) for timer, at in self._due.items() if at <= now]
         return min(due)[2] if due else None
 
