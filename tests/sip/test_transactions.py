@@ -10,7 +10,6 @@ from intercom_sip.sip.transactions import (
     NON_INVITE_SERVER,
     Deliver,
     Due,
-    Event,
     Failed,
     Kind,
     Output,
@@ -21,6 +20,7 @@ from intercom_sip.sip.transactions import (
     TimerName,
     Timers,
     Transaction,
+    TransactionEvent,
     TransactionId,
     TwoXxRetransmissions,
     ack_for,
@@ -86,16 +86,16 @@ def describe(outputs: list[Output]) -> list[str]:
 # A step: a response received ("180"), the TU's response ("tu 486"), the request again,
 # an ACK, the TU's CANCEL, a transport error, or a timer firing when it is due.
 STEPS = {
-    "180": Event.PROVISIONAL,
-    "200": Event.SUCCESS,
-    "486": Event.FAILURE,
-    "tu 180": Event.TU_PROVISIONAL,
-    "tu 200": Event.TU_SUCCESS,
-    "tu 486": Event.TU_FAILURE,
-    "again": Event.REQUEST,
-    "ACK": Event.ACK,
-    "CANCEL sent": Event.CANCEL_SENT,
-    "transport error": Event.TRANSPORT_ERROR,
+    "180": TransactionEvent.PROVISIONAL,
+    "200": TransactionEvent.SUCCESS,
+    "486": TransactionEvent.FAILURE,
+    "tu 180": TransactionEvent.TU_PROVISIONAL,
+    "tu 200": TransactionEvent.TU_SUCCESS,
+    "tu 486": TransactionEvent.TU_FAILURE,
+    "again": TransactionEvent.REQUEST,
+    "ACK": TransactionEvent.ACK,
+    "CANCEL sent": TransactionEvent.CANCEL_SENT,
+    "transport error": TransactionEvent.TRANSPORT_ERROR,
 } | {f"timer {timer.value}": timer for timer in TimerName}
 
 
@@ -366,22 +366,22 @@ def test_nothing_before_the_deadline() -> None:
 
 def test_a_retransmitted_final_response_gets_the_same_ack_and_reaches_the_tu_once() -> None:
     run = Run(Kind.INVITE_CLIENT)
-    first = run.tx.handle(Event.FAILURE, 0.1, answer(INVITE, 486))
-    again = run.tx.handle(Event.FAILURE, 0.2, answer(INVITE, 486))
+    first = run.tx.handle(TransactionEvent.FAILURE, 0.1, answer(INVITE, 486))
+    again = run.tx.handle(TransactionEvent.FAILURE, 0.2, answer(INVITE, 486))
     assert first[0] == again[0] and describe(again) == ["send ACK"]
 
 
 def test_the_server_answers_a_retransmission_with_the_same_bytes() -> None:
     run = Run(Kind.NON_INVITE_SERVER)
-    [sent] = run.tx.handle(Event.TU_SUCCESS, 0.0, answer(BYE, 200))
-    assert run.tx.handle(Event.REQUEST, 1.0, BYE) == [sent]
+    [sent] = run.tx.handle(TransactionEvent.TU_SUCCESS, 0.0, answer(BYE, 200))
+    assert run.tx.handle(TransactionEvent.REQUEST, 1.0, BYE) == [sent]
 
 
 def test_every_2xx_of_a_forked_invite_reaches_the_tu() -> None:
     run = Run(Kind.INVITE_CLIENT)
     other = response_to(INVITE, 200, "OK", "fork2")
-    run.tx.handle(Event.SUCCESS, 0.1, answer(INVITE, 200))
-    assert run.tx.handle(Event.SUCCESS, 0.2, other) == [Deliver(other)]
+    run.tx.handle(TransactionEvent.SUCCESS, 0.1, answer(INVITE, 200))
+    assert run.tx.handle(TransactionEvent.SUCCESS, 0.2, other) == [Deliver(other)]
 
 
 # --- messages the transactions build ----------------------------------------------------
@@ -428,18 +428,18 @@ def test_100_trying_has_no_to_tag_and_echoes_timestamp() -> None:
 @pytest.mark.parametrize(
     ("code", "tu", "event"),
     [
-        (100, False, Event.PROVISIONAL),
-        (199, False, Event.PROVISIONAL),
-        (200, False, Event.SUCCESS),
-        (299, False, Event.SUCCESS),
-        (300, False, Event.FAILURE),
-        (699, False, Event.FAILURE),
-        (180, True, Event.TU_PROVISIONAL),
-        (200, True, Event.TU_SUCCESS),
-        (603, True, Event.TU_FAILURE),
+        (100, False, TransactionEvent.PROVISIONAL),
+        (199, False, TransactionEvent.PROVISIONAL),
+        (200, False, TransactionEvent.SUCCESS),
+        (299, False, TransactionEvent.SUCCESS),
+        (300, False, TransactionEvent.FAILURE),
+        (699, False, TransactionEvent.FAILURE),
+        (180, True, TransactionEvent.TU_PROVISIONAL),
+        (200, True, TransactionEvent.TU_SUCCESS),
+        (603, True, TransactionEvent.TU_FAILURE),
     ],
 )
-def test_event_of(code: int, tu: bool, event: Event) -> None:
+def test_event_of(code: int, tu: bool, event: TransactionEvent) -> None:
     assert event_of(code, tu) is event
 
 

@@ -45,7 +45,6 @@ from intercom_sip.sip.message import (
 )
 from intercom_sip.sip.transactions import (
     MAGIC,
-    Event,
     Failed,
     Kind,
     Output,
@@ -54,6 +53,7 @@ from intercom_sip.sip.transactions import (
     TimedOut,
     Timers,
     Transaction,
+    TransactionEvent,
     TransactionId,
     cancel_for,
     client_id,
@@ -268,13 +268,13 @@ class Core:
         """A `Transmit` of this transaction could not be sent."""
         live = self._transactions.get(transaction_id)
         if live is not None:
-            self._handle(transaction_id, live, Event.TRANSPORT_ERROR, None, now)
+            self._handle(transaction_id, live, TransactionEvent.TRANSPORT_ERROR, None, now)
 
     def flow_closed(self, key: Hashable, now: float) -> None:
         """A connection closed: its transactions can send and hear nothing more."""
         for tid, live in list(self._transactions.items()):
             if live.flow.key == key and live.flow.reliable:
-                self._handle(tid, live, Event.TRANSPORT_ERROR, None, now)
+                self._handle(tid, live, TransactionEvent.TRANSPORT_ERROR, None, now)
 
     # --- the transaction users' side -----------------------------------------------------
 
@@ -333,7 +333,7 @@ class Core:
             return  # no Via: nowhere to answer
         live = self._transactions.get(tid)
         if live is not None:
-            event = Event.ACK if request.method == "ACK" else Event.REQUEST
+            event = TransactionEvent.ACK if request.method == "ACK" else TransactionEvent.REQUEST
             self._handle(tid, live, event, request, now)
             return
         verdict = self._judge(request, flow)
@@ -406,10 +406,12 @@ class Core:
             self._handle(tid, live, *self._stray_answer(cancel), now)
             return
         tag = self._tag_of(invite.transaction.last_response) or self._tag()
-        self._handle(tid, live, Event.TU_SUCCESS, response_to(cancel, 200, "OK", tag), now)
+        self._handle(
+            tid, live, TransactionEvent.TU_SUCCESS, response_to(cancel, 200, "OK", tag), now
+        )
         if invite.transaction.state is State.PROCEEDING:
             terminated = response_to(invite.transaction.request, 487, "Request Terminated", tag)
-            self._handle(invite_id, invite, Event.TU_FAILURE, terminated, now)
+            self._handle(invite_id, invite, TransactionEvent.TU_FAILURE, terminated, now)
             self._events.append(CancelReceived(invite_id, invite.user))
 
     def _deliver_ack(self, ack: Request, flow: Flow, verdict: Verdict) -> None:
@@ -426,7 +428,7 @@ class Core:
         self._after(tid, live, live.transaction.start(now), now)
         return live
 
-    def _stray_answer(self, request: Request) -> tuple[Event, Response]:
+    def _stray_answer(self, request: Request) -> tuple[TransactionEvent, Response]:
         answer = self._strays.answer(request, self._tag())
         return event_of(answer.code, tu=True), answer
 
@@ -457,7 +459,7 @@ class Core:
         cancel = self._held_cancels.pop(invite_id)
         if live is not None and state is State.PROCEEDING:
             self.request(cancel, live.flow, now, owner=live.user)  # the INVITE's owner
-            self._handle(invite_id, live, Event.CANCEL_SENT, None, now)
+            self._handle(invite_id, live, TransactionEvent.CANCEL_SENT, None, now)
 
     # --- running a transaction ---------------------------------------------------------------
 
@@ -465,7 +467,7 @@ class Core:
         self,
         tid: TransactionId,
         live: _Live,
-        event: Event,
+        event: TransactionEvent,
         message: Request | Response | None,
         now: float,
     ) -> bool:

@@ -56,7 +56,7 @@ class State(Enum):
     TERMINATED = "terminated"
 
 
-class Event(Enum):
+class TransactionEvent(Enum):
     PROVISIONAL = auto()  # a 1xx response arrived (client)
     SUCCESS = auto()  # a 2xx arrived
     FAILURE = auto()  # a 300-699 arrived
@@ -124,8 +124,8 @@ class Row:
     do: tuple[Action, ...] = ()
 
 
-Table = dict[tuple[State, Event | TimerName], Row]
-S, E, T = State, Event, TimerName
+Table = dict[tuple[State, TransactionEvent | TimerName], Row]
+S, E, T = State, TransactionEvent, TimerName
 
 # --- INVITE client (§17.1.1, RFC 6026 §8.4) ---------------------------------------------
 INVITE_CLIENT: Final[Table] = {
@@ -304,7 +304,7 @@ class Failed:
 Output = Send | Deliver | TimedOut | Failed
 
 
-def event_of(code: int, tu: bool = False) -> Event:
+def event_of(code: int, tu: bool = False) -> TransactionEvent:
     """The event a response is: received by a client, or given by the TU to a server."""
     if code < 200:
         return E.TU_PROVISIONAL if tu else E.PROVISIONAL
@@ -337,7 +337,9 @@ class Transaction:
         """The actions on creation: a client sends its request and starts its timers."""
         return self._run(MACHINES[self.kind][2], None, now)
 
-    def handle(self, event: Event, now: float, message: Message | None = None) -> list[Output]:
+    def handle(
+        self, event: TransactionEvent, now: float, message: Message | None = None
+    ) -> list[Output]:
         """One event; `message` is the response received or given, or the ACK."""
         row = self._table.get((self.state, event))
         if row is None:
