@@ -14,7 +14,6 @@ from intercom_sip.sip.transactions import (
     Kind,
     Output,
     Send,
-    State,
     Table,
     TimedOut,
     TimerName,
@@ -22,6 +21,7 @@ from intercom_sip.sip.transactions import (
     Transaction,
     TransactionEvent,
     TransactionId,
+    TransactionState,
     TwoXxRetransmissions,
     ack_for,
     cancel_for,
@@ -31,7 +31,7 @@ from intercom_sip.sip.transactions import (
     trying,
 )
 
-S = State
+S = TransactionState
 DEFAULT = Timers()
 
 
@@ -124,7 +124,7 @@ class Run:
         return {timer.value for timer in self.tx.pending()}
 
 
-Case = tuple[tuple[str, ...], str, State, list[str], set[str]]
+Case = tuple[tuple[str, ...], str, TransactionState, list[str], set[str]]
 
 # (steps to the state, the event) -> (next state, outputs, timers running after)
 CASES: dict[Kind, list[Case]] = {
@@ -225,7 +225,7 @@ def test_each_row(
     kind: Kind,
     path: tuple[str, ...],
     event: str,
-    after: State,
+    after: TransactionState,
     outputs: list[str],
     running: set[str],
 ) -> None:
@@ -277,7 +277,9 @@ def test_creation(kind: Kind, first: list[str], running: set[str]) -> None:
         (Kind.NON_INVITE_SERVER, ("tu 200",), ["send 200"], S.TERMINATED),  # J = 0
     ],
 )
-def test_reliable(kind: Kind, path: tuple[str, ...], outputs: list[str], state: State) -> None:
+def test_reliable(
+    kind: Kind, path: tuple[str, ...], outputs: list[str], state: TransactionState
+) -> None:
     run = Run(kind, reliable=True)
     last = run.first
     for name in path:

@@ -49,12 +49,12 @@ from intercom_sip.sip.transactions import (
     Kind,
     Output,
     Send,
-    State,
     TimedOut,
     Timers,
     Transaction,
     TransactionEvent,
     TransactionId,
+    TransactionState,
     cancel_for,
     client_id,
     event_of,
@@ -309,7 +309,7 @@ class Core:
         """CANCEL our INVITE (§9.1); None when it has a final response already. Before any
         provisional response the CANCEL waits for one; a final response instead drops it."""
         live = self._transactions.get(invite_id)
-        states = (State.CALLING, State.PROCEEDING)
+        states = (TransactionState.CALLING, TransactionState.PROCEEDING)
         if live is None or live.transaction.kind is not Kind.INVITE_CLIENT:
             return None
         if live.transaction.state not in states:
@@ -409,7 +409,7 @@ class Core:
         self._handle(
             tid, live, TransactionEvent.TU_SUCCESS, response_to(cancel, 200, "OK", tag), now
         )
-        if invite.transaction.state is State.PROCEEDING:
+        if invite.transaction.state is TransactionState.PROCEEDING:
             terminated = response_to(invite.transaction.request, 487, "Request Terminated", tag)
             self._handle(invite_id, invite, TransactionEvent.TU_FAILURE, terminated, now)
             self._events.append(CancelReceived(invite_id, invite.user))
@@ -453,11 +453,11 @@ class Core:
         """§9.1: a held CANCEL goes once the INVITE is Proceeding; a final response (or
         the INVITE's end) makes it pointless."""
         live = self._transactions.get(invite_id)
-        state = live.transaction.state if live else State.TERMINATED
-        if invite_id not in self._held_cancels or state is State.CALLING:
+        state = live.transaction.state if live else TransactionState.TERMINATED
+        if invite_id not in self._held_cancels or state is TransactionState.CALLING:
             return
         cancel = self._held_cancels.pop(invite_id)
-        if live is not None and state is State.PROCEEDING:
+        if live is not None and state is TransactionState.PROCEEDING:
             self.request(cancel, live.flow, now, owner=live.user)  # the INVITE's owner
             self._handle(invite_id, live, TransactionEvent.CANCEL_SENT, None, now)
 

@@ -46,7 +46,7 @@ class Timers:
     trying: float = 0.2  # §17.2.1: a 100 Trying unless the TU answers within 200 ms
 
 
-class State(Enum):
+class TransactionState(Enum):
     CALLING = "calling"
     TRYING = "trying"
     PROCEEDING = "proceeding"
@@ -120,12 +120,12 @@ Action = Do | Start | Again | Stop
 
 @dataclass(frozen=True)
 class Row:
-    next: State
+    next: TransactionState
     do: tuple[Action, ...] = ()
 
 
-Table = dict[tuple[State, TransactionEvent | TimerName], Row]
-S, E, T = State, TransactionEvent, TimerName
+Table = dict[tuple[TransactionState, TransactionEvent | TimerName], Row]
+S, E, T = TransactionState, TransactionEvent, TimerName
 
 # --- INVITE client (§17.1.1, RFC 6026 §8.4) ---------------------------------------------
 INVITE_CLIENT: Final[Table] = {
@@ -236,7 +236,7 @@ SPECS: Final[dict[TimerName, TimerSpec]] = {
     T.CANCELLED: TimerSpec(lambda t: 64 * t.t1),  # §9.1
 }
 
-RUNS_IN: Final[dict[State, frozenset[TimerName]]] = {
+RUNS_IN: Final[dict[TransactionState, frozenset[TimerName]]] = {
     S.CALLING: frozenset({T.A, T.B}),
     S.TRYING: frozenset({T.E, T.F}),
     S.PROCEEDING: frozenset({T.E, T.F, T.TRYING, T.CANCELLED}),
@@ -266,7 +266,7 @@ class Kind(Enum):
 
 
 # kind: (table, first state, actions on creation)
-MACHINES: Final[dict[Kind, tuple[Table, State, tuple[Action, ...]]]] = {
+MACHINES: Final[dict[Kind, tuple[Table, TransactionState, tuple[Action, ...]]]] = {
     Kind.INVITE_CLIENT: (INVITE_CLIENT, S.CALLING, (Do.SEND_REQUEST, Start(T.A), Start(T.B))),
     Kind.NON_INVITE_CLIENT: (
         NON_INVITE_CLIENT,
@@ -321,7 +321,7 @@ class Transaction:
     request: Request
     reliable: bool
     timers: Timers = field(default_factory=Timers)
-    state: State = field(init=False)
+    state: TransactionState = field(init=False)
     last_response: Response | None = field(init=False, default=None)
     _request_data: bytes = field(init=False, repr=False)
     _response_data: bytes | None = field(init=False, default=None, repr=False)
