@@ -46,7 +46,6 @@ from intercom_sip.sip.message import (
 from intercom_sip.sip.transactions import (
     MAGIC,
     Failed,
-    Kind,
     Output,
     Send,
     TimedOut,
@@ -54,6 +53,7 @@ from intercom_sip.sip.transactions import (
     Transaction,
     TransactionEvent,
     TransactionId,
+    TransactionKind,
     TransactionState,
     cancel_for,
     client_id,
@@ -290,7 +290,7 @@ class Core:
         tid = client_id(request)
         if tid is None or tid in self._transactions:
             raise ValueError("the request needs a CSeq and a Via with a new branch")
-        kind = Kind.of(request.method, server=False)
+        kind = TransactionKind.of(request.method, server=False)
         live = _Live(Transaction(kind, request, flow.reliable, self._timers), flow, owner)
         self._transactions[tid] = live
         self._after(tid, live, live.transaction.start(now), now)
@@ -310,7 +310,7 @@ class Core:
         provisional response the CANCEL waits for one; a final response instead drops it."""
         live = self._transactions.get(invite_id)
         states = (TransactionState.CALLING, TransactionState.PROCEEDING)
-        if live is None or live.transaction.kind is not Kind.INVITE_CLIENT:
+        if live is None or live.transaction.kind is not TransactionKind.INVITE_CLIENT:
             return None
         if live.transaction.state not in states:
             return None
@@ -422,7 +422,7 @@ class Core:
     def _open_server(
         self, request: Request, tid: TransactionId, flow: Flow, user: str, now: float
     ) -> _Live:
-        kind = Kind.of(request.method, server=True)
+        kind = TransactionKind.of(request.method, server=True)
         live = _Live(Transaction(kind, request, flow.reliable, self._timers), flow, user)
         self._transactions[tid] = live
         self._after(tid, live, live.transaction.start(now), now)

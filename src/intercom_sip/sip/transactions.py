@@ -247,7 +247,7 @@ RUNS_IN: Final[dict[TransactionState, frozenset[TimerName]]] = {
 }
 
 
-class Kind(Enum):
+class TransactionKind(Enum):
     INVITE_CLIENT = "INVITE client"
     NON_INVITE_CLIENT = "non-INVITE client"
     INVITE_SERVER = "INVITE server"
@@ -255,26 +255,30 @@ class Kind(Enum):
 
     @property
     def server(self) -> bool:
-        return self in (Kind.INVITE_SERVER, Kind.NON_INVITE_SERVER)
+        return self in (TransactionKind.INVITE_SERVER, TransactionKind.NON_INVITE_SERVER)
 
     @staticmethod
-    def of(method: str, server: bool) -> "Kind":
+    def of(method: str, server: bool) -> "TransactionKind":
         invite = method == "INVITE"
         if server:
-            return Kind.INVITE_SERVER if invite else Kind.NON_INVITE_SERVER
-        return Kind.INVITE_CLIENT if invite else Kind.NON_INVITE_CLIENT
+            return TransactionKind.INVITE_SERVER if invite else TransactionKind.NON_INVITE_SERVER
+        return TransactionKind.INVITE_CLIENT if invite else TransactionKind.NON_INVITE_CLIENT
 
 
 # kind: (table, first state, actions on creation)
-MACHINES: Final[dict[Kind, tuple[Table, TransactionState, tuple[Action, ...]]]] = {
-    Kind.INVITE_CLIENT: (INVITE_CLIENT, S.CALLING, (Do.SEND_REQUEST, Start(T.A), Start(T.B))),
-    Kind.NON_INVITE_CLIENT: (
+MACHINES: Final[dict[TransactionKind, tuple[Table, TransactionState, tuple[Action, ...]]]] = {
+    TransactionKind.INVITE_CLIENT: (
+        INVITE_CLIENT,
+        S.CALLING,
+        (Do.SEND_REQUEST, Start(T.A), Start(T.B)),
+    ),
+    TransactionKind.NON_INVITE_CLIENT: (
         NON_INVITE_CLIENT,
         S.TRYING,
         (Do.SEND_REQUEST, Start(T.E), Start(T.F)),
     ),
-    Kind.INVITE_SERVER: (INVITE_SERVER, S.PROCEEDING, (Start(T.TRYING),)),
-    Kind.NON_INVITE_SERVER: (NON_INVITE_SERVER, S.TRYING, ()),
+    TransactionKind.INVITE_SERVER: (INVITE_SERVER, S.PROCEEDING, (Start(T.TRYING),)),
+    TransactionKind.NON_INVITE_SERVER: (NON_INVITE_SERVER, S.TRYING, ()),
 }
 
 
@@ -317,7 +321,7 @@ def event_of(code: int, tu: bool = False) -> TransactionEvent:
 class Transaction:
     """One machine: its table, its state, its timers, and the messages it resends."""
 
-    kind: Kind
+    kind: TransactionKind
     request: Request
     reliable: bool
     timers: Timers = field(default_factory=Timers)
