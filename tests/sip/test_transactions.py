@@ -12,7 +12,7 @@ from intercom_sip.sip.transactions import (
     Due,
     Failed,
     Output,
-    Send,
+    SendBytes,
     Table,
     TimedOut,
     TimerName,
@@ -72,7 +72,7 @@ def describe(outputs: list[Output]) -> list[str]:
     """Short words for outputs: 'send INVITE', 'send 486', 'deliver 180', ..."""
     words = []
     for output in outputs:
-        if isinstance(output, Send):
+        if isinstance(output, SendBytes):
             first = output.data.split(b"\r\n")[0].decode().split(" ")
             words.append("send " + (first[1] if first[0] == "SIP/2.0" else first[0]))
         elif isinstance(output, Deliver):

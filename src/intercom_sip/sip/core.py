@@ -47,7 +47,7 @@ from intercom_sip.sip.transactions import (
     MAGIC,
     Failed,
     Output,
-    Send,
+    SendBytes,
     TimedOut,
     Timers,
     Transaction,
@@ -484,7 +484,7 @@ class Core:
 
     @staticmethod
     def _event_of(tid: TransactionId, live: _Live, output: Output) -> CoreEvent:
-        if isinstance(output, Send):
+        if isinstance(output, SendBytes):
             return Transmit(output.data, live.flow, tid)
         if isinstance(output, TimedOut):
             return TransactionTimedOut(tid, live.user)

@@ -286,7 +286,7 @@ MACHINES: Final[dict[TransactionKind, tuple[Table, TransactionState, tuple[Actio
 
 
 @dataclass(frozen=True)
-class Send:
+class SendBytes:
     data: bytes
 
 
@@ -305,7 +305,7 @@ class Failed:
     pass
 
 
-Output = Send | Deliver | TimedOut | Failed
+Output = SendBytes | Deliver | TimedOut | Failed
 
 
 def event_of(code: int, tu: bool = False) -> TransactionEvent:
@@ -404,24 +404,24 @@ class Transaction:
         return _DOINGS[action](self, message)
 
     def _send_request(self, message: Message | None) -> list[Output]:
-        return [Send(self._request_data)]
+        return [SendBytes(self._request_data)]
 
     def _send_ack(self, message: Message | None) -> list[Output]:
         if self._ack_data is None and isinstance(message, Response):
             self._ack_data = request_bytes(ack_for(self.request, message))
-        return [Send(self._ack_data)] if self._ack_data else []
+        return [SendBytes(self._ack_data)] if self._ack_data else []
 
     def _send_response(self, message: Message | None) -> list[Output]:
         if not isinstance(message, Response):
             return []
         self.last_response, self._response_data = message, response_bytes(message)
-        return [Send(self._response_data)]
+        return [SendBytes(self._response_data)]
 
     def _send_trying(self, message: Message | None) -> list[Output]:
         return self._send_response(trying(self.request))
 
     def _resend_response(self, message: Message | None) -> list[Output]:
-        return [Send(self._response_data)] if self._response_data else []
+        return [SendBytes(self._response_data)] if self._response_data else []
 
     def _deliver(self, message: Message | None) -> list[Output]:
         return [Deliver(message)] if message is not None else []
