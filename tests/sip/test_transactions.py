@@ -10,7 +10,6 @@ from intercom_sip.sip.transactions import (
     NON_INVITE_SERVER,
     Deliver,
     Due,
-    Failed,
     Output,
     SendBytes,
     Table,
@@ -22,6 +21,7 @@ from intercom_sip.sip.transactions import (
     TransactionId,
     TransactionKind,
     TransactionState,
+    TransportFailed,
     TwoXxRetransmissions,
     ack_for,
     cancel_for,
@@ -79,7 +79,7 @@ def describe(outputs: list[Output]) -> list[str]:
             shown = output.message
             words.append(f"deliver {shown.code if isinstance(shown, Response) else shown.method}")
         else:
-            words.append({TimedOut: "timed out", Failed: "failed"}[type(output)])
+            words.append({TimedOut: "timed out", TransportFailed: "failed"}[type(output)])
     return words
 
 

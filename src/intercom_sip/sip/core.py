@@ -45,7 +45,6 @@ from intercom_sip.sip.message import (
 )
 from intercom_sip.sip.transactions import (
     MAGIC,
-    Failed,
     Output,
     SendBytes,
     TimedOut,
@@ -55,6 +54,7 @@ from intercom_sip.sip.transactions import (
     TransactionId,
     TransactionKind,
     TransactionState,
+    TransportFailed,
     cancel_for,
     client_id,
     event_of,
@@ -488,7 +488,7 @@ class Core:
             return Transmit(output.data, live.flow, tid)
         if isinstance(output, TimedOut):
             return TransactionTimedOut(tid, live.user)
-        if isinstance(output, Failed):
+        if isinstance(output, TransportFailed):
             return TransportError(tid, live.user)
         if isinstance(output.message, Response):
             return ResponseReceived(output.message, tid, live.user)

@@ -301,11 +301,11 @@ class TimedOut:
 
 
 @dataclass(frozen=True)
-class Failed:
+class TransportFailed:
     pass
 
 
-Output = SendBytes | Deliver | TimedOut | Failed
+Output = SendBytes | Deliver | TimedOut | TransportFailed
 
 
 def event_of(code: int, tu: bool = False) -> TransactionEvent:
@@ -430,7 +430,7 @@ class Transaction:
         return [TimedOut()]
 
     def _fail(self, message: Message | None) -> list[Output]:
-        return [Failed()]
+        return [TransportFailed()]
 
     def _time(self, action: Start | Again | Stop, now: float) -> None:
         timer, spec = action.timer, SPECS[action.timer]
