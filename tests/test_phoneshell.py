@@ -131,12 +131,12 @@ def run(
     async def main() -> None:
         sent: list[tuple[bytes, Address]] = []
         rtp = rtp_pair()
-        port = SipPort(core.Core(random.Random(1), transactions.Timers(t1=0.05)))
+        port = SipPort(core.Core(random.Random(1), transactions.SipTimers(t1=0.05)))
         port.attach(lambda data, address: sent.append((data, address)))
         source = tone()
         assert isinstance(source, Loop)
         options = callevents.Options(
-            auto_answer_delay=0.05, timers=transactions.Timers(t1=0.05), allow_direct=direct
+            auto_answer_delay=0.05, timers=transactions.SipTimers(t1=0.05), allow_direct=direct
         )
         log = CallLog()
         shell = PhoneShell(

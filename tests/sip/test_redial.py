@@ -119,7 +119,7 @@ async def until(check: Callable[[], bool]) -> None:
 
 def run(test: Callable[[Rig], Awaitable[None]]) -> None:
     async def main() -> None:
-        port = SipPort(core.Core(random.Random(1), transactions.Timers(t1=0.05)))
+        port = SipPort(core.Core(random.Random(1), transactions.SipTimers(t1=0.05)))
         port.attach(lambda data, address: None)
         proxy = Proxy()
         address = await proxy.start()
@@ -142,7 +142,9 @@ def run(test: Callable[[Rig], Awaitable[None]]) -> None:
         )
         source = tone()
         assert isinstance(source, Loop)
-        options = callevents.Options(auto_answer_delay=0.01, timers=transactions.Timers(t1=0.05))
+        options = callevents.Options(
+            auto_answer_delay=0.01, timers=transactions.SipTimers(t1=0.05)
+        )
         redialer = Redialer(port)
         shell = PhoneShell(
             port,

@@ -12,10 +12,10 @@ from intercom_sip.sip.transactions import (
     Due,
     Output,
     SendBytes,
+    SipTimers,
     Table,
     TimedOut,
     TimerName,
-    Timers,
     Transaction,
     TransactionEvent,
     TransactionId,
@@ -32,7 +32,7 @@ from intercom_sip.sip.transactions import (
 )
 
 S = TransactionState
-DEFAULT = Timers()
+DEFAULT = SipTimers()
 
 
 def message(data: bytes) -> Request | Response:
@@ -102,7 +102,9 @@ STEPS = {
 class Run:
     """A transaction and a fake clock that moves to each timer as it fires."""
 
-    def __init__(self, kind: TransactionKind, reliable: bool = False, t: Timers = DEFAULT) -> None:
+    def __init__(
+        self, kind: TransactionKind, reliable: bool = False, t: SipTimers = DEFAULT
+    ) -> None:
         self.request = (
             INVITE
             if kind in (TransactionKind.INVITE_CLIENT, TransactionKind.INVITE_SERVER)
@@ -347,7 +349,7 @@ def test_timer_g_doubles_to_t2_until_timer_h() -> None:
 
 
 def test_timers_follow_t1_t2_t4() -> None:
-    run = Run(TransactionKind.NON_INVITE_CLIENT, t=Timers(t1=0.1, t2=0.4, t4=1.0))
+    run = Run(TransactionKind.NON_INVITE_CLIENT, t=SipTimers(t1=0.1, t2=0.4, t4=1.0))
     assert [at for at, _ in schedule(run, until=1.6)] == pytest.approx([0.1, 0.3, 0.7, 1.1, 1.5])
     run.now = 1.5
     run.step("200")

@@ -149,7 +149,7 @@ class Agent:
         rng = random.SystemRandom()
         # §6.9: in our registered Contact, new at each start; only the registrar learns it.
         self._token = secrets.token_hex(TOKEN_BYTES)
-        self.port = SipPort(core.Core(rng, transactions.Timers(t1=options.t1), strays=STRAYS))
+        self.port = SipPort(core.Core(rng, transactions.SipTimers(t1=options.t1), strays=STRAYS))
         # Told of every applied settings first: a call ends before the un-REGISTER.
         self.on_settings: Callable[[Settings], None] = _ignore
 

@@ -10,7 +10,7 @@ from intercom_sip.sip.callflow import Here, Target
 from intercom_sip.sip.core import Flow
 from intercom_sip.sip.message import Request, Response
 from intercom_sip.sip.negotiation import Local, Negotiated
-from intercom_sip.sip.transactions import Timers, TransactionId
+from intercom_sip.sip.transactions import SipTimers, TransactionId
 
 # The client-facing errors of §6 (409s), and ours for DTMF the machine cannot take.
 NO_CALL: Final = "No call"
@@ -47,7 +47,7 @@ class Options:
     auto_answer_delay: float = 1.0
     media_timeout: float = 30.0
     allow_direct: bool = False  # --direct-calls: INVITEs to our addresses ring (§6.2)
-    timers: Timers = field(default_factory=Timers)  # T1, T2 of the 2xx retransmissions
+    timers: SipTimers = field(default_factory=SipTimers)  # T1, T2 of the 2xx retransmissions
     user_agent: str = "intercom-sip"
     max_dtmf_kept: int = 256  # characters of `dtmf_received`; the latest are kept
     max_dtmf_waiting: int = 64  # digits queued for INFO

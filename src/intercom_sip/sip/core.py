@@ -47,8 +47,8 @@ from intercom_sip.sip.transactions import (
     MAGIC,
     Output,
     SendBytes,
+    SipTimers,
     TimedOut,
-    Timers,
     Transaction,
     TransactionEvent,
     TransactionId,
@@ -62,7 +62,7 @@ from intercom_sip.sip.transactions import (
 )
 from intercom_sip.sip.trust import Budget, Rate, Trust, Verdict, judge, user_of, without_token
 
-DEFAULT_TIMERS: Final = Timers()
+DEFAULT_TIMERS: Final = SipTimers()
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ class Core:
     def __init__(
         self,
         rng: random.Random,
-        timers: Timers = DEFAULT_TIMERS,
+        timers: SipTimers = DEFAULT_TIMERS,
         limits: Limits = Limits(),
         strays: Strays = Strays(),
     ) -> None:

@@ -36,7 +36,7 @@ T1: Final = 0.5  # seconds: RFC 3261's round-trip estimate (§17.1.1.1), unless 
 
 
 @dataclass(frozen=True)
-class Timers:
+class SipTimers:
     """RFC 3261 §17.1.1.1 and Table 4; the service options may shorten them for tests."""
 
     t1: float = T1
@@ -214,9 +214,9 @@ class Reliable(Enum):
 
 @dataclass(frozen=True)
 class TimerSpec:
-    first: Callable[[Timers], float]
+    first: Callable[[SipTimers], float]
     reliable: Reliable = Reliable.SAME
-    cap: Callable[[Timers], float] | None = None  # a doubling timer's longest interval
+    cap: Callable[[SipTimers], float] | None = None  # a doubling timer's longest interval
 
 
 SPECS: Final[dict[TimerName, TimerSpec]] = {
@@ -324,7 +324,7 @@ class Transaction:
     kind: TransactionKind
     request: Request
     reliable: bool
-    timers: Timers = field(default_factory=Timers)
+    timers: SipTimers = field(default_factory=SipTimers)
     state: TransactionState = field(init=False)
     last_response: Response | None = field(init=False, default=None)
     _request_data: bytes = field(init=False, repr=False)
@@ -596,7 +596,7 @@ class TwoXxRetransmissions:
     may have dropped it."""
 
     sent: float
-    timers: Timers = field(default_factory=Timers)
+    timers: SipTimers = field(default_factory=SipTimers)
 
     def __post_init__(self) -> None:
         self._interval = self.timers.t1
