@@ -25,7 +25,7 @@ class Carried(Enum):
     FRESH = "fresh"  # the answer to the challenge in the previous response
 
 
-class Verdict(Enum):
+class ChallengeVerdict(Enum):
     ANSWER = "answer"
     ANSWER_IF_STALE_LEFT = "answer if stale left"
     REFUSED = "refused"
@@ -33,14 +33,14 @@ class Verdict(Enum):
 
 # A 401/407 by (what our REGISTER carried, stale=true): RFC 7616 §3.3, RFC 3261 §22.2.
 ON_CHALLENGE: Final = {
-    (Carried.NOTHING, False): Verdict.ANSWER,
-    (Carried.NOTHING, True): Verdict.ANSWER,
+    (Carried.NOTHING, False): ChallengeVerdict.ANSWER,
+    (Carried.NOTHING, True): ChallengeVerdict.ANSWER,
     # A kept nonce the server no longer takes: it should say stale=true, many do not.
-    (Carried.CACHED, False): Verdict.ANSWER,
-    (Carried.CACHED, True): Verdict.ANSWER,
+    (Carried.CACHED, False): ChallengeVerdict.ANSWER,
+    (Carried.CACHED, True): ChallengeVerdict.ANSWER,
     # Our answer to its own fresh challenge refused: the credentials are wrong.
-    (Carried.FRESH, False): Verdict.REFUSED,
-    (Carried.FRESH, True): Verdict.ANSWER_IF_STALE_LEFT,
+    (Carried.FRESH, False): ChallengeVerdict.REFUSED,
+    (Carried.FRESH, True): ChallengeVerdict.ANSWER_IF_STALE_LEFT,
 }
 MAX_STALE: Final = 1  # stale answers to fresh credentials, in a row, per attempt
 
@@ -238,10 +238,10 @@ class Registration:
 
     def _on_challenge(self, challenge: Challenge, now: float) -> Send | None:
         verdict = ON_CHALLENGE[self._carried, challenge.stale]
-        if verdict is Verdict.ANSWER_IF_STALE_LEFT and self._stale_answered < MAX_STALE:
+        if verdict is ChallengeVerdict.ANSWER_IF_STALE_LEFT and self._stale_answered < MAX_STALE:
             self._stale_answered += 1
-            verdict = Verdict.ANSWER
-        if verdict is not Verdict.ANSWER:
+            verdict = ChallengeVerdict.ANSWER
+        if verdict is not ChallengeVerdict.ANSWER:
             self._refused(now)
             return None
         self._challenge = challenge
