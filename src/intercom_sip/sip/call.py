@@ -137,7 +137,7 @@ class _Call:
     dialog: Dialog | None = None
     answered: float | None = None
     offer: sdp.SessionDescription | None = None  # out: ours in the INVITE
-    pending: negotiation.Answer | None = None  # in: our answer to their offer, for the 200
+    pending: negotiation.SdpAnswer | None = None  # in: our answer to their offer, for the 200
     session: sdp.SessionDescription | None = None  # our latest SDP sent
     media: Negotiated | None = None
     two_xx: _TwoXx | None = None
@@ -390,7 +390,7 @@ class Handset:
 
     def _acceptance(
         self, event: Received, tag: str
-    ) -> Refusal | tuple[Dialog, negotiation.Answer | None]:
+    ) -> Refusal | tuple[Dialog, negotiation.SdpAnswer | None]:
         """The dialog and our answer to the offer, if any; or why the INVITE is refused."""
         request, here = event.request, event.here
         refusal = refusal_of(request)
@@ -456,7 +456,7 @@ class Handset:
         event: Received,
         tid: TransactionId,
         dialog: Dialog,
-        answer: negotiation.Answer | None,
+        answer: negotiation.SdpAnswer | None,
         now: float,
     ) -> Outputs:
         request, here = event.request, event.here
