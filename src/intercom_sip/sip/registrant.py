@@ -29,7 +29,14 @@ from intercom_sip.sip import core, stun
 from intercom_sip.sip.message import Request, Response, parse_via
 from intercom_sip.sip.port import SipPort, UserEvent, core_flow
 from intercom_sip.sip.register_message import BindingKey, Template, answer_of, public_address
-from intercom_sip.sip.registration import Account, Answer, Registration, Send, Status, Timers
+from intercom_sip.sip.registration import (
+    Account,
+    RegisterReply,
+    Registration,
+    Send,
+    Status,
+    Timers,
+)
 from intercom_sip.sip.resolve import ResolveFailed, Resolver, Target
 from intercom_sip.sip.targets import Targets
 from intercom_sip.sip.transactions import TransactionId
@@ -470,7 +477,7 @@ class Registrant:
         if public is not None:
             self._events.put_nowait(("public", public))
 
-    def _log_outcome(self, answer: Answer, was_bound: bool, now: float) -> None:
+    def _log_outcome(self, answer: RegisterReply, was_bound: bool, now: float) -> None:
         state = self._machine.state.value
         if state == "registered" and not was_bound:
             contact = (self._contact or "").replace(self._env.token or "\0", "<token>")

@@ -90,7 +90,7 @@ class Challenge:
 
 
 @dataclass(frozen=True)
-class Answer:
+class RegisterReply:
     """A final response to our REGISTER."""
 
     code: int
@@ -177,7 +177,7 @@ class Registration:
         self._stale_answered = 0
         return self._send(now, 0)
 
-    def on_answer(self, answer: Answer, now: float) -> Send | None:
+    def on_answer(self, answer: RegisterReply, now: float) -> Send | None:
         if self.state is State.DISABLED:
             return None
         self.code, self.reason = answer.code, answer.reason
@@ -256,7 +256,7 @@ class Registration:
         else:
             self._fail(now, auth=True)
 
-    def _on_granted(self, answer: Answer, now: float) -> None:
+    def _on_granted(self, answer: RegisterReply, now: float) -> None:
         granted = answer.granted if answer.granted is not None else self.expires_asked
         if granted <= 0:
             self._fail(now, auth=False)  # a 2xx that keeps no binding of ours
