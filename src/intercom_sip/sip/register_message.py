@@ -1,5 +1,5 @@
 """REGISTER on the wire, pure: the request the machine's `Send` becomes, and the
-`Answer` a response becomes (RFC 3261 §10.2, RFC 3581, RFC 5626 instance id).
+`RegisterReply` a response becomes (RFC 3261 §10.2, RFC 3581, RFC 5626 instance id).
 """
 
 from dataclasses import dataclass
