@@ -75,6 +75,7 @@ from intercom_sip.sip.callflow import (
     SDP,
     SUPPORTED,
     BadDtmf,
+    DigestAnswer,
     Here,
     Outgoing,
     Refusal,
@@ -91,9 +92,6 @@ from intercom_sip.sip.callflow import (
     refusal_of,
     respond,
     via,
-)
-from intercom_sip.sip.callflow import (
-    Answered as ChallengeAnswered,
 )
 from intercom_sip.sip.core import Flow, Strays
 from intercom_sip.sip.dialog import Dialog, DialogError, as_uac, as_uas, ids_of
@@ -725,7 +723,7 @@ class Handset:
         """401/407: answered once per nonce, `max_auth` times at most (a second challenge
         to our answer is the proxy refusing our credentials)."""
         creds, out = call.credentials, call.outgoing
-        answered: ChallengeAnswered | digest.Unsupported = digest.Unsupported("no credentials")
+        answered: DigestAnswer | digest.Unsupported = digest.Unsupported("no credentials")
         if creds is not None and len(call.nonces) < self.options.max_auth:
             cnonce = f"{self._rng.getrandbits(64):016x}"
             answered = answer_challenge(response, call.invite.uri, creds, cnonce)

@@ -258,7 +258,7 @@ CHALLENGES: Final = {
 
 
 @dataclass(frozen=True)
-class Answered:
+class DigestAnswer:
     """A digest answer to one challenge: the header to add, and the nonce it used."""
 
     header: tuple[str, str]
@@ -268,7 +268,7 @@ class Answered:
 
 def answer_challenge(
     response: Response, uri: str, credentials: digest.Credentials, cnonce: str
-) -> Answered | digest.Unsupported:
+) -> DigestAnswer | digest.Unsupported:
     """The (Proxy-)Authorization for a 401/407 to our INVITE (RFC 3261 §22.2)."""
     names = CHALLENGES.get(response.code)
     if names is None:
@@ -278,7 +278,7 @@ def answer_challenge(
         return chosen
     _, challenge = chosen
     value = digest.authorization(challenge, credentials, "INVITE", uri, cnonce=cnonce, nc=1)
-    return Answered((names[1], value), challenge.nonce, challenge.realm)
+    return DigestAnswer((names[1], value), challenge.nonce, challenge.realm)
 
 
 # --- DTMF in INFO (application/dtmf-relay, application/dtmf) ---------------------------------
