@@ -77,8 +77,8 @@ from intercom_sip.sip.callflow import (
     BadDtmf,
     DigestAnswer,
     Here,
+    InviteRefusal,
     Outgoing,
-    Refusal,
     answer_challenge,
     dtmf_info_body,
     dtmf_of,
@@ -382,13 +382,13 @@ class Handset:
             return [Respond(tid, respond(request, 482, "Loop Detected", tag))]
         refusal = self._refusal(event)
         accepted = self._acceptance(event, tag) if refusal is None else refusal
-        if isinstance(accepted, Refusal):
+        if isinstance(accepted, InviteRefusal):
             return self._reject(event, tid, tag, accepted, now)
         return self._ring(event, tid, *accepted, now)
 
     def _acceptance(
         self, event: Received, tag: str
-    ) -> Refusal | tuple[Dialog, negotiation.SdpAnswer | None]:
+    ) -> InviteRefusal | tuple[Dialog, negotiation.SdpAnswer | None]:
         """The dialog and our answer to the offer, if any; or why the INVITE is refused."""
         request, here = event.request, event.here
         refusal = refusal_of(request)
@@ -396,16 +396,16 @@ class Handset:
             return refusal
         offer = offer_of(request)
         if isinstance(offer, sdp.SdpError):
-            return Refusal(400, "Bad SDP", detail=offer.reason)
+            return InviteRefusal(400, "Bad SDP", detail=offer.reason)
         answer = None if offer is None else negotiation.answer(offer, here.media, here.secure)
         if isinstance(answer, NotAcceptable):
-            return Refusal(answer.status, "Not Acceptable Here", detail=answer.reason)
+            return InviteRefusal(answer.status, "Not Acceptable Here", detail=answer.reason)
         dialog = as_uas(request, tag)
         if isinstance(dialog, DialogError):
-            return Refusal(dialog.status, dialog.reason, detail=dialog.reason)
+            return InviteRefusal(dialog.status, dialog.reason, detail=dialog.reason)
         return dialog, answer
 
-    def _refusal(self, event: Received) -> Refusal | None:
+    def _refusal(self, event: Received) -> InviteRefusal | None:
         """The handset's own reasons first (§6.2's order), then the message's. A stranger
         never gets here: the core answered it (§6.9)."""
         refusal = self._refusal_now(direct=event.direct)
@@ -415,19 +415,19 @@ class Handset:
             return NO_PORT_REFUSAL
         return None
 
-    def _refusal_now(self, direct: bool = False) -> Refusal | None:
+    def _refusal_now(self, direct: bool = False) -> InviteRefusal | None:
         """Why no call could start now, whoever asked; a direct call rings with SIP
         disabled (§6.2)."""
         if self._closing:
-            return Refusal(480, "Temporarily Unavailable", "shutdown")
+            return InviteRefusal(480, "Temporarily Unavailable", "shutdown")
         if not self.settings.enabled and not direct:
-            return Refusal(480, "Temporarily Unavailable", "disabled")
+            return InviteRefusal(480, "Temporarily Unavailable", "disabled")
         if self._call is not None:
-            return Refusal(486, "Busy Here", "busy")
+            return InviteRefusal(486, "Busy Here", "busy")
         return None
 
     def _reject(
-        self, event: Received, tid: TransactionId, tag: str, refusal: Refusal, now: float
+        self, event: Received, tid: TransactionId, tag: str, refusal: InviteRefusal, now: float
     ) -> Outputs:
         request = event.request
         response = respond(request, refusal.code, refusal.reason, tag, extra=refusal.extra)

@@ -60,7 +60,7 @@ class Here:
 
 
 @dataclass(frozen=True)
-class Refusal:
+class InviteRefusal:
     """Why an incoming INVITE is answered with a failure, and what the call log says."""
 
     code: int
@@ -73,7 +73,7 @@ class Refusal:
 # A new INVITE with no RTP port to offer: 503, not 488 (RFC 3261 §21.5.4: the monitor is
 # out of a resource for now; the offer is fine, and 488 would ask the caller to change
 # it). Retry-After: ports come back when a call ends.
-NO_PORT_REFUSAL: Final = Refusal(
+NO_PORT_REFUSAL: Final = InviteRefusal(
     503, "Service Unavailable", detail="no free RTP port", extra=(("Retry-After", "5"),)
 )
 
@@ -118,27 +118,29 @@ def via(here: Here, branch: str = "") -> str:
 # --- incoming INVITEs ----------------------------------------------------------------------
 
 
-def refusal_of(invite: Request) -> Refusal | None:
+def refusal_of(invite: Request) -> InviteRefusal | None:
     """The message checks of an incoming INVITE, first failure first (RFC 3261 §8.2)."""
     headers = invite.headers
     doubled = [name for name in SINGLE if len(headers.get_all(name)) > 1]
     required = [o.strip() for v in headers.get_all("Require") for o in v.split(",") if o.strip()]
     content_type = _media_type(headers.get("Content-Type"))
     if doubled:  # RFC 4475 §3.3.8
-        return Refusal(400, f"Multiple {doubled[0]}", detail=f"multiple {doubled[0]}")
+        return InviteRefusal(400, f"Multiple {doubled[0]}", detail=f"multiple {doubled[0]}")
     if required:  # RFC 4475 §3.3.5: we support no extension
         unsupported = ("Unsupported", ", ".join(required))
-        return Refusal(420, "Bad Extension", detail="unsupported extension", extra=(unsupported,))
+        return InviteRefusal(
+            420, "Bad Extension", detail="unsupported extension", extra=(unsupported,)
+        )
     if (
         len(headers.get_all("Contact")) != 1
         or parse_name_addr(headers.get_all("Contact")[0]) is None
     ):
-        return Refusal(400, "Missing Contact", detail="no Contact")
+        return InviteRefusal(400, "Missing Contact", detail="no Contact")
     if invite.body and content_type != SDP:  # RFC 4475 §3.3.6, §3.1.1.11
         accept = ("Accept", SDP)
-        return Refusal(415, "Unsupported Media Type", detail="not SDP", extra=(accept,))
+        return InviteRefusal(415, "Unsupported Media Type", detail="not SDP", extra=(accept,))
     if not accepts_sdp(headers):  # RFC 4475 §3.3.15
-        return Refusal(406, "Not Acceptable", detail="SDP not accepted")
+        return InviteRefusal(406, "Not Acceptable", detail="SDP not accepted")
     return None
 
 
