@@ -51,7 +51,7 @@ from intercom_sip.sip.callevents import (
     Timer,
     UpdateMedia,
 )
-from intercom_sip.sip.callflow import Here, Target, target_of
+from intercom_sip.sip.callflow import Callee, Here, target_of
 from intercom_sip.sip.core import Flow
 from intercom_sip.sip.digest import Credentials
 from intercom_sip.sip.message import (
@@ -746,7 +746,7 @@ def test_a_call_held_sendonly_needs_no_rtp_until_it_is_resumed() -> None:
 
 # --- outgoing --------------------------------------------------------------------------------
 
-TARGET = Target("sip:200@example.com", False)
+TARGET = Callee("sip:200@example.com", False)
 CREDS = Credentials("101", "secret")
 
 
@@ -1052,10 +1052,10 @@ def test_after_shutdown_no_new_call() -> None:
 @pytest.mark.parametrize(
     ("number", "expected"),
     [
-        ("200", Target("sip:200@example.com", False)),
-        ("sip:192.0.2.60", Target("sip:192.0.2.60", True)),
-        ("sip:door@example.com", Target("sip:door@example.com", False)),
-        ("sip:door@example.com:5070", Target("sip:door@example.com:5070", False)),
+        ("200", Callee("sip:200@example.com", False)),
+        ("sip:192.0.2.60", Callee("sip:192.0.2.60", True)),
+        ("sip:door@example.com", Callee("sip:door@example.com", False)),
+        ("sip:door@example.com:5070", Callee("sip:door@example.com:5070", False)),
         ("sip:256.0.0.1", None),
         ("12a", None),
         ("", None),
@@ -1063,7 +1063,7 @@ def test_after_shutdown_no_new_call() -> None:
         ("1" * 33, None),
     ],
 )
-def test_the_numbers_dial_takes(number: str, expected: Target | None) -> None:
+def test_the_numbers_dial_takes(number: str, expected: Callee | None) -> None:
     assert target_of(number, "example.com") == expected
 
 

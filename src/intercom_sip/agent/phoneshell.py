@@ -34,7 +34,7 @@ from intercom_sip.media.stream import RtpStats
 from intercom_sip.sip import callevents as ev
 from intercom_sip.sip import core, digest
 from intercom_sip.sip.call import Handset
-from intercom_sip.sip.callflow import Here, Target
+from intercom_sip.sip.callflow import Callee, Here
 from intercom_sip.sip.dialog import Hop, ids_of, next_hop
 from intercom_sip.sip.message import Request
 from intercom_sip.sip.negotiation import Local
@@ -218,7 +218,7 @@ class PhoneShell:
         if here is None:
             return phone.BUSY  # no RTP port: nothing can be set up (logged)
         dial = ev.Dial(
-            Target(target.uri(realm), not target.needs_registration),
+            Callee(target.uri(realm), not target.needs_registration),
             flow,
             here,
             line.aor if line else f"sip:intercom@{_host_port(here.contact)}",

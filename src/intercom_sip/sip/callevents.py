@@ -6,7 +6,7 @@ from enum import Enum
 from typing import Final
 
 from intercom_sip.sip import digest
-from intercom_sip.sip.callflow import Here, Target
+from intercom_sip.sip.callflow import Callee, Here
 from intercom_sip.sip.core import Flow
 from intercom_sip.sip.message import Request, Response
 from intercom_sip.sip.negotiation import Local, Negotiated
@@ -110,7 +110,7 @@ class Dial:
     """`POST call/dial`: the target, the flow to send on (to the proxy, or straight to a
     direct target), our place on that flow, our address of record and credentials."""
 
-    target: Target
+    target: Callee
     flow: Flow
     here: Here
     aor: str

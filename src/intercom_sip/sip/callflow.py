@@ -79,22 +79,22 @@ NO_PORT_REFUSAL: Final = InviteRefusal(
 
 
 @dataclass(frozen=True)
-class Target:
+class Callee:
     """What `call/dial` calls: a URI, and whether it goes straight to that address."""
 
     uri: str
     direct: bool
 
 
-def target_of(number: str, realm: str) -> Target | None:
+def target_of(number: str, realm: str) -> Callee | None:
     """§6.3's numbers: digits call `sip:<digits>@<realm>`, `sip:<IPv4>` is direct, a
     `sip:user@host` URI calls itself; anything else is None (400 Wrong number format)."""
     if _NUMBER.fullmatch(number):
-        return Target(f"sip:{number}@{realm}", False)
+        return Callee(f"sip:{number}@{realm}", False)
     if _IPV4.fullmatch(number):
-        return Target(number, True)
+        return Callee(number, True)
     if _SIP_URI.fullmatch(number):
-        return Target(number, False)
+        return Callee(number, False)
     return None
 
 
