@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from .sdes import Crypto, crypto_value, first_usable
-from .sdp import Attribute, Connection, Media, Origin, SessionDescription
+from .sdp import Attribute, ConnectionData, Media, Origin, SessionDescription
 
 PLAIN: Final = "RTP/AVP"
 SECURE: Final = "RTP/SAVP"
@@ -288,4 +288,4 @@ def _rejected(media: Media) -> Media:
 def _session(local: Local, *media: Media) -> SessionDescription:
     kind = "IP6" if ipaddress.ip_address(local.address).version == 6 else "IP4"
     origin = Origin("-", local.session_id, local.session_id, kind, local.address)
-    return SessionDescription(origin, "-", Connection(kind, local.address), (), media)
+    return SessionDescription(origin, "-", ConnectionData(kind, local.address), (), media)
