@@ -10,7 +10,7 @@ from intercom_sip.sip.core import (
     Core,
     CoreEvent,
     Flow,
-    Limits,
+    PortLimits,
     RequestReceived,
     ResponseReceived,
     TransactionTimedOut,
@@ -98,7 +98,7 @@ def start_lines(events: list[CoreEvent]) -> list[str]:
 
 
 def new_core(**limits: int) -> Core:
-    core = Core(random.Random(SEED), limits=Limits(**limits))
+    core = Core(random.Random(SEED), limits=PortLimits(**limits))
     core.add_user("101")
     return core
 

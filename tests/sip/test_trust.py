@@ -9,7 +9,7 @@ from intercom_sip.sip.core import (
     Core,
     CoreEvent,
     Flow,
-    Limits,
+    PortLimits,
     RequestReceived,
     StrangerRefused,
     Transmit,
@@ -150,7 +150,7 @@ def test_the_budget_table_is_bounded() -> None:
 
 
 def guarded(**limits: int) -> Core:
-    core = Core(random.Random(7), limits=Limits(**limits))
+    core = Core(random.Random(7), limits=PortLimits(**limits))
     core.add_user("101", "phone")
     core.trust = TRUST
     return core

@@ -185,7 +185,7 @@ class Strays:
 
 
 @dataclass(frozen=True)
-class Limits:
+class PortLimits:
     transactions: int = 512  # live at once; beyond, new requests get 503 (§21.5.4)
     ours: int = 16  # of those, kept for our own requests (the REGISTER, a BYE)
     direct: int = 128  # of those, kept from direct-call sources: the proxy's and dialogs'
@@ -213,7 +213,7 @@ class Core:
         self,
         rng: random.Random,
         timers: SipTimers = DEFAULT_TIMERS,
-        limits: Limits = Limits(),
+        limits: PortLimits = PortLimits(),
         strays: Strays = Strays(),
     ) -> None:
         self._rng, self._timers, self._limits, self._strays = rng, timers, limits, strays
