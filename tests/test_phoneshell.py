@@ -47,7 +47,7 @@ class Lines:
             aor="sip:101@example.test",
             credentials=None,
             contact=f"sip:101-{TOKEN}@127.0.0.1:5060;transport=udp",
-            flow=core.Flow("udp", False, PROXY),
+            flow=core.Channel("udp", False, PROXY),
             bound=True,
             proxies=frozenset({PROXY[0]}),
             token=TOKEN,

@@ -52,7 +52,7 @@ from intercom_sip.sip.callevents import (
     UpdateMedia,
 )
 from intercom_sip.sip.callflow import Callee, Here, target_of
-from intercom_sip.sip.core import Flow
+from intercom_sip.sip.core import Channel
 from intercom_sip.sip.digest import Credentials
 from intercom_sip.sip.message import (
     Request,
@@ -65,8 +65,8 @@ from intercom_sip.sip.message import (
 from intercom_sip.sip.negotiation import Local
 from intercom_sip.sip.transactions import TransactionId
 
-PROXY = Flow("udp", False, ("192.0.2.1", 5060))
-PANEL = Flow("udp", False, ("192.0.2.60", 5060))
+PROXY = Channel("udp", False, ("192.0.2.1", 5060))
+PANEL = Channel("udp", False, ("192.0.2.60", 5060))
 LOCAL = Local("192.0.2.9", 40000, 1234)
 HERE = Here("sip:101@192.0.2.9:5060;transport=udp", "192.0.2.9:5060", "UDP", LOCAL)
 ON = SettingsChanged(enabled=True, timeout=120, auto_answer=False)
@@ -127,7 +127,7 @@ def tid_of(request: Request) -> TransactionId:
     return TransactionId(True, branch, method, "192.0.2.1:5060")
 
 
-def received(request: Request, direct: bool = False, flow: Flow = PROXY) -> Received:
+def received(request: Request, direct: bool = False, flow: Channel = PROXY) -> Received:
     tid = None if request.method == "ACK" else tid_of(request)
     return Received(request, tid, flow, HERE, direct)
 
@@ -1239,8 +1239,8 @@ def test_a_redirect_we_cannot_follow_fails(contact: str) -> None:
 
 # --- §6.10: a call's flow moved by the shell --------------------------------------------------
 
-TCP_OLD = Flow("old connection", True, ("192.0.2.1", 5060))
-TCP_NEW = Flow("new connection", True, ("192.0.2.1", 5060))
+TCP_OLD = Channel("old connection", True, ("192.0.2.1", 5060))
+TCP_NEW = Channel("new connection", True, ("192.0.2.1", 5060))
 
 
 def test_after_the_flow_moved_the_calls_requests_go_on_the_new_one() -> None:

@@ -7,9 +7,9 @@ import pytest
 
 from intercom_sip.sip.core import (
     CancelReceived,
+    Channel,
     Core,
     CoreEvent,
-    Flow,
     PortLimits,
     RequestReceived,
     ResponseReceived,
@@ -29,8 +29,8 @@ from intercom_sip.sip.message import (
 from intercom_sip.sip.transactions import TransactionId
 from intercom_sip.sip.trust import user_of
 
-UDP = Flow("udp", False, ("192.0.2.1", 5060))
-TCP = Flow(("tcp", 7), True, ("192.0.2.1", 40000))
+UDP = Channel("udp", False, ("192.0.2.1", 5060))
+TCP = Channel(("tcp", 7), True, ("192.0.2.1", 40000))
 SEED = 7
 
 

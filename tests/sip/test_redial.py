@@ -73,7 +73,7 @@ class Redialer:
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     fail: bool = False
 
-    async def open_flow(self, hop: Hop, transport: str) -> core.Flow:
+    async def open_flow(self, hop: Hop, transport: str) -> core.Channel:
         self.asked.append((hop, transport))
         await self.gate.wait()
         if self.fail:

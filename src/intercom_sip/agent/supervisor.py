@@ -336,7 +336,7 @@ class Agent:
         binding = self._applied.binding
         return binding is not None and host in binding.proxies()
 
-    async def open_flow(self, hop: Hop, transport: str) -> core.Flow:
+    async def open_flow(self, hop: Hop, transport: str) -> core.Channel:
         """A flow for a dialog whose connection is gone (§6.10); raises FlowError."""
         if self._env is None:
             raise FlowError("SIP is not started")

@@ -93,7 +93,7 @@ from intercom_sip.sip.callflow import (
     respond,
     via,
 )
-from intercom_sip.sip.core import Flow, Strays
+from intercom_sip.sip.core import Channel, Strays
 from intercom_sip.sip.dialog import Dialog, DialogError, as_uac, as_uas, ids_of
 from intercom_sip.sip.message import (
     Request,
@@ -127,7 +127,7 @@ class _Call:
     id: str
     direction: str  # "in" or "out"
     remote: str
-    flow: Flow
+    flow: Channel
     here: Here
     started: float
     invite: Request  # theirs, or our latest (with credentials)
@@ -155,7 +155,7 @@ class _Abandoned:
     """A cancelled INVITE of ours: a 2xx that crossed the CANCEL is ACKed and BYEd."""
 
     invite: Request
-    flow: Flow
+    flow: Channel
     here: Here
     auth: tuple[tuple[str, str], ...]
 

@@ -7,7 +7,7 @@ from typing import Final
 
 from intercom_sip.sip import digest
 from intercom_sip.sip.callflow import Callee, Here
-from intercom_sip.sip.core import Flow
+from intercom_sip.sip.core import Channel
 from intercom_sip.sip.message import Request, Response
 from intercom_sip.sip.negotiation import Local, Negotiated
 from intercom_sip.sip.transactions import SipTimers, TransactionId
@@ -67,7 +67,7 @@ class Received:
 
     request: Request
     transaction_id: TransactionId | None  # None for an ACK to a 2xx
-    flow: Flow
+    flow: Channel
     here: Here
     direct: bool = False
 
@@ -111,7 +111,7 @@ class Dial:
     direct target), our place on that flow, our address of record and credentials."""
 
     target: Callee
-    flow: Flow
+    flow: Channel
     here: Here
     aor: str
     credentials: digest.Credentials | None = None
@@ -157,8 +157,8 @@ class FlowMoved:
     """The call's TCP/TLS flow was gone and the shell opened `new` to the dialog's next
     hop (RFC 3261 §18.1.1): the call's requests go there from now on."""
 
-    old: Flow
-    new: Flow
+    old: Channel
+    new: Channel
 
 
 Input = (
@@ -198,7 +198,7 @@ class SendRequest:
     `Failed(transaction_id, "overload")`."""
 
     request: Request
-    flow: Flow
+    flow: Channel
     transaction_id: TransactionId
 
 
@@ -214,7 +214,7 @@ class SendAck:
     """`core.send(request, flow)`: the ACK for a 2xx, outside any transaction."""
 
     request: Request
-    flow: Flow
+    flow: Channel
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ DEFAULT_TIMERS: Final = SipTimers()
 
 
 @dataclass(frozen=True)
-class Flow:
+class Channel:
     """Where a message came from or goes: the shell's own id for a socket or connection,
     whether it is reliable (TCP/TLS), and the remote address."""
 
@@ -85,7 +85,7 @@ class RequestReceived:
 
     request: Request
     transaction_id: TransactionId | None
-    flow: Flow
+    flow: Channel
     user: str
     direct: bool = False  # a direct call's request (§6.2: --direct-calls)
 
@@ -131,7 +131,7 @@ class Transmit:
     """Send these bytes on this flow; report a failure with `send_failed(transaction_id)`."""
 
     data: bytes
-    flow: Flow
+    flow: Channel
     transaction_id: TransactionId | None = None
 
 
@@ -197,7 +197,7 @@ class PortLimits:
 @dataclass
 class _Live:
     transaction: Transaction
-    flow: Flow
+    flow: Channel
     # Who hears of it: the server side's request's user ("" for strays: nobody), the
     # client side's owner. The transaction table is thus the owner table.
     user: str
@@ -238,7 +238,7 @@ class Core:
 
     # --- the shell's side ----------------------------------------------------------------
 
-    def receive(self, data: bytes, flow: Flow, now: float) -> None:
+    def receive(self, data: bytes, flow: Channel, now: float) -> None:
         """One whole message (a datagram, or what the framer cut from a stream)."""
         if len(self._events) >= self._limits.events:
             self.dropped += 1
@@ -279,7 +279,7 @@ class Core:
     # --- the transaction users' side -----------------------------------------------------
 
     def request(
-        self, request: Request, flow: Flow, now: float, *, owner: str
+        self, request: Request, flow: Channel, now: float, *, owner: str
     ) -> TransactionId | None:
         """Start a client transaction for `owner`, the user that alone hears of its
         responses, timeout and transport error; the top Via gets a branch unless it has
@@ -321,13 +321,13 @@ class Core:
         self._release_cancel(invite_id, now)
         return cancel_id
 
-    def send(self, request: Request, flow: Flow) -> None:
+    def send(self, request: Request, flow: Channel) -> None:
         """Outside any transaction: the ACK for a 2xx (§13.2.2.4), a new branch each time."""
         self._events.append(Transmit(request_bytes(self._with_branch(request)), flow))
 
     # --- requests --------------------------------------------------------------------------
 
-    def _on_request(self, request: Request, flow: Flow, now: float) -> None:
+    def _on_request(self, request: Request, flow: Channel, now: float) -> None:
         tid = server_id(request)
         if tid is None:
             return  # no Via: nowhere to answer
@@ -350,7 +350,7 @@ class Core:
         else:
             self._on_new_request(request, tid, flow, now, verdict)
 
-    def _judge(self, request: Request, flow: Flow) -> Verdict:
+    def _judge(self, request: Request, flow: Channel) -> Verdict:
         if self.trust is None:
             return Verdict.PROXY
         return judge(self.trust, request, flow.remote[0], flow.reliable, flow.key)
@@ -361,7 +361,7 @@ class Core:
         kept = self._limits.direct if verdict is Verdict.DIRECT else self._limits.ours
         return len(self._transactions) < self._limits.transactions - kept
 
-    def _refuse_stranger(self, request: Request, flow: Flow, now: float) -> None:
+    def _refuse_stranger(self, request: Request, flow: Channel, now: float) -> None:
         """One stateless 403 (§26.3.2.4: no transaction, nothing resent), within the
         source's budget; the same whatever the user, so that no user can be found out."""
         if request.method == "ACK" or not self.budget.admit(flow.remote[0], now):
@@ -387,7 +387,7 @@ class Core:
         return user
 
     def _on_new_request(
-        self, request: Request, tid: TransactionId, flow: Flow, now: float, verdict: Verdict
+        self, request: Request, tid: TransactionId, flow: Channel, now: float, verdict: Verdict
     ) -> None:
         user = self._user_for(request, verdict)
         live = self._open_server(request, tid, flow, user, now)
@@ -397,7 +397,7 @@ class Core:
         else:
             self._handle(tid, live, *self._stray_answer(request), now)
 
-    def _on_cancel(self, cancel: Request, tid: TransactionId, flow: Flow, now: float) -> None:
+    def _on_cancel(self, cancel: Request, tid: TransactionId, flow: Channel, now: float) -> None:
         """§9.2: a CANCEL is a transaction of its own, matched to its INVITE for the TU."""
         invite_id = tid.cancelled()
         invite = self._transactions.get(invite_id)
@@ -414,13 +414,13 @@ class Core:
             self._handle(invite_id, invite, TransactionEvent.TU_FAILURE, terminated, now)
             self._events.append(CancelReceived(invite_id, invite.user))
 
-    def _deliver_ack(self, ack: Request, flow: Flow, verdict: Verdict) -> None:
+    def _deliver_ack(self, ack: Request, flow: Channel, verdict: Verdict) -> None:
         user = self._user_for(ack, verdict)
         if user:  # else: the ACK of a stray 2xx? There is none; never answer an ACK
             self._events.append(RequestReceived(ack, None, flow, user))
 
     def _open_server(
-        self, request: Request, tid: TransactionId, flow: Flow, user: str, now: float
+        self, request: Request, tid: TransactionId, flow: Channel, user: str, now: float
     ) -> _Live:
         kind = TransactionKind.of(request.method, server=True)
         live = _Live(Transaction(kind, request, flow.reliable, self._timers), flow, user)
@@ -432,7 +432,7 @@ class Core:
         answer = self._strays.answer(request, self._tag())
         return event_of(answer.code, tu=True), answer
 
-    def _refuse(self, data: bytes, error: ParseError, flow: Flow) -> None:
+    def _refuse(self, data: bytes, error: ParseError, flow: Channel) -> None:
         """A malformed request whose Via we can read gets the error's status, statelessly;
         anything else is dropped."""
         salvaged = salvage(data)

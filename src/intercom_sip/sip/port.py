@@ -47,13 +47,13 @@ class CoreUser(Protocol):
         opened or serves)."""
 
 
-def core_flow(flow: Flow) -> core.Flow:
+def core_flow(flow: Flow) -> core.Channel:
     """The core's view of a transport flow."""
     key: Hashable = flow if flow.reliable else UDP
-    return core.Flow(key, flow.reliable, flow.remote)
+    return core.Channel(key, flow.reliable, flow.remote)
 
 
-def transport_of(flow: core.Flow) -> str:
+def transport_of(flow: core.Channel) -> str:
     """udp, tcp or tls: the transport a core flow runs on."""
     return flow.key.transport if isinstance(flow.key, StreamFlow) else UDP
 
@@ -96,7 +96,7 @@ class SipPort:
 
     # --- the users' side ------------------------------------------------------------------
 
-    def request(self, request: Request, flow: core.Flow, owner: str) -> TransactionId | None:
+    def request(self, request: Request, flow: core.Channel, owner: str) -> TransactionId | None:
         """A client transaction whose events go to the user added as `owner` alone."""
         return self.core.request(request, flow, self.now(), owner=owner)
 
@@ -106,7 +106,7 @@ class SipPort:
     def cancel(self, invite_id: TransactionId) -> TransactionId | None:
         return self.core.cancel(invite_id, self.now())
 
-    def send(self, request: Request, flow: core.Flow) -> None:
+    def send(self, request: Request, flow: core.Channel) -> None:
         self.core.send(request, flow)
 
     def fail(self, transaction_id: TransactionId) -> None:

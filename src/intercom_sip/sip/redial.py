@@ -26,7 +26,7 @@ async def open_for_dialog(
     env: SipEnv,
     binding: Registrant | None,
     closed: Callable[[StreamFlow], None],
-) -> core.Flow:
+) -> core.Channel:
     """The flow to `hop` over `transport`; raises FlowError (DNS, connect, TLS)."""
     remote = await _address(env, hop.host_port, transport)
     ours = binding.flow if binding is not None else None
