@@ -2,7 +2,7 @@
 
 The pure core (`sip/core.py`) keeps the transactions; this shell only feeds it what the
 UDP endpoint and the TCP/TLS flows receive, sends its `Transmit`s, keeps one timer for
-its deadline, and hands every other event to its users. A core `Flow`'s key names the
+its deadline, and hands every other event to its users. A core `Channel`'s key names the
 socket: `UDP` for the shared endpoint (the remote address says where), or the
 `StreamFlow` object itself for a connection.
 
