@@ -29,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
+from ..address import Address
 from ..sip.negotiation import ABILITIES, OUR_EVENT_TYPE, Negotiated
 from . import rtcp, rtp
 from .dtmf import DIGITS, DigitReceiver, digit_payloads, parse_event
@@ -40,7 +41,6 @@ from .source import AudioSource
 from .srtp import SrtpError, SrtpSession
 from .stats import ReceiveStats
 
-Address = tuple[str, int]
 Datagram = tuple[bytes, Address]
 
 FRAME: Final = 0.020  # the default slot (ptime 20)
