@@ -31,8 +31,9 @@ from typing import Final
 
 from ..address import Address
 from ..sip.negotiation import ABILITIES, OUR_EVENT_TYPE, Negotiated
+from ..sip.syntax import DTMF_DIGITS as DIGITS
 from . import rtcp, rtp
-from .dtmf import DIGITS, DigitReceiver, digit_payloads, parse_event
+from .dtmf import DigitReceiver, digit_payloads, parse_event
 from .g711 import CODECS, PCMA, PCMU, Codec
 from .latch import Latch
 from .lateness import Lateness
