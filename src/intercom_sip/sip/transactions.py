@@ -543,6 +543,18 @@ def _top_via(message: Message) -> Via | None:
 def ack_for(invite: Request, response: Response) -> Request:
     """§17.1.1.3: the ACK for a non-2xx final response, within the INVITE transaction:
     the INVITE's top Via, Route, From, Call-ID and CSeq number; the response's To."""
+    return _beside(invite, "ACK", response.headers.get("To") or "")
+
+
+def cancel_for(invite: Request) -> Request:
+    """§9.1: a CANCEL is its INVITE's Request-URI, top Via (same branch), Route, From, To,
+    Call-ID and CSeq number."""
+    return _beside(invite, "CANCEL", invite.headers.get("To") or "")
+
+
+def _beside(invite: Request, method: str, to: str) -> Request:
+    """A request that goes where the INVITE went, as the INVITE's transaction: its
+    Request-URI, top Via, Route, From, Call-ID and CSeq number, with `method` and `to`."""
     first_via = invite.headers.get_all("Via")[0]
     number = (invite.headers.get("CSeq") or "").split()[0]
     routes = [("Route", route) for route in invite.headers.get_all("Route")]
@@ -551,27 +563,11 @@ def ack_for(invite: Request, response: Response) -> Request:
         *routes,
         ("Max-Forwards", "70"),
         ("From", invite.headers.get("From") or ""),
-        ("To", response.headers.get("To") or ""),
+        ("To", to),
         ("Call-ID", invite.headers.get("Call-ID") or ""),
-        ("CSeq", f"{number} ACK"),
+        ("CSeq", f"{number} {method}"),
     )
-    return Request("ACK", invite.uri, Headers(headers))
-
-
-def cancel_for(invite: Request) -> Request:
-    """§9.1: a CANCEL is its INVITE's Request-URI, top Via (same branch), Route, From, To,
-    Call-ID and CSeq number."""
-    first_via = invite.headers.get_all("Via")[0]
-    number = (invite.headers.get("CSeq") or "").split()[0]
-    routes = [("Route", route) for route in invite.headers.get_all("Route")]
-    headers = (
-        ("Via", first_via),
-        *routes,
-        ("Max-Forwards", "70"),
-        *[(k, invite.headers.get(k) or "") for k in ("From", "To", "Call-ID")],
-        ("CSeq", f"{number} CANCEL"),
-    )
-    return Request("CANCEL", invite.uri, Headers(headers))
+    return Request(method, invite.uri, Headers(headers))
 
 
 def trying(request: Request) -> Response:
