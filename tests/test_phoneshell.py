@@ -13,6 +13,7 @@ from typing import Final
 
 import pytest
 
+from intercom_sip.address import Address
 from intercom_sip.agent import phone
 from intercom_sip.agent.phoneshell import Line, PhoneOptions, PhoneShell
 from intercom_sip.contract.settings import Settings
@@ -20,7 +21,7 @@ from intercom_sip.media.ports import PortError, PortPool, PortRange
 from intercom_sip.media.source import Loop, tone
 from intercom_sip.sip import callevents, core, transactions
 from intercom_sip.sip.port import SipPort
-from intercom_sip.sip.transport import Address, Flow
+from intercom_sip.sip.transport import Flow
 from tests.peers.ports import free_rtp_port
 
 PROXY: Final = ("127.0.0.1", 5070)
@@ -46,7 +47,7 @@ class Lines:
             aor="sip:101@example.test",
             credentials=None,
             contact=f"sip:101-{TOKEN}@127.0.0.1:5060;transport=udp",
-            flow=core.Flow("udp", False, PROXY),
+            flow=core.Channel("udp", False, PROXY),
             bound=True,
             proxies=frozenset({PROXY[0]}),
             token=TOKEN,
@@ -130,12 +131,12 @@ def run(
     async def main() -> None:
         sent: list[tuple[bytes, Address]] = []
         rtp = rtp_pair()
-        port = SipPort(core.Core(random.Random(1), transactions.Timers(t1=0.05)))
+        port = SipPort(core.Core(random.Random(1), transactions.SipTimers(t1=0.05)))
         port.attach(lambda data, address: sent.append((data, address)))
         source = tone()
         assert isinstance(source, Loop)
         options = callevents.Options(
-            auto_answer_delay=0.05, timers=transactions.Timers(t1=0.05), allow_direct=direct
+            auto_answer_delay=0.05, timers=transactions.SipTimers(t1=0.05), allow_direct=direct
         )
         log = CallLog()
         shell = PhoneShell(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Final
 
 from intercom_sip.media.ports import PortError, PortRange, parse_range
+from intercom_sip.sip.transactions import T1
 
 ENV_PREFIX: Final = "INTERCOM_SIP_"
 RTP_PORTS: Final = PortRange(10000, 20000)
@@ -27,7 +28,7 @@ class ServiceConfig:
     sip_port: int = 5060
     tls_ca_file: str | None = None
     tls_no_verify: bool = False
-    sip_t1: float = 0.5
+    sip_t1: float = T1
     sip_auth_retry: float = 60.0
     sip_backoff_max: float = 300.0
     sip_keepalive: float | None = None
@@ -107,7 +108,7 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="do not verify the proxy's TLS certificate (testing only)",
     )
-    sip.add_argument("--sip-t1", type=float, help="SIP timer T1 in seconds (default 0.5)")
+    sip.add_argument("--sip-t1", type=float, help=f"SIP timer T1 in seconds (default {T1})")
     sip.add_argument(
         "--sip-auth-retry",
         type=float,

@@ -123,7 +123,7 @@ def agent_options(config: ServiceConfig, store: Store) -> AgentOptions:
 
 
 def phone_options(config: ServiceConfig, sip_port: int) -> PhoneOptions:
-    timers = transactions.Timers(t1=config.sip_t1)
+    timers = transactions.SipTimers(t1=config.sip_t1)
     call = callevents.Options(
         ring_time=config.ring_time,
         auto_answer_delay=config.auto_answer_delay,

@@ -1,6 +1,7 @@
 """The latch (CONTRACT §6.7), pure: probation, the quiet second, the SDP address, a move."""
 
-from intercom_sip.media.latch import MAX_CANDIDATES, QUIET, RUN, Address, Latch
+from intercom_sip.address import Address
+from intercom_sip.media.latch import MAX_CANDIDATES, QUIET, RUN, Latch
 
 SDP: Address = ("192.0.2.1", 40000)
 NAT: Address = ("198.51.100.7", 61234)

@@ -19,7 +19,7 @@ from intercom_sip.media.rtcp import (
     TOO_LONG,
     TOO_MANY,
     TOO_SHORT,
-    Received,
+    Compound,
     Reporter,
     RtcpError,
     SenderFigures,
@@ -47,7 +47,7 @@ def test_a_receiver_report_while_nothing_is_sent() -> None:
     block = struct.pack("!IIIIII", 0xAABBCCDD, (25 << 24) | 10, 70099, 12, 0, 0)
     assert packet == bytes([0x81, RR, 0, 7]) + bytes.fromhex("11223344") + block + SDES_PART
     assert reporter.due == T0 + 2.5 + INTERVAL
-    assert parse(packet) == Received(0x11223344, (RR, SDES), None)
+    assert parse(packet) == Compound(0x11223344, (RR, SDES), None)
 
 
 def test_a_sender_report_while_sending_carries_the_ntp_time_and_our_counts() -> None:
@@ -57,12 +57,12 @@ def test_a_sender_report_while_sending_carries_the_ntp_time_and_our_counts() -> 
     info = struct.pack("!IIIII", int(wall) + NTP_EPOCH, 1 << 31, 8000, 50, 8000)
     assert packet == bytes([0x80, SR, 0, 6]) + bytes.fromhex("11223344") + info + SDES_PART
     middle = ((int(wall) + NTP_EPOCH) & 0xFFFF) << 16 | 0x8000
-    assert parse(packet) == Received(0x11223344, (SR, SDES), middle)
+    assert parse(packet) == Compound(0x11223344, (SR, SDES), middle)
 
 
 def test_the_peer_sr_goes_back_as_lsr_and_dlsr() -> None:
     reporter = Reporter("abc@host", T0)
-    reporter.heard(Received(1, (SR,), 0x12345678), T0)
+    reporter.heard(Compound(1, (SR,), 0x12345678), T0)
     packet = reporter.build(T0 + 1.5, 0.0, SENDER, SOURCE, sending=False)
     lsr, dlsr = struct.unpack_from("!II", packet, 8 + 16)
     assert (lsr, dlsr) == (0x12345678, int(1.5 * 65536))
@@ -74,7 +74,7 @@ def test_the_peer_sr_goes_back_as_lsr_and_dlsr() -> None:
 def test_a_long_cname_is_cut_to_an_sdes_item() -> None:
     packet = Reporter("x" * 400, T0).build(T0, 0.0, SENDER, None, sending=False)
     assert len(packet) == 8 + 4 + 4 + (2 + 255 + 1 + 2)
-    assert parse(packet) == Received(0x11223344, (RR, SDES), None)
+    assert parse(packet) == Compound(0x11223344, (RR, SDES), None)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_what_is_not_a_compound_packet_is_refused(data: bytes, reason: str) -> N
 
 def test_as_many_packets_as_allowed_pass() -> None:
     data = bytes([0x80, RR, 0, 0]) * MAX_PACKETS
-    assert parse(data) == Received(0x80C90000, (RR,) * MAX_PACKETS, None)
+    assert parse(data) == Compound(0x80C90000, (RR,) * MAX_PACKETS, None)
 
 
 def test_rtcp_is_told_from_rtp_by_its_second_octet() -> None:
@@ -109,4 +109,4 @@ def test_rtcp_is_told_from_rtp_by_its_second_octet() -> None:
 
 @given(st.binary(max_size=2000))
 def test_parse_never_raises(data: bytes) -> None:
-    assert isinstance(parse(data), Received | RtcpError)
+    assert isinstance(parse(data), Compound | RtcpError)

@@ -559,7 +559,7 @@ def test_a_report_every_five_seconds_to_the_port_above_or_the_same_with_mux() ->
     assert report is not None
     assert report[1] == (B[0], B[1] + 1)
     parsed = rtcp.parse(report[0])
-    assert isinstance(parsed, rtcp.Received)
+    assert isinstance(parsed, rtcp.Compound)
     assert parsed.packet_types == (rtcp.SR, rtcp.SDES)
     assert report[0][1] == rtcp.SR and report[0][0] == 0x81  # one report block, of b's
     assert a.report_due() == T0 + 7.5
@@ -575,7 +575,7 @@ def test_on_hold_a_receiver_report_and_no_wakeup_but_the_report() -> None:
     assert a.report_due() == T0 + 2.5
     report = a.report(T0 + 2.5)
     assert report is not None
-    assert rtcp.parse(report[0]) == rtcp.Received(a._sender.ssrc, (rtcp.RR, rtcp.SDES), None)
+    assert rtcp.parse(report[0]) == rtcp.Compound(a._sender.ssrc, (rtcp.RR, rtcp.SDES), None)
 
 
 def test_srtcp_both_ways() -> None:

@@ -221,9 +221,9 @@ def test_a_reinvite_moves_the_media_and_the_old_source_cannot_pull_it_back(
 # --- RTCP ----------------------------------------------------------------------------------
 
 
-def reports(inbox: uac.Inbox, since: float) -> list[rtcp.Received]:
+def reports(inbox: uac.Inbox, since: float) -> list[rtcp.Compound]:
     parsed = [rtcp.parse(data) for data in inbox.since(since)]
-    return [report for report in parsed if isinstance(report, rtcp.Received)]
+    return [report for report in parsed if isinstance(report, rtcp.Compound)]
 
 
 def test_a_peer_whose_rtp_stops_but_rtcp_goes_on_is_not_hung_up(

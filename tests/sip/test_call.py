@@ -51,8 +51,8 @@ from intercom_sip.sip.callevents import (
     Timer,
     UpdateMedia,
 )
-from intercom_sip.sip.callflow import Here, Target, target_of
-from intercom_sip.sip.core import Flow
+from intercom_sip.sip.callflow import Callee, Here, target_of
+from intercom_sip.sip.core import Channel
 from intercom_sip.sip.digest import Credentials
 from intercom_sip.sip.message import (
     Request,
@@ -65,8 +65,8 @@ from intercom_sip.sip.message import (
 from intercom_sip.sip.negotiation import Local
 from intercom_sip.sip.transactions import TransactionId
 
-PROXY = Flow("udp", False, ("192.0.2.1", 5060))
-PANEL = Flow("udp", False, ("192.0.2.60", 5060))
+PROXY = Channel("udp", False, ("192.0.2.1", 5060))
+PANEL = Channel("udp", False, ("192.0.2.60", 5060))
 LOCAL = Local("192.0.2.9", 40000, 1234)
 HERE = Here("sip:101@192.0.2.9:5060;transport=udp", "192.0.2.9:5060", "UDP", LOCAL)
 ON = SettingsChanged(enabled=True, timeout=120, auto_answer=False)
@@ -127,7 +127,7 @@ def tid_of(request: Request) -> TransactionId:
     return TransactionId(True, branch, method, "192.0.2.1:5060")
 
 
-def received(request: Request, direct: bool = False, flow: Flow = PROXY) -> Received:
+def received(request: Request, direct: bool = False, flow: Channel = PROXY) -> Received:
     tid = None if request.method == "ACK" else tid_of(request)
     return Received(request, tid, flow, HERE, direct)
 
@@ -746,7 +746,7 @@ def test_a_call_held_sendonly_needs_no_rtp_until_it_is_resumed() -> None:
 
 # --- outgoing --------------------------------------------------------------------------------
 
-TARGET = Target("sip:200@example.com", False)
+TARGET = Callee("sip:200@example.com", False)
 CREDS = Credentials("101", "secret")
 
 
@@ -1052,10 +1052,10 @@ def test_after_shutdown_no_new_call() -> None:
 @pytest.mark.parametrize(
     ("number", "expected"),
     [
-        ("200", Target("sip:200@example.com", False)),
-        ("sip:192.0.2.60", Target("sip:192.0.2.60", True)),
-        ("sip:door@example.com", Target("sip:door@example.com", False)),
-        ("sip:door@example.com:5070", Target("sip:door@example.com:5070", False)),
+        ("200", Callee("sip:200@example.com", False)),
+        ("sip:192.0.2.60", Callee("sip:192.0.2.60", True)),
+        ("sip:door@example.com", Callee("sip:door@example.com", False)),
+        ("sip:door@example.com:5070", Callee("sip:door@example.com:5070", False)),
         ("sip:256.0.0.1", None),
         ("12a", None),
         ("", None),
@@ -1063,7 +1063,7 @@ def test_after_shutdown_no_new_call() -> None:
         ("1" * 33, None),
     ],
 )
-def test_the_numbers_dial_takes(number: str, expected: Target | None) -> None:
+def test_the_numbers_dial_takes(number: str, expected: Callee | None) -> None:
     assert target_of(number, "example.com") == expected
 
 
@@ -1239,8 +1239,8 @@ def test_a_redirect_we_cannot_follow_fails(contact: str) -> None:
 
 # --- §6.10: a call's flow moved by the shell --------------------------------------------------
 
-TCP_OLD = Flow("old connection", True, ("192.0.2.1", 5060))
-TCP_NEW = Flow("new connection", True, ("192.0.2.1", 5060))
+TCP_OLD = Channel("old connection", True, ("192.0.2.1", 5060))
+TCP_NEW = Channel("new connection", True, ("192.0.2.1", 5060))
 
 
 def test_after_the_flow_moved_the_calls_requests_go_on_the_new_one() -> None:

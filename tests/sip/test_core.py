@@ -7,10 +7,10 @@ import pytest
 
 from intercom_sip.sip.core import (
     CancelReceived,
+    Channel,
     Core,
     CoreEvent,
-    Flow,
-    Limits,
+    PortLimits,
     RequestReceived,
     ResponseReceived,
     TransactionTimedOut,
@@ -29,8 +29,8 @@ from intercom_sip.sip.message import (
 from intercom_sip.sip.transactions import TransactionId
 from intercom_sip.sip.trust import user_of
 
-UDP = Flow("udp", False, ("192.0.2.1", 5060))
-TCP = Flow(("tcp", 7), True, ("192.0.2.1", 40000))
+UDP = Channel("udp", False, ("192.0.2.1", 5060))
+TCP = Channel(("tcp", 7), True, ("192.0.2.1", 40000))
 SEED = 7
 
 
@@ -98,7 +98,7 @@ def start_lines(events: list[CoreEvent]) -> list[str]:
 
 
 def new_core(**limits: int) -> Core:
-    core = Core(random.Random(SEED), limits=Limits(**limits))
+    core = Core(random.Random(SEED), limits=PortLimits(**limits))
     core.add_user("101")
     return core
 
@@ -255,7 +255,7 @@ def test_respond_to_an_unknown_or_client_transaction_is_refused() -> None:
     unknown = TransactionId(True, "z9hG4bKnone", "OPTIONS", "192.0.2.1:5060")
     response = response_to(parsed(incoming()), 200, "OK")
     assert not core.respond(unknown, response, 0.0)
-    tid = core.request(outgoing(), UDP, 0.0)
+    tid = core.request(outgoing(), UDP, 0.0, owner="me")
     assert tid is not None and not core.respond(tid, response, 0.0)
 
 
@@ -264,7 +264,7 @@ def test_respond_to_an_unknown_or_client_transaction_is_refused() -> None:
 
 def test_a_request_gets_a_branch_and_its_response_reaches_the_tu() -> None:
     core = new_core()
-    tid = core.request(outgoing(), UDP, 0.0)
+    tid = core.request(outgoing(), UDP, 0.0, owner="me")
     [transmit] = drain(core)
     assert isinstance(transmit, Transmit) and transmit.flow == UDP
     request = parsed(transmit.data)
@@ -275,7 +275,7 @@ def test_a_request_gets_a_branch_and_its_response_reaches_the_tu() -> None:
     ok = response_bytes(response_to(request, 200, "OK", "far"))
     core.receive(ok, UDP, 0.1)
     core.receive(ok, UDP, 0.2)  # a retransmission: absorbed
-    assert drain(core) == [ResponseReceived(parsed(ok), tid)]
+    assert drain(core) == [ResponseReceived(parsed(ok), tid, "me")]
 
 
 def test_a_response_matching_nothing_is_dropped() -> None:
@@ -286,14 +286,14 @@ def test_a_response_matching_nothing_is_dropped() -> None:
 
 def test_a_request_that_gets_no_answer_times_out_after_retransmissions() -> None:
     core = new_core()
-    tid = core.request(outgoing(), UDP, 0.0)
+    tid = core.request(outgoing(), UDP, 0.0, owner="me")
     drain(core)
     times = []
     while (at := core.deadline()) is not None:
         core.tick(at)
         events = drain(core)
         times += [at] * len(sent(events))
-        if TransactionTimedOut(tid) in events:
+        if TransactionTimedOut(tid, "me") in events:
             break
     assert (times, at) == ([0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5], 32.0)
     assert core.deadline() is None
@@ -301,13 +301,13 @@ def test_a_request_that_gets_no_answer_times_out_after_retransmissions() -> None
 
 def test_an_invite_refused_gets_its_ack_from_the_transaction() -> None:
     core = new_core()
-    tid = core.request(outgoing("INVITE"), UDP, 0.0)
+    tid = core.request(outgoing("INVITE"), UDP, 0.0, owner="me")
     [invite] = sent(drain(core))
     busy = reply(invite, 486, "Busy Here", "far")
     core.receive(busy, UDP, 0.1)
     events = drain(core)
     assert start_lines(events) == ["ACK sip:200@example.com SIP/2.0"]
-    assert events[1] == ResponseReceived(parsed(busy), tid)
+    assert events[1] == ResponseReceived(parsed(busy), tid, "me")
     core.receive(busy, UDP, 0.2)  # the 486 again: the ACK again, the TU hears nothing
     assert start_lines(drain(core)) == ["ACK sip:200@example.com SIP/2.0"]
 
@@ -326,7 +326,7 @@ def test_send_puts_a_new_branch_on_each_ack_for_a_2xx() -> None:
 
 def test_cancel_waits_for_a_provisional_response() -> None:
     core = new_core()
-    tid = core.request(outgoing("INVITE"), UDP, 0.0)
+    tid = core.request(outgoing("INVITE"), UDP, 0.0, owner="me")
     assert tid is not None
     [invite] = sent(drain(core))
     cancel_id = core.cancel(tid, 0.1)
@@ -340,13 +340,13 @@ def test_cancel_waits_for_a_provisional_response() -> None:
     assert cancel.headers.get("Via") == parsed(invite).headers.get("Via")
     core.receive(reply(sent(events)[0], 200, "OK", "far"), UDP, 0.3)
     assert drain(core) == [
-        ResponseReceived(parsed(reply(sent(events)[0], 200, "OK", "far")), cancel_id)
+        ResponseReceived(parsed(reply(sent(events)[0], 200, "OK", "far")), cancel_id, "me")
     ]
 
 
 def test_cancel_without_a_provisional_is_dropped_when_a_final_comes() -> None:
     core = new_core()
-    tid = core.request(outgoing("INVITE"), UDP, 0.0)
+    tid = core.request(outgoing("INVITE"), UDP, 0.0, owner="me")
     assert tid is not None
     [invite] = sent(drain(core))
     core.cancel(tid, 0.1)
@@ -357,14 +357,14 @@ def test_cancel_without_a_provisional_is_dropped_when_a_final_comes() -> None:
 
 def test_a_cancelled_invite_without_final_gives_up_after_64_t1() -> None:
     core = new_core()
-    tid = core.request(outgoing("INVITE"), TCP, 0.0)
+    tid = core.request(outgoing("INVITE"), TCP, 0.0, owner="me")
     assert tid is not None
     [invite] = sent(drain(core))
     core.receive(reply(invite, 180, "Ringing", "far"), TCP, 0.1)
     core.cancel(tid, 1.0)
     drain(core)
     core.tick(33.0)
-    assert TransactionTimedOut(tid) in drain(core)
+    assert TransactionTimedOut(tid, "me") in drain(core)
 
 
 def test_a_cancel_received_is_answered_200_and_its_invite_487_with_one_tag() -> None:
@@ -488,13 +488,13 @@ def test_a_closed_connection_fails_its_transactions() -> None:
     core.receive(incoming("INVITE").replace(b"UDP", b"TCP"), TCP, 0.0)
     [received] = drain(core)
     assert isinstance(received, RequestReceived) and received.transaction_id is not None
-    client = core.request(outgoing(), UDP, 0.0)
+    client = core.request(outgoing(), UDP, 0.0, owner="me")
     core.flow_closed(TCP.key, 0.1)
     core.flow_closed(UDP.key, 0.1)  # not a connection: nothing happens
-    assert drain(core)[1:] == [TransportError(received.transaction_id)]
+    assert drain(core)[1:] == [TransportError(received.transaction_id, "101")]
     assert client is not None
     core.send_failed(client, 0.2)
-    assert drain(core) == [TransportError(client)]
+    assert drain(core) == [TransportError(client, "me")]
 
 
 def test_over_a_reliable_flow_a_stray_transaction_ends_at_once() -> None:
@@ -517,10 +517,10 @@ def test_beyond_the_transaction_cap_requests_get_503_and_requests_of_ours_none()
     response = parsed(busy)
     assert isinstance(response, Response)
     assert (response.code, response.headers.get("Retry-After")) == (503, "10")
-    assert core.request(outgoing(), UDP, 0.0) is None
+    assert core.request(outgoing(), UDP, 0.0, owner="me") is None
     assert drain(core) == []
     core.tick(32.0)  # Timer J ends both; room again
-    assert core.request(outgoing(), UDP, 32.0) is not None
+    assert core.request(outgoing(), UDP, 32.0, owner="me") is not None
 
 
 def test_the_event_queue_is_bounded() -> None:
@@ -532,7 +532,7 @@ def test_the_event_queue_is_bounded() -> None:
 
 def test_a_transmit_carries_its_transaction_for_send_failed() -> None:
     core = new_core()
-    tid = core.request(outgoing(), UDP, 0.0)
+    tid = core.request(outgoing(), UDP, 0.0, owner="me")
     [transmit] = drain(core)
     assert isinstance(transmit, Transmit) and transmit.transaction_id == tid
     assert isinstance(parsed(request_bytes(outgoing())), Request)

@@ -42,7 +42,7 @@ class Heard:
 def test_a_closed_inbound_connection_ends_its_server_transactions() -> None:
     async def scenario() -> tuple[str, object, object]:
         # Timers long enough that nothing but the closing can end the transaction.
-        port = SipPort(core.Core(random.Random(1), transactions.Timers(t1=30.0)))
+        port = SipPort(core.Core(random.Random(1), transactions.SipTimers(t1=30.0)))
         heard = Heard()
         port.add_user("phone", heard)
         port.core.add_user("101", "phone")

@@ -20,10 +20,10 @@ from intercom_sip.sip.negotiation import (
     NO_KEY,
     REFUSED,
     SRTP_REFUSED,
-    Answer,
     Local,
     Negotiated,
     NotAcceptable,
+    SdpAnswer,
     answer,
     make_offer,
     read_answer,
@@ -67,9 +67,9 @@ def ours(version: int, media: str) -> str:
     return OUR_HEAD.format(version=version) + media
 
 
-def answered(offer: str, local: Local = LOCAL, srtp: bool = False) -> Answer:
+def answered(offer: str, local: Local = LOCAL, srtp: bool = False) -> SdpAnswer:
     result = answer(sdp(offer), local, srtp)
-    assert isinstance(result, Answer)
+    assert isinstance(result, SdpAnswer)
     return result
 
 
@@ -132,7 +132,7 @@ def test_rfc4317_2_2_second_offer_changes_our_answer_so_its_version() -> None:
         + "m=video 0 RTP/AVP 31\na=rtpmap:31 H261/90000\n"
     )
     second = answer(sdp(second_offer), LOCAL, srtp=False, previous=first.sdp)
-    assert isinstance(second, Answer)
+    assert isinstance(second, SdpAnswer)
     assert text(second.sdp) == ours(
         7001,
         TAKEN + "m=video 0 RTP/AVP 31\n",
@@ -143,7 +143,7 @@ def test_rfc4317_2_2_second_offer_changes_our_answer_so_its_version() -> None:
 def test_rfc4317_2_5_an_unchanged_answer_keeps_its_version() -> None:
     first = answered(ALICE + AUDIO_VIDEO)
     again = answer(sdp(ALICE + AUDIO_VIDEO), LOCAL, srtp=False, previous=first.sdp)
-    assert isinstance(again, Answer) and again.sdp is first.sdp
+    assert isinstance(again, SdpAnswer) and again.sdp is first.sdp
 
 
 @pytest.mark.parametrize(
@@ -358,7 +358,7 @@ def test_rfc4317_5_2_an_offer_on_0000_is_held_then_resumed() -> None:
     assert "a=recvonly\n" in text(held.sdp)
     resumed_offer = ALICE.replace("2890844526 IN", "2890844527 IN") + "m=audio 49170 RTP/AVP 0\n"
     resumed = answer(sdp(resumed_offer), LOCAL, srtp=False, previous=held.sdp)
-    assert isinstance(resumed, Answer)
+    assert isinstance(resumed, SdpAnswer)
     assert resumed.media == pcmu("host.atlanta.example.com", 49170)
     assert resumed.sdp.origin.version == 7001
 
@@ -419,7 +419,7 @@ def test_an_savp_offer_without_a_usable_key_is_488(crypto: str) -> None:
 def test_a_key_lifetime_is_accepted() -> None:
     crypto = CRYPTO.format(tag=1, key=base64.b64encode(THEIR_KEY).decode() + "|2^31")
     result = answer(sdp(SAVP + crypto), Local("192.0.2.10", 40000, 7000, key=KEY), srtp=True)
-    assert isinstance(result, Answer) and result.media.remote_key == THEIR_KEY
+    assert isinstance(result, SdpAnswer) and result.media.remote_key == THEIR_KEY
 
 
 def test_a_plain_offer_over_tls_is_answered_in_plain() -> None:

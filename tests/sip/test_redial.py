@@ -13,6 +13,7 @@ from typing import Final
 
 import pytest
 
+from intercom_sip.address import Address
 from intercom_sip.agent.phoneshell import MAX_HELD, Line, PhoneOptions, PhoneShell
 from intercom_sip.media.ports import PortPool, PortRange
 from intercom_sip.media.source import Loop, tone
@@ -25,7 +26,7 @@ from intercom_sip.sip.redial import open_for_dialog
 from intercom_sip.sip.registrant import SipEnv
 from intercom_sip.sip.resolve import Resolver
 from intercom_sip.sip.transactions import TransactionId
-from intercom_sip.sip.transport import Address, FlowError, StreamFlow, TlsOptions
+from intercom_sip.sip.transport import FlowError, StreamFlow, TlsOptions
 from tests.peers import certs
 from tests.test_phoneshell import CallLog, settings, to_tag
 
@@ -72,7 +73,7 @@ class Redialer:
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     fail: bool = False
 
-    async def open_flow(self, hop: Hop, transport: str) -> core.Flow:
+    async def open_flow(self, hop: Hop, transport: str) -> core.Channel:
         self.asked.append((hop, transport))
         await self.gate.wait()
         if self.fail:
@@ -118,7 +119,7 @@ async def until(check: Callable[[], bool]) -> None:
 
 def run(test: Callable[[Rig], Awaitable[None]]) -> None:
     async def main() -> None:
-        port = SipPort(core.Core(random.Random(1), transactions.Timers(t1=0.05)))
+        port = SipPort(core.Core(random.Random(1), transactions.SipTimers(t1=0.05)))
         port.attach(lambda data, address: None)
         proxy = Proxy()
         address = await proxy.start()
@@ -141,7 +142,9 @@ def run(test: Callable[[Rig], Awaitable[None]]) -> None:
         )
         source = tone()
         assert isinstance(source, Loop)
-        options = callevents.Options(auto_answer_delay=0.01, timers=transactions.Timers(t1=0.05))
+        options = callevents.Options(
+            auto_answer_delay=0.01, timers=transactions.SipTimers(t1=0.05)
+        )
         redialer = Redialer(port)
         shell = PhoneShell(
             port,

@@ -12,7 +12,7 @@ from intercom_sip.sip.register_message import (
     granted,
     public_address,
 )
-from intercom_sip.sip.registration import Account, Answer, Challenge, Send
+from intercom_sip.sip.registration import Account, Challenge, RegisterReply, Send
 
 IDENTITY = BindingKey("sip:pbx.example.com", "example.com", 'a#b c"<%', "udp", "", 0)
 TEMPLATE = Template(
@@ -107,11 +107,11 @@ def response(code: int, reason: str, *extra: tuple[str, str]) -> Response:
 def test_answer_of_a_challenge() -> None:
     assert answer_of(
         response(401, "Unauthorized", ("WWW-Authenticate", KAMAILIO)), CONTACT
-    ) == Answer(401, "Unauthorized", Challenge(KAMAILIO, "abc123", proxy=False))
+    ) == RegisterReply(401, "Unauthorized", Challenge(KAMAILIO, "abc123", proxy=False))
     stale = KAMAILIO + ", stale=true"
     assert answer_of(
         response(407, "Proxy Auth", ("Proxy-Authenticate", stale)), CONTACT
-    ) == Answer(407, "Proxy Auth", Challenge(stale, "abc123", proxy=True, stale=True))
+    ) == RegisterReply(407, "Proxy Auth", Challenge(stale, "abc123", proxy=True, stale=True))
 
 
 @pytest.mark.parametrize(
@@ -121,7 +121,7 @@ def test_answer_of_a_challenge() -> None:
 def test_a_challenge_we_cannot_answer_is_none(header: str) -> None:
     assert answer_of(
         response(401, "Unauthorized", ("WWW-Authenticate", header)), CONTACT
-    ) == Answer(401, "Unauthorized")
+    ) == RegisterReply(401, "Unauthorized")
 
 
 def test_answer_of_several_headers_takes_the_first_we_support() -> None:
@@ -131,7 +131,7 @@ def test_answer_of_several_headers_takes_the_first_we_support() -> None:
         response(401, "Unauthorized", ("WWW-Authenticate", sha512), ("WWW-Authenticate", md5)),
         CONTACT,
     )
-    assert answer == Answer(401, "Unauthorized", Challenge(md5, "n2", proxy=False))
+    assert answer == RegisterReply(401, "Unauthorized", Challenge(md5, "n2", proxy=False))
     assert answer.challenge is not None
     sent = request(Send(2, 30, answer.challenge, 1))
     assert ', nonce="n2", ' in (sent.headers.get("Authorization") or "")
@@ -146,11 +146,11 @@ def test_each_code_reads_its_own_header() -> None:
 
 
 def test_answer_of_423() -> None:
-    assert answer_of(response(423, "Interval Too Brief", ("Min-Expires", "60")), None) == Answer(
-        423, "Interval Too Brief", min_expires=60
-    )
+    assert answer_of(
+        response(423, "Interval Too Brief", ("Min-Expires", "60")), None
+    ) == RegisterReply(423, "Interval Too Brief", min_expires=60)
     for junk in ("-1", "sixty", "1" * 9, "\u0661"):
-        assert answer_of(response(423, "Too Brief", ("Min-Expires", junk)), None) == Answer(
+        assert answer_of(response(423, "Too Brief", ("Min-Expires", junk)), None) == RegisterReply(
             423, "Too Brief"
         )
 

@@ -6,8 +6,8 @@ import pytest
 
 from intercom_sip.sip.registration import (
     Account,
-    Answer,
     Challenge,
+    RegisterReply,
     Registration,
     Send,
     State,
@@ -17,7 +17,7 @@ from intercom_sip.sip.registration import (
 ACCOUNT = Account("101", "secret1", 30)
 NONCE_A = Challenge('Digest realm="r", nonce="a"', "a", proxy=False)
 NONCE_B = Challenge('Digest realm="r", nonce="b"', "b", proxy=False)
-OK_30 = Answer(200, "OK", granted=30)
+OK_30 = RegisterReply(200, "OK", granted=30)
 
 
 def machine(timers: Timers | None = None) -> Registration:
@@ -27,7 +27,7 @@ def machine(timers: Timers | None = None) -> Registration:
 def registered(now: float = 0.0) -> Registration:
     reg = machine()
     reg.register(now)
-    reg.on_answer(Answer(401, "Unauthorized", NONCE_A), now)
+    reg.on_answer(RegisterReply(401, "Unauthorized", NONCE_A), now)
     assert reg.on_answer(OK_30, now) is None
     return reg
 
@@ -36,7 +36,7 @@ def test_first_register_then_challenge_then_bound() -> None:
     reg = machine()
     assert reg.register(100.0) == Send(cseq=1, expires=30, credentials=None, nonce_count=0)
     assert (reg.state, reg.last_attempt) == (State.REGISTERING, 100.0)
-    again = reg.on_answer(Answer(401, "Unauthorized", NONCE_A), 100.1)
+    again = reg.on_answer(RegisterReply(401, "Unauthorized", NONCE_A), 100.1)
     assert again == Send(cseq=2, expires=30, credentials=NONCE_A, nonce_count=1)
     assert reg.on_answer(OK_30, 100.2) is None
     assert (reg.state, reg.code, reg.reason, reg.granted) == (State.REGISTERED, 200, "OK", 30)
@@ -61,7 +61,7 @@ def test_refresh_reuses_call_id_and_cached_nonce() -> None:
 def test_long_grant_refreshes_at_ninety_percent() -> None:
     reg = machine()
     reg.register(0.0)
-    reg.on_answer(Answer(200, "OK", granted=600), 0.0)
+    reg.on_answer(RegisterReply(200, "OK", granted=600), 0.0)
     assert reg.next_at == 540.0
 
 
@@ -69,14 +69,16 @@ def test_stale_nonce_is_answered_again() -> None:
     reg = registered()
     reg.register(25.0)
     stale = Challenge('Digest nonce="a", stale=true', "a", proxy=False, stale=True)
-    assert reg.on_answer(Answer(401, "Unauthorized", stale), 25.0) == Send(4, 30, stale, 1)
+    assert reg.on_answer(RegisterReply(401, "Unauthorized", stale), 25.0) == Send(4, 30, stale, 1)
 
 
 def test_new_nonce_on_refresh_is_answered_once() -> None:
     reg = registered()
     reg.register(25.0)
-    assert reg.on_answer(Answer(401, "Unauthorized", NONCE_B), 25.0) == Send(4, 30, NONCE_B, 1)
-    assert reg.on_answer(Answer(401, "Unauthorized", NONCE_B), 25.0) is None
+    assert reg.on_answer(RegisterReply(401, "Unauthorized", NONCE_B), 25.0) == Send(
+        4, 30, NONCE_B, 1
+    )
+    assert reg.on_answer(RegisterReply(401, "Unauthorized", NONCE_B), 25.0) is None
     assert reg.state is State.FAILED
 
 
@@ -85,8 +87,8 @@ def test_second_401_for_the_same_nonce_waits_a_minute_or_more() -> None:
     for seed in range(20):
         reg = Registration(ACCOUNT, random.Random(seed), timers)
         reg.register(0.0)
-        reg.on_answer(Answer(401, "Unauthorized", NONCE_A), 0.0)
-        assert reg.on_answer(Answer(401, "Unauthorized", NONCE_A), 1.0) is None
+        reg.on_answer(RegisterReply(401, "Unauthorized", NONCE_A), 0.0)
+        assert reg.on_answer(RegisterReply(401, "Unauthorized", NONCE_A), 1.0) is None
         assert (reg.state, reg.code) == (State.FAILED, 401)
         assert reg.next_at is not None
         assert 61.0 <= reg.next_at <= 76.0  # a minute, plus up to a quarter
@@ -97,7 +99,7 @@ def test_second_401_for_the_same_nonce_waits_a_minute_or_more() -> None:
 def test_forbidden_waits_a_minute(code: int) -> None:
     reg = machine()
     reg.register(0.0)
-    assert reg.on_answer(Answer(code, "Forbidden"), 0.5) is None
+    assert reg.on_answer(RegisterReply(code, "Forbidden"), 0.5) is None
     assert reg.state is State.FAILED
     assert reg.next_at is not None
     assert reg.next_at >= 60.5
@@ -107,7 +109,7 @@ def test_407_is_answered_with_proxy_credentials() -> None:
     reg = machine()
     reg.register(0.0)
     proxy = Challenge('Digest nonce="p"', "p", proxy=True)
-    assert reg.on_answer(Answer(407, "Proxy Authentication Required", proxy), 0.0) == Send(
+    assert reg.on_answer(RegisterReply(407, "Proxy Authentication Required", proxy), 0.0) == Send(
         2, 30, proxy, 1
     )
 
@@ -115,18 +117,18 @@ def test_407_is_answered_with_proxy_credentials() -> None:
 def test_423_adopts_min_expires_at_once() -> None:
     reg = machine()
     reg.register(0.0)
-    reg.on_answer(Answer(401, "Unauthorized", NONCE_A), 0.0)
-    assert reg.on_answer(Answer(423, "Interval Too Brief", min_expires=60), 0.0) == Send(
+    reg.on_answer(RegisterReply(401, "Unauthorized", NONCE_A), 0.0)
+    assert reg.on_answer(RegisterReply(423, "Interval Too Brief", min_expires=60), 0.0) == Send(
         3, 60, NONCE_A, 2
     )
-    reg.on_answer(Answer(200, "OK", granted=60), 0.0)
+    reg.on_answer(RegisterReply(200, "OK", granted=60), 0.0)
     assert (reg.state, reg.granted, reg.expires_asked) == (State.REGISTERED, 60, 60)
 
 
 def test_423_without_a_higher_min_expires_backs_off() -> None:
     reg = machine()
     reg.register(0.0)
-    assert reg.on_answer(Answer(423, "Interval Too Brief", min_expires=20), 0.0) is None
+    assert reg.on_answer(RegisterReply(423, "Interval Too Brief", min_expires=20), 0.0) is None
     assert reg.state is State.FAILED
 
 
@@ -151,7 +153,7 @@ def test_backoff_doubles_to_five_minutes_with_jitter_and_never_gives_up() -> Non
 def test_other_failures_back_off(code: int) -> None:
     reg = machine()
     reg.register(0.0)
-    reg.on_answer(Answer(code, "Nope"), 0.0)
+    reg.on_answer(RegisterReply(code, "Nope"), 0.0)
     assert reg.state is State.FAILED
     assert reg.next_at is not None
     assert 0.8 <= reg.next_at <= 1.2
@@ -181,7 +183,7 @@ def test_failed_refresh_stays_registered_until_expiry() -> None:
 def test_2xx_without_our_binding_fails() -> None:
     reg = machine()
     reg.register(0.0)
-    reg.on_answer(Answer(200, "OK", granted=0), 0.0)
+    reg.on_answer(RegisterReply(200, "OK", granted=0), 0.0)
     assert reg.state is State.FAILED
 
 
@@ -202,15 +204,17 @@ def test_unregister_sends_expires_zero_then_disabled() -> None:
     reg = registered()
     assert reg.unregister(10.0) == Send(cseq=3, expires=0, credentials=NONCE_A, nonce_count=2)
     assert reg.state is State.UNREGISTERING
-    assert reg.on_answer(Answer(200, "OK"), 10.0) is None
+    assert reg.on_answer(RegisterReply(200, "OK"), 10.0) is None
     assert (reg.state, reg.bound_until, reg.next_at) == (State.DISABLED, 0.0, None)
 
 
 def test_unregister_answers_a_challenge_once() -> None:
     reg = registered()
     reg.unregister(10.0)
-    assert reg.on_answer(Answer(401, "Unauthorized", NONCE_B), 10.0) == Send(4, 0, NONCE_B, 1)
-    assert reg.on_answer(Answer(401, "Unauthorized", NONCE_B), 10.0) is None
+    assert reg.on_answer(RegisterReply(401, "Unauthorized", NONCE_B), 10.0) == Send(
+        4, 0, NONCE_B, 1
+    )
+    assert reg.on_answer(RegisterReply(401, "Unauthorized", NONCE_B), 10.0) is None
     assert reg.state is State.DISABLED
 
 
@@ -252,8 +256,8 @@ def challenge(nonce: str, stale: bool = False, proxy: bool = False) -> Challenge
     return Challenge(header, nonce, proxy=proxy, stale=stale)
 
 
-def unauthorized(nonce: str, stale: bool = False) -> Answer:
-    return Answer(401, "Unauthorized", challenge(nonce, stale))
+def unauthorized(nonce: str, stale: bool = False) -> RegisterReply:
+    return RegisterReply(401, "Unauthorized", challenge(nonce, stale))
 
 
 def test_new_nonce_with_every_401_fails_after_two_registers() -> None:
@@ -346,9 +350,9 @@ def test_the_stale_bound_is_per_attempt() -> None:
 def test_407_with_a_new_nonce_every_time_fails_after_two_registers() -> None:
     reg = machine()
     reg.register(0.0)
-    first = Answer(407, "Proxy Authentication Required", challenge("p1", proxy=True))
+    first = RegisterReply(407, "Proxy Authentication Required", challenge("p1", proxy=True))
     assert reg.on_answer(first, 0.0) == Send(2, 30, challenge("p1", proxy=True), 1)
-    again = Answer(407, "Proxy Authentication Required", challenge("p2", proxy=True))
+    again = RegisterReply(407, "Proxy Authentication Required", challenge("p2", proxy=True))
     assert reg.on_answer(again, 0.1) is None
     assert (reg.state, reg.code) == (State.FAILED, 407)
     assert reg.next_at is not None
@@ -375,7 +379,7 @@ def test_423_after_a_fresh_answer_then_a_new_nonce_is_answered_once() -> None:
     reg = machine()
     reg.register(0.0)
     reg.on_answer(unauthorized("n1"), 0.0)
-    assert reg.on_answer(Answer(423, "Interval Too Brief", min_expires=60), 0.0) == Send(
+    assert reg.on_answer(RegisterReply(423, "Interval Too Brief", min_expires=60), 0.0) == Send(
         3, 60, challenge("n1"), 2
     )
     # A one-time nonce: the registrar took n1 once, for the 423.

@@ -16,7 +16,7 @@ from intercom_sip.sip.sdp import (
     TOO_LARGE,
     TOO_MANY_LINES,
     TOO_MANY_MEDIA,
-    Connection,
+    ConnectionData,
     Media,
     Origin,
     SdpError,
@@ -48,7 +48,7 @@ def test_parse_a_whole_description() -> None:
     assert session == SessionDescription(
         Origin("-", 1457285934, 3258712413, "IP4", "192.0.2.7"),
         "-",
-        Connection("IP4", "192.0.2.7"),
+        ConnectionData("IP4", "192.0.2.7"),
         (("tool", "baresip 1.0.0"),),
         (
             Media(
@@ -89,8 +89,8 @@ def test_lf_line_ends_media_connections_ipv6_and_ttl() -> None:
         None,
         (),
         (
-            Media("audio", 4000, "RTP/AVP", ("0",), Connection("IP6", "2001:db8::2")),
-            Media("video", 0, "RTP/AVP", ("31",), Connection("IP4", "224.2.1.1")),
+            Media("audio", 4000, "RTP/AVP", ("0",), ConnectionData("IP6", "2001:db8::2")),
+            Media("video", 0, "RTP/AVP", ("31",), ConnectionData("IP4", "224.2.1.1")),
         ),
     )
 

@@ -10,18 +10,18 @@ from intercom_sip.sip.transactions import (
     NON_INVITE_SERVER,
     Deliver,
     Due,
-    Event,
-    Failed,
-    Kind,
     Output,
-    Send,
-    State,
+    SendBytes,
+    SipTimers,
     Table,
     TimedOut,
-    Timer,
-    Timers,
+    TimerName,
     Transaction,
+    TransactionEvent,
     TransactionId,
+    TransactionKind,
+    TransactionState,
+    TransportFailed,
     TwoXxRetransmissions,
     ack_for,
     cancel_for,
@@ -31,8 +31,8 @@ from intercom_sip.sip.transactions import (
     trying,
 )
 
-S = State
-DEFAULT = Timers()
+S = TransactionState
+DEFAULT = SipTimers()
 
 
 def message(data: bytes) -> Request | Response:
@@ -72,45 +72,51 @@ def describe(outputs: list[Output]) -> list[str]:
     """Short words for outputs: 'send INVITE', 'send 486', 'deliver 180', ..."""
     words = []
     for output in outputs:
-        if isinstance(output, Send):
+        if isinstance(output, SendBytes):
             first = output.data.split(b"\r\n")[0].decode().split(" ")
             words.append("send " + (first[1] if first[0] == "SIP/2.0" else first[0]))
         elif isinstance(output, Deliver):
             shown = output.message
             words.append(f"deliver {shown.code if isinstance(shown, Response) else shown.method}")
         else:
-            words.append({TimedOut: "timed out", Failed: "failed"}[type(output)])
+            words.append({TimedOut: "timed out", TransportFailed: "failed"}[type(output)])
     return words
 
 
 # A step: a response received ("180"), the TU's response ("tu 486"), the request again,
 # an ACK, the TU's CANCEL, a transport error, or a timer firing when it is due.
 STEPS = {
-    "180": Event.PROVISIONAL,
-    "200": Event.SUCCESS,
-    "486": Event.FAILURE,
-    "tu 180": Event.TU_PROVISIONAL,
-    "tu 200": Event.TU_SUCCESS,
-    "tu 486": Event.TU_FAILURE,
-    "again": Event.REQUEST,
-    "ACK": Event.ACK,
-    "CANCEL sent": Event.CANCEL_SENT,
-    "transport error": Event.TRANSPORT_ERROR,
-} | {f"timer {timer.value}": timer for timer in Timer}
+    "180": TransactionEvent.PROVISIONAL,
+    "200": TransactionEvent.SUCCESS,
+    "486": TransactionEvent.FAILURE,
+    "tu 180": TransactionEvent.TU_PROVISIONAL,
+    "tu 200": TransactionEvent.TU_SUCCESS,
+    "tu 486": TransactionEvent.TU_FAILURE,
+    "again": TransactionEvent.REQUEST,
+    "ACK": TransactionEvent.ACK,
+    "CANCEL sent": TransactionEvent.CANCEL_SENT,
+    "transport error": TransactionEvent.TRANSPORT_ERROR,
+} | {f"timer {timer.value}": timer for timer in TimerName}
 
 
 class Run:
     """A transaction and a fake clock that moves to each timer as it fires."""
 
-    def __init__(self, kind: Kind, reliable: bool = False, t: Timers = DEFAULT) -> None:
-        self.request = INVITE if kind in (Kind.INVITE_CLIENT, Kind.INVITE_SERVER) else BYE
+    def __init__(
+        self, kind: TransactionKind, reliable: bool = False, t: SipTimers = DEFAULT
+    ) -> None:
+        self.request = (
+            INVITE
+            if kind in (TransactionKind.INVITE_CLIENT, TransactionKind.INVITE_SERVER)
+            else BYE
+        )
         self.tx = Transaction(kind, self.request, reliable, t)
         self.now = 0.0
         self.first = describe(self.tx.start(self.now))
 
     def step(self, name: str) -> list[str]:
         event = STEPS[name]
-        if isinstance(event, Timer):
+        if isinstance(event, TimerName):
             self.now = self.tx.pending()[event]
             return describe(self.tx.fire(event, self.now))
         payload: Request | Response | None = None
@@ -124,11 +130,11 @@ class Run:
         return {timer.value for timer in self.tx.pending()}
 
 
-Case = tuple[tuple[str, ...], str, State, list[str], set[str]]
+Case = tuple[tuple[str, ...], str, TransactionState, list[str], set[str]]
 
 # (steps to the state, the event) -> (next state, outputs, timers running after)
-CASES: dict[Kind, list[Case]] = {
-    Kind.INVITE_CLIENT: [
+CASES: dict[TransactionKind, list[Case]] = {
+    TransactionKind.INVITE_CLIENT: [
         ((), "timer A", S.CALLING, ["send INVITE"], {"A", "B"}),
         ((), "timer B", S.TERMINATED, ["timed out"], set()),
         ((), "180", S.PROCEEDING, ["deliver 180"], set()),
@@ -151,7 +157,7 @@ CASES: dict[Kind, list[Case]] = {
         (("200",), "486", S.ACCEPTED, [], {"M"}),
         ((), "CANCEL sent", S.CALLING, [], {"A", "B"}),
     ],
-    Kind.NON_INVITE_CLIENT: [
+    TransactionKind.NON_INVITE_CLIENT: [
         ((), "timer E", S.TRYING, ["send BYE"], {"E", "F"}),
         ((), "timer F", S.TERMINATED, ["timed out"], set()),
         ((), "180", S.PROCEEDING, ["deliver 180"], {"E", "F"}),
@@ -167,7 +173,7 @@ CASES: dict[Kind, list[Case]] = {
         (("200",), "timer K", S.TERMINATED, [], set()),
         (("200",), "200", S.COMPLETED, [], {"K"}),  # absorbed
     ],
-    Kind.INVITE_SERVER: [
+    TransactionKind.INVITE_SERVER: [
         ((), "timer 100", S.PROCEEDING, ["send 100"], set()),
         ((), "again", S.PROCEEDING, [], {"100"}),  # nothing sent yet to send again
         (("tu 180",), "again", S.PROCEEDING, ["send 180"], set()),
@@ -191,7 +197,7 @@ CASES: dict[Kind, list[Case]] = {
         (("tu 200",), "again", S.ACCEPTED, [], {"L"}),
         (("tu 486",), "tu 200", S.COMPLETED, [], {"G", "H"}),
     ],
-    Kind.NON_INVITE_SERVER: [
+    TransactionKind.NON_INVITE_SERVER: [
         ((), "tu 180", S.PROCEEDING, ["send 180"], set()),
         ((), "tu 200", S.COMPLETED, ["send 200"], {"J"}),
         ((), "tu 486", S.COMPLETED, ["send 486"], {"J"}),
@@ -208,11 +214,11 @@ CASES: dict[Kind, list[Case]] = {
         (("tu 200",), "tu 486", S.COMPLETED, [], {"J"}),
     ],
 }
-TABLES: dict[Kind, Table] = {
-    Kind.INVITE_CLIENT: INVITE_CLIENT,
-    Kind.NON_INVITE_CLIENT: NON_INVITE_CLIENT,
-    Kind.INVITE_SERVER: INVITE_SERVER,
-    Kind.NON_INVITE_SERVER: NON_INVITE_SERVER,
+TABLES: dict[TransactionKind, Table] = {
+    TransactionKind.INVITE_CLIENT: INVITE_CLIENT,
+    TransactionKind.NON_INVITE_CLIENT: NON_INVITE_CLIENT,
+    TransactionKind.INVITE_SERVER: INVITE_SERVER,
+    TransactionKind.NON_INVITE_SERVER: NON_INVITE_SERVER,
 }
 
 
@@ -222,10 +228,10 @@ TABLES: dict[Kind, Table] = {
     ids=[f"{kind.name}-{'+'.join(c[0]) or 'start'}-{c[1]}" for kind in CASES for c in CASES[kind]],
 )
 def test_each_row(
-    kind: Kind,
+    kind: TransactionKind,
     path: tuple[str, ...],
     event: str,
-    after: State,
+    after: TransactionState,
     outputs: list[str],
     running: set[str],
 ) -> None:
@@ -237,8 +243,8 @@ def test_each_row(
     assert run.running() == running
 
 
-@pytest.mark.parametrize("kind", list(Kind))
-def test_the_cases_cover_every_row(kind: Kind) -> None:
+@pytest.mark.parametrize("kind", list(TransactionKind))
+def test_the_cases_cover_every_row(kind: TransactionKind) -> None:
     covered = set()
     for path, event, *_ in CASES[kind]:
         run = Run(kind)
@@ -251,13 +257,13 @@ def test_the_cases_cover_every_row(kind: Kind) -> None:
 @pytest.mark.parametrize(
     ("kind", "first", "running"),
     [
-        (Kind.INVITE_CLIENT, ["send INVITE"], {"A", "B"}),
-        (Kind.NON_INVITE_CLIENT, ["send BYE"], {"E", "F"}),
-        (Kind.INVITE_SERVER, [], {"100"}),
-        (Kind.NON_INVITE_SERVER, [], set()),
+        (TransactionKind.INVITE_CLIENT, ["send INVITE"], {"A", "B"}),
+        (TransactionKind.NON_INVITE_CLIENT, ["send BYE"], {"E", "F"}),
+        (TransactionKind.INVITE_SERVER, [], {"100"}),
+        (TransactionKind.NON_INVITE_SERVER, [], set()),
     ],
 )
-def test_creation(kind: Kind, first: list[str], running: set[str]) -> None:
+def test_creation(kind: TransactionKind, first: list[str], running: set[str]) -> None:
     run = Run(kind)
     assert (run.first, run.running()) == (first, running)
 
@@ -268,16 +274,23 @@ def test_creation(kind: Kind, first: list[str], running: set[str]) -> None:
 @pytest.mark.parametrize(
     ("kind", "path", "outputs", "state"),
     [
-        (Kind.INVITE_CLIENT, (), ["send INVITE"], S.CALLING),
-        (Kind.INVITE_CLIENT, ("486",), ["send ACK", "deliver 486"], S.TERMINATED),  # D = 0
-        (Kind.NON_INVITE_CLIENT, (), ["send BYE"], S.TRYING),
-        (Kind.NON_INVITE_CLIENT, ("200",), ["deliver 200"], S.TERMINATED),  # K = 0
-        (Kind.INVITE_SERVER, ("tu 486",), ["send 486"], S.COMPLETED),
-        (Kind.INVITE_SERVER, ("tu 486", "ACK"), [], S.TERMINATED),  # I = 0
-        (Kind.NON_INVITE_SERVER, ("tu 200",), ["send 200"], S.TERMINATED),  # J = 0
+        (TransactionKind.INVITE_CLIENT, (), ["send INVITE"], S.CALLING),
+        (
+            TransactionKind.INVITE_CLIENT,
+            ("486",),
+            ["send ACK", "deliver 486"],
+            S.TERMINATED,
+        ),  # D = 0
+        (TransactionKind.NON_INVITE_CLIENT, (), ["send BYE"], S.TRYING),
+        (TransactionKind.NON_INVITE_CLIENT, ("200",), ["deliver 200"], S.TERMINATED),  # K = 0
+        (TransactionKind.INVITE_SERVER, ("tu 486",), ["send 486"], S.COMPLETED),
+        (TransactionKind.INVITE_SERVER, ("tu 486", "ACK"), [], S.TERMINATED),  # I = 0
+        (TransactionKind.NON_INVITE_SERVER, ("tu 200",), ["send 200"], S.TERMINATED),  # J = 0
     ],
 )
-def test_reliable(kind: Kind, path: tuple[str, ...], outputs: list[str], state: State) -> None:
+def test_reliable(
+    kind: TransactionKind, path: tuple[str, ...], outputs: list[str], state: TransactionState
+) -> None:
     run = Run(kind, reliable=True)
     last = run.first
     for name in path:
@@ -287,9 +300,9 @@ def test_reliable(kind: Kind, path: tuple[str, ...], outputs: list[str], state: 
 
 
 def test_reliable_timers_that_remain() -> None:
-    assert Run(Kind.INVITE_CLIENT, reliable=True).running() == {"B"}
-    assert Run(Kind.NON_INVITE_CLIENT, reliable=True).running() == {"F"}
-    server = Run(Kind.INVITE_SERVER, reliable=True)
+    assert Run(TransactionKind.INVITE_CLIENT, reliable=True).running() == {"B"}
+    assert Run(TransactionKind.NON_INVITE_CLIENT, reliable=True).running() == {"F"}
+    server = Run(TransactionKind.INVITE_SERVER, reliable=True)
     server.step("tu 486")
     assert server.running() == {"H"}
 
@@ -310,11 +323,11 @@ def schedule(run: Run, until: float = 100.0) -> list[tuple[float, list[str]]]:
 def test_timer_e_doubles_to_t2_until_timer_f() -> None:
     sent = [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
     expected = [(at, ["send BYE"]) for at in sent] + [(32.0, ["timed out"])]
-    assert schedule(Run(Kind.NON_INVITE_CLIENT)) == expected
+    assert schedule(Run(TransactionKind.NON_INVITE_CLIENT)) == expected
 
 
 def test_timer_e_in_proceeding_is_t2() -> None:
-    run = Run(Kind.NON_INVITE_CLIENT)
+    run = Run(TransactionKind.NON_INVITE_CLIENT)
     assert run.step("timer E") == ["send BYE"]  # at 0.5; next at 1.5
     run.step("180")
     sent = [at for at, _ in schedule(run, until=14.0)]
@@ -324,11 +337,11 @@ def test_timer_e_in_proceeding_is_t2() -> None:
 def test_timer_a_doubles_without_cap_until_timer_b() -> None:
     sent = [0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
     expected = [(at, ["send INVITE"]) for at in sent] + [(32.0, ["timed out"])]
-    assert schedule(Run(Kind.INVITE_CLIENT)) == expected
+    assert schedule(Run(TransactionKind.INVITE_CLIENT)) == expected
 
 
 def test_timer_g_doubles_to_t2_until_timer_h() -> None:
-    run = Run(Kind.INVITE_SERVER)
+    run = Run(TransactionKind.INVITE_SERVER)
     run.step("tu 486")
     sent = [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
     expected = [(at, ["send 486"]) for at in sent] + [(32.0, ["timed out"])]
@@ -336,28 +349,28 @@ def test_timer_g_doubles_to_t2_until_timer_h() -> None:
 
 
 def test_timers_follow_t1_t2_t4() -> None:
-    run = Run(Kind.NON_INVITE_CLIENT, t=Timers(t1=0.1, t2=0.4, t4=1.0))
+    run = Run(TransactionKind.NON_INVITE_CLIENT, t=SipTimers(t1=0.1, t2=0.4, t4=1.0))
     assert [at for at, _ in schedule(run, until=1.6)] == pytest.approx([0.1, 0.3, 0.7, 1.1, 1.5])
     run.now = 1.5
     run.step("200")
-    assert run.tx.pending() == {Timer.K: pytest.approx(2.5)}  # T4 later
+    assert run.tx.pending() == {TimerName.K: pytest.approx(2.5)}  # T4 later
 
 
 def test_100_trying_after_200_ms_unless_the_tu_answered() -> None:
-    assert schedule(Run(Kind.INVITE_SERVER), until=1.0) == [(0.2, ["send 100"])]
-    answered = Run(Kind.INVITE_SERVER)
+    assert schedule(Run(TransactionKind.INVITE_SERVER), until=1.0) == [(0.2, ["send 100"])]
+    answered = Run(TransactionKind.INVITE_SERVER)
     answered.step("tu 180")
     assert schedule(answered, until=1.0) == []
 
 
 def test_a_late_tick_fires_the_timers_in_order() -> None:
-    run = Run(Kind.NON_INVITE_CLIENT)
+    run = Run(TransactionKind.NON_INVITE_CLIENT)
     assert describe(run.tx.tick(40.0)) == ["send BYE", "timed out"]
     assert run.tx.terminated
 
 
 def test_nothing_before_the_deadline() -> None:
-    run = Run(Kind.NON_INVITE_CLIENT)
+    run = Run(TransactionKind.NON_INVITE_CLIENT)
     assert (run.tx.tick(0.49), run.tx.deadline()) == ([], 0.5)
 
 
@@ -365,23 +378,23 @@ def test_nothing_before_the_deadline() -> None:
 
 
 def test_a_retransmitted_final_response_gets_the_same_ack_and_reaches_the_tu_once() -> None:
-    run = Run(Kind.INVITE_CLIENT)
-    first = run.tx.handle(Event.FAILURE, 0.1, answer(INVITE, 486))
-    again = run.tx.handle(Event.FAILURE, 0.2, answer(INVITE, 486))
+    run = Run(TransactionKind.INVITE_CLIENT)
+    first = run.tx.handle(TransactionEvent.FAILURE, 0.1, answer(INVITE, 486))
+    again = run.tx.handle(TransactionEvent.FAILURE, 0.2, answer(INVITE, 486))
     assert first[0] == again[0] and describe(again) == ["send ACK"]
 
 
 def test_the_server_answers_a_retransmission_with_the_same_bytes() -> None:
-    run = Run(Kind.NON_INVITE_SERVER)
-    [sent] = run.tx.handle(Event.TU_SUCCESS, 0.0, answer(BYE, 200))
-    assert run.tx.handle(Event.REQUEST, 1.0, BYE) == [sent]
+    run = Run(TransactionKind.NON_INVITE_SERVER)
+    [sent] = run.tx.handle(TransactionEvent.TU_SUCCESS, 0.0, answer(BYE, 200))
+    assert run.tx.handle(TransactionEvent.REQUEST, 1.0, BYE) == [sent]
 
 
 def test_every_2xx_of_a_forked_invite_reaches_the_tu() -> None:
-    run = Run(Kind.INVITE_CLIENT)
+    run = Run(TransactionKind.INVITE_CLIENT)
     other = response_to(INVITE, 200, "OK", "fork2")
-    run.tx.handle(Event.SUCCESS, 0.1, answer(INVITE, 200))
-    assert run.tx.handle(Event.SUCCESS, 0.2, other) == [Deliver(other)]
+    run.tx.handle(TransactionEvent.SUCCESS, 0.1, answer(INVITE, 200))
+    assert run.tx.handle(TransactionEvent.SUCCESS, 0.2, other) == [Deliver(other)]
 
 
 # --- messages the transactions build ----------------------------------------------------
@@ -428,18 +441,18 @@ def test_100_trying_has_no_to_tag_and_echoes_timestamp() -> None:
 @pytest.mark.parametrize(
     ("code", "tu", "event"),
     [
-        (100, False, Event.PROVISIONAL),
-        (199, False, Event.PROVISIONAL),
-        (200, False, Event.SUCCESS),
-        (299, False, Event.SUCCESS),
-        (300, False, Event.FAILURE),
-        (699, False, Event.FAILURE),
-        (180, True, Event.TU_PROVISIONAL),
-        (200, True, Event.TU_SUCCESS),
-        (603, True, Event.TU_FAILURE),
+        (100, False, TransactionEvent.PROVISIONAL),
+        (199, False, TransactionEvent.PROVISIONAL),
+        (200, False, TransactionEvent.SUCCESS),
+        (299, False, TransactionEvent.SUCCESS),
+        (300, False, TransactionEvent.FAILURE),
+        (699, False, TransactionEvent.FAILURE),
+        (180, True, TransactionEvent.TU_PROVISIONAL),
+        (200, True, TransactionEvent.TU_SUCCESS),
+        (603, True, TransactionEvent.TU_FAILURE),
     ],
 )
-def test_event_of(code: int, tu: bool, event: Event) -> None:
+def test_event_of(code: int, tu: bool, event: TransactionEvent) -> None:
     assert event_of(code, tu) is event
 
 

@@ -6,10 +6,10 @@ import random
 import pytest
 
 from intercom_sip.sip.core import (
+    Channel,
     Core,
     CoreEvent,
-    Flow,
-    Limits,
+    PortLimits,
     RequestReceived,
     StrangerRefused,
     Transmit,
@@ -36,11 +36,11 @@ TRUST = Trust(
     direct=False,
     direct_to="phone",
 )
-PROXY_UDP = Flow("udp", False, (PROXY_IP, 5060))
-PROXY_OTHER_PORT = Flow("udp", False, (PROXY_IP, 40000))
-STRANGER = Flow("udp", False, ("203.0.113.66", 5060))
-REG_FLOW = Flow("reg-flow", True, STRANGER.remote)
-PEER = Flow("u", False, ("198.51.100.7", 9))
+PROXY_UDP = Channel("udp", False, (PROXY_IP, 5060))
+PROXY_OTHER_PORT = Channel("udp", False, (PROXY_IP, 40000))
+STRANGER = Channel("udp", False, ("203.0.113.66", 5060))
+REG_FLOW = Channel("reg-flow", True, STRANGER.remote)
+PEER = Channel("u", False, ("198.51.100.7", 9))
 
 
 def request(
@@ -82,15 +82,15 @@ def wire(method: str, uri: str, branch: str, sender: str = "<sip:100@example.com
         ("options from the proxy", request("OPTIONS", "sip:101@192.0.2.9"), PROXY_UDP, "P"),
         ("options from a stranger", request("OPTIONS", "sip:101@192.0.2.9"), STRANGER, "S"),
         ("tcp: registration flow", request(uri="sip:101@x"), REG_FLOW, "P"),
-        ("tcp: from the proxy", request(uri="sip:101@x"), Flow("c", True, (PROXY_IP, 1)), "P"),
-        ("tcp: anyone else", request(), Flow("c", True, STRANGER.remote), "S"),
+        ("tcp: from the proxy", request(uri="sip:101@x"), Channel("c", True, (PROXY_IP, 1)), "P"),
+        ("tcp: anyone else", request(), Channel("c", True, STRANGER.remote), "S"),
         ("in dialog: the proxy", request("BYE", to_tag="t"), PROXY_OTHER_PORT, Verdict.PEER),
         ("in dialog: the peer", request("BYE", to_tag="t"), PEER, Verdict.PEER),
         ("in dialog: an outsider", request("BYE", to_tag="t"), STRANGER, "S"),
         ("direct calls off", request(uri="sip:192.0.2.9"), STRANGER, "S"),
     ],
 )
-def test_the_verdict(case: str, req: Request, flow: Flow, verdict: Verdict | str) -> None:
+def test_the_verdict(case: str, req: Request, flow: Channel, verdict: Verdict | str) -> None:
     short = {"S": Verdict.STRANGER, "P": Verdict.PROXY}
     expected = short.get(verdict, verdict) if isinstance(verdict, str) else verdict
     assert judge(TRUST, req, flow.remote[0], flow.reliable, flow.key) == expected, case
@@ -150,7 +150,7 @@ def test_the_budget_table_is_bounded() -> None:
 
 
 def guarded(**limits: int) -> Core:
-    core = Core(random.Random(7), limits=Limits(**limits))
+    core = Core(random.Random(7), limits=PortLimits(**limits))
     core.add_user("101", "phone")
     core.trust = TRUST
     return core
@@ -227,8 +227,12 @@ def test_room_is_kept_for_the_proxy_and_our_requests() -> None:
     kinds = [type(e).__name__ for e in drain(core)]
     assert kinds.count("RequestReceived") == 2
     assert kinds.count("Transmit") == 2  # the two beyond: 503
-    assert core.request(parse_request(), PROXY_UDP, 0.0) is not None  # our REGISTER
-    assert core.request(parse_request("z9hG4bKr2"), PROXY_UDP, 0.0) is not None
+    assert (
+        core.request(parse_request(), PROXY_UDP, 0.0, owner="registration") is not None
+    )  # our REGISTER
+    assert (
+        core.request(parse_request("z9hG4bKr2"), PROXY_UDP, 0.0, owner="registration") is not None
+    )
 
 
 def parse_request(branch: str = "z9hG4bKr1") -> Request:

@@ -34,7 +34,7 @@ from intercom_sip.media.stream import RtpStats
 from intercom_sip.sip import callevents as ev
 from intercom_sip.sip import core, digest
 from intercom_sip.sip.call import Handset
-from intercom_sip.sip.callflow import Here, Target
+from intercom_sip.sip.callflow import Callee, Here
 from intercom_sip.sip.dialog import Hop, ids_of, next_hop
 from intercom_sip.sip.message import Request
 from intercom_sip.sip.negotiation import Local
@@ -62,7 +62,7 @@ class Line:
     aor: str
     credentials: digest.Credentials | None
     contact: str | None  # the registered Contact URI; None until registered
-    flow: core.Flow | None  # the registration's flow to the proxy
+    flow: core.Channel | None  # the registration's flow to the proxy
     bound: bool
     proxies: frozenset[str] = frozenset()  # the proxy's resolved addresses
     token: str = field(default="", repr=False)  # our registered Contact's (§6.9)
@@ -74,7 +74,7 @@ class Lines(Protocol):
 
 
 class Redialer(Protocol):
-    async def open_flow(self, hop: Hop, transport: str) -> core.Flow:
+    async def open_flow(self, hop: Hop, transport: str) -> core.Channel:
         """A flow to `hop` for a dialog whose connection is gone; raises FlowError."""
 
 
@@ -128,7 +128,7 @@ class PhoneShell:
         self._redialer = redialer
         self._held: list[ev.SendRequest | ev.SendAck] = []  # waiting for a new flow
         self._moving: asyncio.Task[None] | None = None  # one new connection at a time
-        self._opened: core.Flow | None = None  # a connection opened for the call
+        self._opened: core.Channel | None = None  # a connection opened for the call
         port.add_user(USER, self)
         port.trust = self.trust
 
@@ -213,12 +213,12 @@ class PhoneShell:
             assert line is not None and line.flow is not None
             flow, realm = line.flow, line.realm
         else:
-            flow, realm = core.Flow(UDP, False, (target.host or "", DIRECT_PORT)), ""
+            flow, realm = core.Channel(UDP, False, (target.host or "", DIRECT_PORT)), ""
         here = self._here(flow, line, new_call=True)
         if here is None:
             return phone.BUSY  # no RTP port: nothing can be set up (logged)
         dial = ev.Dial(
-            Target(target.uri(realm), not target.needs_registration),
+            Callee(target.uri(realm), not target.needs_registration),
             flow,
             here,
             line.aor if line else f"sip:intercom@{_host_port(here.contact)}",
@@ -287,7 +287,7 @@ class PhoneShell:
     def _send_request(self, output: ev.SendRequest) -> None:
         if self._held_for_flow(output):
             return
-        if self._port.request(output.request, output.flow) is None:
+        if self._port.request(output.request, output.flow, USER) is None:
             self._feed(ev.Failed(output.transaction_id, "overload"))
 
     def _send_cancel(self, output: ev.SendCancel) -> None:
@@ -311,9 +311,9 @@ class PhoneShell:
             self._moving = asyncio.create_task(self._move(output.flow, output.request))
         return True
 
-    async def _move(self, old: core.Flow, request: Request) -> None:
+    async def _move(self, old: core.Channel, request: Request) -> None:
         hop = next_hop(request)
-        new: core.Flow | None = None
+        new: core.Channel | None = None
         try:
             if hop is None:
                 raise FlowError("no next hop")
@@ -342,7 +342,7 @@ class PhoneShell:
             _OUTPUTS[type(moved)](self, moved)
         self._port.pump()
 
-    def _adopt(self, flow: core.Flow) -> None:
+    def _adopt(self, flow: core.Channel) -> None:
         """Keep a connection we opened for the call until LINGER after the call."""
         line = self._lines.line()
         if not isinstance(flow.key, StreamFlow) or (line is not None and line.flow == flow):
@@ -521,7 +521,7 @@ class PhoneShell:
 
     # --- where we are ------------------------------------------------------------------------
 
-    def _here(self, flow: core.Flow, line: Line | None, new_call: bool) -> Here | None:
+    def _here(self, flow: core.Channel, line: Line | None, new_call: bool) -> Here | None:
         transport = transport_of(flow)
         address = _host_port(line.contact) if line and line.contact else self._local(flow)
         user = line.user if line else "intercom"
@@ -539,7 +539,7 @@ class PhoneShell:
         media = Local(host, port, self._rng.getrandbits(31), key)
         return Here(contact, address, transport, media)
 
-    def _local(self, flow: core.Flow) -> str:
+    def _local(self, flow: core.Channel) -> str:
         host = source_toward(self._options.rtp_host, flow.remote)
         return f"{host}:{self._options.local_port}"
 
@@ -563,7 +563,7 @@ _OUTPUTS: Final[dict[type, OutputHandler]] = {
 }
 
 
-def _gone(flow: core.Flow) -> bool:
+def _gone(flow: core.Channel) -> bool:
     """A connection of ours that is closed (UDP is never gone)."""
     return isinstance(flow.key, StreamFlow) and not flow.key.open
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
+from intercom_sip.address import Address
 from intercom_sip.agent.phoneshell import Line
 from intercom_sip.agent.status import Status
 from intercom_sip.contract.settings import Settings
@@ -29,7 +30,6 @@ from intercom_sip.sip.registrant import Registrant, SipEnv
 from intercom_sip.sip.registration import Account, Timers
 from intercom_sip.sip.resolve import Nameserver, Resolver
 from intercom_sip.sip.transport import (
-    Address,
     Flow,
     FlowError,
     Inbound,
@@ -121,7 +121,7 @@ class AgentOptions:
     """The service options of the SIP side (never API fields)."""
 
     tls: TlsOptions = field(default_factory=TlsOptions)
-    t1: float = 0.5
+    t1: float = transactions.T1
     timers: Timers = field(default_factory=Timers)
     instance: str = ""
     user_agent: str = ""
@@ -149,7 +149,7 @@ class Agent:
         rng = random.SystemRandom()
         # §6.9: in our registered Contact, new at each start; only the registrar learns it.
         self._token = secrets.token_hex(TOKEN_BYTES)
-        self.port = SipPort(core.Core(rng, transactions.Timers(t1=options.t1), strays=STRAYS))
+        self.port = SipPort(core.Core(rng, transactions.SipTimers(t1=options.t1), strays=STRAYS))
         # Told of every applied settings first: a call ends before the un-REGISTER.
         self.on_settings: Callable[[Settings], None] = _ignore
 
@@ -336,7 +336,7 @@ class Agent:
         binding = self._applied.binding
         return binding is not None and host in binding.proxies()
 
-    async def open_flow(self, hop: Hop, transport: str) -> core.Flow:
+    async def open_flow(self, hop: Hop, transport: str) -> core.Channel:
         """A flow for a dialog whose connection is gone (§6.10); raises FlowError."""
         if self._env is None:
             raise FlowError("SIP is not started")

@@ -26,7 +26,7 @@ _MAX_QUERY_FIELDS: Final = 16
 
 
 @dataclass(frozen=True)
-class Dtmf:
+class DtmfDigits:
     def reason(self, value: Any, ctx: Context) -> str | None:
         return None if is_dtmf(value) else DTMF_TEXT
 
@@ -38,7 +38,7 @@ class Dtmf:
 NUMBER: Final = Field(
     "number", Kind.STRING, True, None, None, None, "Digits, sip:user@host, or sip:<IPv4>"
 )
-DIGITS: Final = Field("digits", Kind.STRING, True, None, None, Dtmf(), "DTMF digits to send")
+DIGITS: Final = Field("digits", Kind.STRING, True, None, None, DtmfDigits(), "DTMF digits to send")
 AUTO_ANSWER: Final = Field(
     "is_enabled", Kind.BOOLEAN, True, None, False, None, "Answer incoming calls by themselves"
 )

@@ -26,7 +26,7 @@ URI_PATTERN: Final = f"^sip:{_USER}@{HOST_PATTERN.removeprefix('^')}"
 NUMBER_PATTERN: Final = "|".join(f"(?:{p})" for p in (DIGITS_PATTERN, DIRECT_PATTERN, URI_PATTERN))
 
 DTMF_MAX: Final = 32
-DTMF_PATTERN: Final = f"^[0-9*#A-D]{{1,{DTMF_MAX}}}{_END}"
+DTMF_PATTERN: Final = f"^[{syntax.DTMF_CHARS}]{{1,{DTMF_MAX}}}{_END}"
 DTMF_TEXT: Final = f"must be 1 to {DTMF_MAX} of 0-9, *, #, A-D"
 
 DIRECT_PORT: Final = 5060  # a direct call goes to this port, over UDP (§6.3)

@@ -7,7 +7,7 @@ MAX_DEPTH: Final = 32
 MAX_DIGITS: Final = 32
 
 
-class _Refused(ValueError):
+class _LimitBroken(ValueError):
     """A parser limit was broken."""
 
 
@@ -43,26 +43,26 @@ def _too_deep(value: dict[str, Any], text: str) -> bool:
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
-        raise _Refused("duplicate key")
+        raise _LimitBroken("duplicate key")
     return result
 
 
 def _refuse(name: str) -> Any:
-    raise _Refused(name)
+    raise _LimitBroken(name)
 
 
 def _integer(literal: str) -> int:
     if len(literal) - literal.startswith("-") > MAX_DIGITS:
-        raise _Refused("long number")
+        raise _LimitBroken("long number")
     return int(literal)
 
 
 def _finite(literal: str) -> float:
     if sum(char.isdigit() for char in literal) > MAX_DIGITS:
-        raise _Refused("long number")
+        raise _LimitBroken("long number")
     value = float(literal)
     if value in (float("inf"), float("-inf")):
-        raise _Refused("overflow")
+        raise _LimitBroken("overflow")
     return value
 
 

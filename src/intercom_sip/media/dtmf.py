@@ -11,7 +11,8 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-DIGITS: Final = "0123456789*#ABCD"  # events 0..15 (RFC 4733 §3.2)
+from ..sip.syntax import DTMF_DIGITS as DIGITS  # events 0..15 (RFC 4733 §3.2)
+
 EVENT: Final = struct.Struct("!BBH")
 VOLUME: Final = 10  # -10 dBm0, a usual DTMF level
 TONE_SLOTS: Final = 5  # 100 ms of tone, well over the 40 ms receivers need

@@ -20,7 +20,7 @@ Times are seconds of one monotonic clock, passed in.
 from dataclasses import dataclass
 from typing import Final
 
-Address = tuple[str, int]
+from ..address import Address
 
 QUIET: Final = 1.0  # seconds the current source must be silent before another is latched
 RUN: Final = 4  # in-sequence packets of one SSRC a new source must show (Asterisk's default)

@@ -40,7 +40,7 @@ class RtcpError:
 
 
 @dataclass(frozen=True)
-class Received:
+class Compound:
     """What a compound packet told us: who sent it, and the middle of its SR's NTP time."""
 
     ssrc: int
@@ -74,7 +74,7 @@ def is_rtcp(data: bytes) -> bool:
     return len(data) >= 2 and 192 <= data[1] <= 223
 
 
-def parse(data: bytes) -> Received | RtcpError:
+def parse(data: bytes) -> Compound | RtcpError:
     """A compound packet -> its sender and types, or why it is refused (RFC 3550 A.2)."""
     if len(data) > MAX_RTCP:
         return RtcpError(TOO_LONG)
@@ -90,7 +90,7 @@ def parse(data: bytes) -> Received | RtcpError:
     if kind == SR and len(data) >= _HEADER.size + _SENDER_INFO.size:
         seconds, fraction = struct.unpack_from("!II", data, _HEADER.size)
         middle = ((seconds & 0xFFFF) << 16) | (fraction >> 16)
-    return Received(ssrc, types, middle)
+    return Compound(ssrc, types, middle)
 
 
 def _types(data: bytes) -> tuple[int, ...] | RtcpError:
@@ -118,7 +118,7 @@ class Reporter:
         self.sent = 0
         self.received = 0
 
-    def heard(self, report: Received, now: float) -> None:
+    def heard(self, report: Compound, now: float) -> None:
         """A report from the peer: its SR's time goes back in our next block's LSR."""
         self.received += 1
         if report.ntp_middle is not None:

@@ -25,13 +25,14 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from ..address import Address
 from ..sip.negotiation import Negotiated
 from . import stamps
 from .lateness import LatenessSummary
 from .ports import RtpPort
 from .recording import Recorder
 from .source import AudioSource
-from .stream import MAX_DATAGRAM, Address, DtmfRefused, MediaStream, RtpStats
+from .stream import MAX_DATAGRAM, DtmfRefused, MediaStream, RtpStats
 
 log = logging.getLogger(__name__)
 

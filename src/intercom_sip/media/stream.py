@@ -29,9 +29,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
+from ..address import Address
 from ..sip.negotiation import ABILITIES, OUR_EVENT_TYPE, Negotiated
+from ..sip.syntax import DTMF_DIGITS as DIGITS
 from . import rtcp, rtp
-from .dtmf import DIGITS, DigitReceiver, digit_payloads, parse_event
+from .dtmf import DigitReceiver, digit_payloads, parse_event
 from .g711 import CODECS, PCMA, PCMU, Codec
 from .latch import Latch
 from .lateness import Lateness
@@ -40,7 +42,6 @@ from .source import AudioSource
 from .srtp import SrtpError, SrtpSession
 from .stats import ReceiveStats
 
-Address = tuple[str, int]
 Datagram = tuple[bytes, Address]
 
 FRAME: Final = 0.020  # the default slot (ptime 20)

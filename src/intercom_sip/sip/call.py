@@ -67,7 +67,6 @@ from intercom_sip.sip.callevents import (
 )
 from intercom_sip.sip.callflow import (
     ALLOW,
-    DIGITS,
     DTMF,
     DTMF_RELAY,
     NO_PORT_REFUSAL,
@@ -76,9 +75,10 @@ from intercom_sip.sip.callflow import (
     SDP,
     SUPPORTED,
     BadDtmf,
+    DigestAnswer,
     Here,
+    InviteRefusal,
     Outgoing,
-    Refusal,
     answer_challenge,
     dtmf_info_body,
     dtmf_of,
@@ -93,10 +93,7 @@ from intercom_sip.sip.callflow import (
     respond,
     via,
 )
-from intercom_sip.sip.callflow import (
-    Answered as ChallengeAnswered,
-)
-from intercom_sip.sip.core import Flow, Strays
+from intercom_sip.sip.core import Channel, Strays
 from intercom_sip.sip.dialog import Dialog, DialogError, as_uac, as_uas, ids_of
 from intercom_sip.sip.message import (
     Request,
@@ -106,6 +103,7 @@ from intercom_sip.sip.message import (
     parse_name_addr,
 )
 from intercom_sip.sip.negotiation import Negotiated, NotAcceptable
+from intercom_sip.sip.syntax import DTMF_DIGITS
 from intercom_sip.sip.transactions import Due, TransactionId, TwoXxRetransmissions, trying
 from intercom_sip.sip.trust import uri_host, user_of
 
@@ -129,7 +127,7 @@ class _Call:
     id: str
     direction: str  # "in" or "out"
     remote: str
-    flow: Flow
+    flow: Channel
     here: Here
     started: float
     invite: Request  # theirs, or our latest (with credentials)
@@ -137,7 +135,7 @@ class _Call:
     dialog: Dialog | None = None
     answered: float | None = None
     offer: sdp.SessionDescription | None = None  # out: ours in the INVITE
-    pending: negotiation.Answer | None = None  # in: our answer to their offer, for the 200
+    pending: negotiation.SdpAnswer | None = None  # in: our answer to their offer, for the 200
     session: sdp.SessionDescription | None = None  # our latest SDP sent
     media: Negotiated | None = None
     two_xx: _TwoXx | None = None
@@ -157,7 +155,7 @@ class _Abandoned:
     """A cancelled INVITE of ours: a 2xx that crossed the CANCEL is ACKed and BYEd."""
 
     invite: Request
-    flow: Flow
+    flow: Channel
     here: Here
     auth: tuple[tuple[str, str], ...]
 
@@ -290,7 +288,7 @@ class Handset:
         call, digits = self._call, event.digits.upper()
         if call is None or self.phase is not Phase.ACTIVE:
             return [Refused(NO_CALL)]
-        if not 1 <= len(digits) <= MAX_DIGITS or any(d not in DIGITS for d in digits):
+        if not 1 <= len(digits) <= MAX_DIGITS or any(d not in DTMF_DIGITS for d in digits):
             return [Refused(WRONG_DIGITS)]
         if call.media is not None and call.media.event_payload_type is not None:
             return [SendDtmf(digits)]
@@ -384,13 +382,13 @@ class Handset:
             return [Respond(tid, respond(request, 482, "Loop Detected", tag))]
         refusal = self._refusal(event)
         accepted = self._acceptance(event, tag) if refusal is None else refusal
-        if isinstance(accepted, Refusal):
+        if isinstance(accepted, InviteRefusal):
             return self._reject(event, tid, tag, accepted, now)
         return self._ring(event, tid, *accepted, now)
 
     def _acceptance(
         self, event: Received, tag: str
-    ) -> Refusal | tuple[Dialog, negotiation.Answer | None]:
+    ) -> InviteRefusal | tuple[Dialog, negotiation.SdpAnswer | None]:
         """The dialog and our answer to the offer, if any; or why the INVITE is refused."""
         request, here = event.request, event.here
         refusal = refusal_of(request)
@@ -398,16 +396,16 @@ class Handset:
             return refusal
         offer = offer_of(request)
         if isinstance(offer, sdp.SdpError):
-            return Refusal(400, "Bad SDP", detail=offer.reason)
+            return InviteRefusal(400, "Bad SDP", detail=offer.reason)
         answer = None if offer is None else negotiation.answer(offer, here.media, here.secure)
         if isinstance(answer, NotAcceptable):
-            return Refusal(answer.status, "Not Acceptable Here", detail=answer.reason)
+            return InviteRefusal(answer.status, "Not Acceptable Here", detail=answer.reason)
         dialog = as_uas(request, tag)
         if isinstance(dialog, DialogError):
-            return Refusal(dialog.status, dialog.reason, detail=dialog.reason)
+            return InviteRefusal(dialog.status, dialog.reason, detail=dialog.reason)
         return dialog, answer
 
-    def _refusal(self, event: Received) -> Refusal | None:
+    def _refusal(self, event: Received) -> InviteRefusal | None:
         """The handset's own reasons first (§6.2's order), then the message's. A stranger
         never gets here: the core answered it (§6.9)."""
         refusal = self._refusal_now(direct=event.direct)
@@ -417,19 +415,19 @@ class Handset:
             return NO_PORT_REFUSAL
         return None
 
-    def _refusal_now(self, direct: bool = False) -> Refusal | None:
+    def _refusal_now(self, direct: bool = False) -> InviteRefusal | None:
         """Why no call could start now, whoever asked; a direct call rings with SIP
         disabled (§6.2)."""
         if self._closing:
-            return Refusal(480, "Temporarily Unavailable", "shutdown")
+            return InviteRefusal(480, "Temporarily Unavailable", "shutdown")
         if not self.settings.enabled and not direct:
-            return Refusal(480, "Temporarily Unavailable", "disabled")
+            return InviteRefusal(480, "Temporarily Unavailable", "disabled")
         if self._call is not None:
-            return Refusal(486, "Busy Here", "busy")
+            return InviteRefusal(486, "Busy Here", "busy")
         return None
 
     def _reject(
-        self, event: Received, tid: TransactionId, tag: str, refusal: Refusal, now: float
+        self, event: Received, tid: TransactionId, tag: str, refusal: InviteRefusal, now: float
     ) -> Outputs:
         request = event.request
         response = respond(request, refusal.code, refusal.reason, tag, extra=refusal.extra)
@@ -456,7 +454,7 @@ class Handset:
         event: Received,
         tid: TransactionId,
         dialog: Dialog,
-        answer: negotiation.Answer | None,
+        answer: negotiation.SdpAnswer | None,
         now: float,
     ) -> Outputs:
         request, here = event.request, event.here
@@ -725,7 +723,7 @@ class Handset:
         """401/407: answered once per nonce, `max_auth` times at most (a second challenge
         to our answer is the proxy refusing our credentials)."""
         creds, out = call.credentials, call.outgoing
-        answered: ChallengeAnswered | digest.Unsupported = digest.Unsupported("no credentials")
+        answered: DigestAnswer | digest.Unsupported = digest.Unsupported("no credentials")
         if creds is not None and len(call.nonces) < self.options.max_auth:
             cnonce = f"{self._rng.getrandbits(64):016x}"
             answered = answer_challenge(response, call.invite.uri, creds, cnonce)

@@ -6,13 +6,11 @@ from enum import Enum
 from typing import Final
 
 from intercom_sip.sip import digest
-from intercom_sip.sip.callflow import Here, Target
-from intercom_sip.sip.core import Flow
+from intercom_sip.sip.callflow import Callee, Here
+from intercom_sip.sip.core import Channel
 from intercom_sip.sip.message import Request, Response
 from intercom_sip.sip.negotiation import Local, Negotiated
-from intercom_sip.sip.transactions import Timers, TransactionId
-
-Address = tuple[str, int]
+from intercom_sip.sip.transactions import SipTimers, TransactionId
 
 # The client-facing errors of §6 (409s), and ours for DTMF the machine cannot take.
 NO_CALL: Final = "No call"
@@ -49,7 +47,7 @@ class Options:
     auto_answer_delay: float = 1.0
     media_timeout: float = 30.0
     allow_direct: bool = False  # --direct-calls: INVITEs to our addresses ring (§6.2)
-    timers: Timers = field(default_factory=Timers)  # T1, T2 of the 2xx retransmissions
+    timers: SipTimers = field(default_factory=SipTimers)  # T1, T2 of the 2xx retransmissions
     user_agent: str = "intercom-sip"
     max_dtmf_kept: int = 256  # characters of `dtmf_received`; the latest are kept
     max_dtmf_waiting: int = 64  # digits queued for INFO
@@ -69,7 +67,7 @@ class Received:
 
     request: Request
     transaction_id: TransactionId | None  # None for an ACK to a 2xx
-    flow: Flow
+    flow: Channel
     here: Here
     direct: bool = False
 
@@ -112,8 +110,8 @@ class Dial:
     """`POST call/dial`: the target, the flow to send on (to the proxy, or straight to a
     direct target), our place on that flow, our address of record and credentials."""
 
-    target: Target
-    flow: Flow
+    target: Callee
+    flow: Channel
     here: Here
     aor: str
     credentials: digest.Credentials | None = None
@@ -159,8 +157,8 @@ class FlowMoved:
     """The call's TCP/TLS flow was gone and the shell opened `new` to the dialog's next
     hop (RFC 3261 §18.1.1): the call's requests go there from now on."""
 
-    old: Flow
-    new: Flow
+    old: Channel
+    new: Channel
 
 
 Input = (
@@ -200,7 +198,7 @@ class SendRequest:
     `Failed(transaction_id, "overload")`."""
 
     request: Request
-    flow: Flow
+    flow: Channel
     transaction_id: TransactionId
 
 
@@ -216,7 +214,7 @@ class SendAck:
     """`core.send(request, flow)`: the ACK for a 2xx, outside any transaction."""
 
     request: Request
-    flow: Flow
+    flow: Channel
 
 
 @dataclass(frozen=True)

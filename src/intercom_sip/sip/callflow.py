@@ -17,6 +17,7 @@ from intercom_sip.sip.message import (
     response_to,
 )
 from intercom_sip.sip.negotiation import Local
+from intercom_sip.sip.syntax import DTMF_DIGITS
 from intercom_sip.sip.transactions import MAGIC
 
 ALLOW: Final = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
@@ -25,9 +26,8 @@ REDIRECTS: Final = frozenset({301, 302})  # followed to their first Contact (§6
 SDP: Final = "application/sdp"
 DTMF_RELAY: Final = "application/dtmf-relay"
 DTMF: Final = "application/dtmf"
-DIGITS: Final = "0123456789*#ABCD"
 # Some phones name * and # by their RFC 4733 event numbers in dtmf-relay bodies.
-EVENT_NAMES: Final = {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D"}
+EVENT_NAMES: Final = {str(event): DTMF_DIGITS[event] for event in range(10, len(DTMF_DIGITS))}
 INFO_DURATION: Final = 100  # ms, in the INFO bodies we send
 SINGLE: Final = ("Call-ID", "From", "To", "CSeq", "Max-Forwards", "Content-Type")
 _NUMBER = re.compile(r"[0-9]{1,32}")
@@ -60,7 +60,7 @@ class Here:
 
 
 @dataclass(frozen=True)
-class Refusal:
+class InviteRefusal:
     """Why an incoming INVITE is answered with a failure, and what the call log says."""
 
     code: int
@@ -73,28 +73,28 @@ class Refusal:
 # A new INVITE with no RTP port to offer: 503, not 488 (RFC 3261 §21.5.4: the monitor is
 # out of a resource for now; the offer is fine, and 488 would ask the caller to change
 # it). Retry-After: ports come back when a call ends.
-NO_PORT_REFUSAL: Final = Refusal(
+NO_PORT_REFUSAL: Final = InviteRefusal(
     503, "Service Unavailable", detail="no free RTP port", extra=(("Retry-After", "5"),)
 )
 
 
 @dataclass(frozen=True)
-class Target:
+class Callee:
     """What `call/dial` calls: a URI, and whether it goes straight to that address."""
 
     uri: str
     direct: bool
 
 
-def target_of(number: str, realm: str) -> Target | None:
+def target_of(number: str, realm: str) -> Callee | None:
     """§6.3's numbers: digits call `sip:<digits>@<realm>`, `sip:<IPv4>` is direct, a
     `sip:user@host` URI calls itself; anything else is None (400 Wrong number format)."""
     if _NUMBER.fullmatch(number):
-        return Target(f"sip:{number}@{realm}", False)
+        return Callee(f"sip:{number}@{realm}", False)
     if _IPV4.fullmatch(number):
-        return Target(number, True)
+        return Callee(number, True)
     if _SIP_URI.fullmatch(number):
-        return Target(number, False)
+        return Callee(number, False)
     return None
 
 
@@ -118,27 +118,29 @@ def via(here: Here, branch: str = "") -> str:
 # --- incoming INVITEs ----------------------------------------------------------------------
 
 
-def refusal_of(invite: Request) -> Refusal | None:
+def refusal_of(invite: Request) -> InviteRefusal | None:
     """The message checks of an incoming INVITE, first failure first (RFC 3261 §8.2)."""
     headers = invite.headers
     doubled = [name for name in SINGLE if len(headers.get_all(name)) > 1]
     required = [o.strip() for v in headers.get_all("Require") for o in v.split(",") if o.strip()]
     content_type = _media_type(headers.get("Content-Type"))
     if doubled:  # RFC 4475 §3.3.8
-        return Refusal(400, f"Multiple {doubled[0]}", detail=f"multiple {doubled[0]}")
+        return InviteRefusal(400, f"Multiple {doubled[0]}", detail=f"multiple {doubled[0]}")
     if required:  # RFC 4475 §3.3.5: we support no extension
         unsupported = ("Unsupported", ", ".join(required))
-        return Refusal(420, "Bad Extension", detail="unsupported extension", extra=(unsupported,))
+        return InviteRefusal(
+            420, "Bad Extension", detail="unsupported extension", extra=(unsupported,)
+        )
     if (
         len(headers.get_all("Contact")) != 1
         or parse_name_addr(headers.get_all("Contact")[0]) is None
     ):
-        return Refusal(400, "Missing Contact", detail="no Contact")
+        return InviteRefusal(400, "Missing Contact", detail="no Contact")
     if invite.body and content_type != SDP:  # RFC 4475 §3.3.6, §3.1.1.11
         accept = ("Accept", SDP)
-        return Refusal(415, "Unsupported Media Type", detail="not SDP", extra=(accept,))
+        return InviteRefusal(415, "Unsupported Media Type", detail="not SDP", extra=(accept,))
     if not accepts_sdp(headers):  # RFC 4475 §3.3.15
-        return Refusal(406, "Not Acceptable", detail="SDP not accepted")
+        return InviteRefusal(406, "Not Acceptable", detail="SDP not accepted")
     return None
 
 
@@ -258,7 +260,7 @@ CHALLENGES: Final = {
 
 
 @dataclass(frozen=True)
-class Answered:
+class DigestAnswer:
     """A digest answer to one challenge: the header to add, and the nonce it used."""
 
     header: tuple[str, str]
@@ -268,7 +270,7 @@ class Answered:
 
 def answer_challenge(
     response: Response, uri: str, credentials: digest.Credentials, cnonce: str
-) -> Answered | digest.Unsupported:
+) -> DigestAnswer | digest.Unsupported:
     """The (Proxy-)Authorization for a 401/407 to our INVITE (RFC 3261 §22.2)."""
     names = CHALLENGES.get(response.code)
     if names is None:
@@ -278,7 +280,7 @@ def answer_challenge(
         return chosen
     _, challenge = chosen
     value = digest.authorization(challenge, credentials, "INVITE", uri, cnonce=cnonce, nc=1)
-    return Answered((names[1], value), challenge.nonce, challenge.realm)
+    return DigestAnswer((names[1], value), challenge.nonce, challenge.realm)
 
 
 # --- DTMF in INFO (application/dtmf-relay, application/dtmf) ---------------------------------
@@ -300,7 +302,7 @@ def dtmf_of(request: Request) -> str | BadDtmf | None:
         return None
     text = request.body.decode("utf-8", "replace")
     digits = reader(text)
-    if not digits or any(digit not in DIGITS for digit in digits):
+    if not digits or any(digit not in DTMF_DIGITS for digit in digits):
         return BadDtmf("Bad DTMF")
     return digits
 

@@ -7,10 +7,14 @@ by their `TransactionId`, as aioice keeps its STUN transactions: matching a mess
 computing its id (§17.1.3, §17.2.3) and one lookup.
 
 Requests that start a transaction go to the user named by their Request-URI (`add_user`),
-so that one port can serve several accounts. Before any transaction is opened, the
-request is judged (`sip/trust.py`, from the `trust` value the shell keeps current): a
-stranger gets one stateless 403 from its source's budget and nothing else (§6.9); room
-in the transaction table is kept for the proxy, live dialogs and our own requests.
+so that one port can serve several accounts. A client transaction's events (responses,
+timeout, transport error) go to the user that opened it (`request(..., owner=)`), as aioice
+hands each STUN response to its own transaction: the owner is kept in the transaction's
+entry, so it lives and ends with it, and a response for no live transaction is dropped.
+Before any transaction is opened, the request is judged (`sip/trust.py`, from the `trust`
+value the shell keeps current): a stranger gets one stateless 403 from its source's budget
+and nothing else (§6.9); room in the transaction table is kept for the proxy, live dialogs
+and our own requests.
 Requests for nobody are answered here, from the `Strays` table, through a server
 transaction like any other: its retransmissions get the same response, To-tag included.
 Responses go back on the flow the request came on (RFC 3581's symmetric response,
@@ -23,6 +27,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from intercom_sip.address import Address
 from intercom_sip.sip.message import (
     MAX_HEADERS,
     MAX_MESSAGE,
@@ -40,16 +45,16 @@ from intercom_sip.sip.message import (
 )
 from intercom_sip.sip.transactions import (
     MAGIC,
-    Event,
-    Failed,
-    Kind,
     Output,
-    Send,
-    State,
+    SendBytes,
+    SipTimers,
     TimedOut,
-    Timers,
     Transaction,
+    TransactionEvent,
     TransactionId,
+    TransactionKind,
+    TransactionState,
+    TransportFailed,
     cancel_for,
     client_id,
     event_of,
@@ -57,12 +62,11 @@ from intercom_sip.sip.transactions import (
 )
 from intercom_sip.sip.trust import Budget, Rate, Trust, Verdict, judge, user_of, without_token
 
-Address = tuple[str, int]
-DEFAULT_TIMERS: Final = Timers()
+DEFAULT_TIMERS: Final = SipTimers()
 
 
 @dataclass(frozen=True)
-class Flow:
+class Channel:
     """Where a message came from or goes: the shell's own id for a socket or connection,
     whether it is reliable (TCP/TLS), and the remote address."""
 
@@ -81,7 +85,7 @@ class RequestReceived:
 
     request: Request
     transaction_id: TransactionId | None
-    flow: Flow
+    flow: Channel
     user: str
     direct: bool = False  # a direct call's request (§6.2: --direct-calls)
 
@@ -97,22 +101,29 @@ class CancelReceived:
 
 @dataclass(frozen=True)
 class ResponseReceived:
+    """A response to the client transaction that `user` opened (`request(..., owner=)`)."""
+
     response: Response
     transaction_id: TransactionId
+    user: str
 
 
 @dataclass(frozen=True)
 class TransactionTimedOut:
-    """A client transaction got no final response (B, F, §9.1), or a server one no ACK (H)."""
+    """A client transaction got no final response (B, F, §9.1), or a server one no ACK (H);
+    for the transaction's owner, `user`."""
 
     transaction_id: TransactionId
+    user: str
 
 
 @dataclass(frozen=True)
 class TransportError:
-    """The flow of this transaction failed or closed (`send_failed`, `flow_closed`)."""
+    """The flow of this transaction failed or closed (`send_failed`, `flow_closed`); for
+    the transaction's owner, `user`."""
 
     transaction_id: TransactionId
+    user: str
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,7 @@ class Transmit:
     """Send these bytes on this flow; report a failure with `send_failed(transaction_id)`."""
 
     data: bytes
-    flow: Flow
+    flow: Channel
     transaction_id: TransactionId | None = None
 
 
@@ -174,7 +185,7 @@ class Strays:
 
 
 @dataclass(frozen=True)
-class Limits:
+class PortLimits:
     transactions: int = 512  # live at once; beyond, new requests get 503 (§21.5.4)
     ours: int = 16  # of those, kept for our own requests (the REGISTER, a BYE)
     direct: int = 128  # of those, kept from direct-call sources: the proxy's and dialogs'
@@ -186,8 +197,10 @@ class Limits:
 @dataclass
 class _Live:
     transaction: Transaction
-    flow: Flow
-    user: str = ""  # server side: whose request it is ("" for strays)
+    flow: Channel
+    # Who hears of it: the server side's request's user ("" for strays: nobody), the
+    # client side's owner. The transaction table is thus the owner table.
+    user: str
 
 
 # --- the core ---------------------------------------------------------------------------------
@@ -199,8 +212,8 @@ class Core:
     def __init__(
         self,
         rng: random.Random,
-        timers: Timers = DEFAULT_TIMERS,
-        limits: Limits = Limits(),
+        timers: SipTimers = DEFAULT_TIMERS,
+        limits: PortLimits = PortLimits(),
         strays: Strays = Strays(),
     ) -> None:
         self._rng, self._timers, self._limits, self._strays = rng, timers, limits, strays
@@ -225,7 +238,7 @@ class Core:
 
     # --- the shell's side ----------------------------------------------------------------
 
-    def receive(self, data: bytes, flow: Flow, now: float) -> None:
+    def receive(self, data: bytes, flow: Channel, now: float) -> None:
         """One whole message (a datagram, or what the framer cut from a stream)."""
         if len(self._events) >= self._limits.events:
             self.dropped += 1
@@ -255,27 +268,30 @@ class Core:
         """A `Transmit` of this transaction could not be sent."""
         live = self._transactions.get(transaction_id)
         if live is not None:
-            self._handle(transaction_id, live, Event.TRANSPORT_ERROR, None, now)
+            self._handle(transaction_id, live, TransactionEvent.TRANSPORT_ERROR, None, now)
 
     def flow_closed(self, key: Hashable, now: float) -> None:
         """A connection closed: its transactions can send and hear nothing more."""
         for tid, live in list(self._transactions.items()):
             if live.flow.key == key and live.flow.reliable:
-                self._handle(tid, live, Event.TRANSPORT_ERROR, None, now)
+                self._handle(tid, live, TransactionEvent.TRANSPORT_ERROR, None, now)
 
     # --- the transaction users' side -----------------------------------------------------
 
-    def request(self, request: Request, flow: Flow, now: float) -> TransactionId | None:
-        """Start a client transaction; the top Via gets a branch unless it has one.
-        None: too many live transactions, nothing was sent."""
+    def request(
+        self, request: Request, flow: Channel, now: float, *, owner: str
+    ) -> TransactionId | None:
+        """Start a client transaction for `owner`, the user that alone hears of its
+        responses, timeout and transport error; the top Via gets a branch unless it has
+        one. None: too many live transactions, nothing was sent."""
         if len(self._transactions) >= self._limits.transactions:
             return None
         request = self._with_branch(request)
         tid = client_id(request)
         if tid is None or tid in self._transactions:
             raise ValueError("the request needs a CSeq and a Via with a new branch")
-        kind = Kind.of(request.method, server=False)
-        live = _Live(Transaction(kind, request, flow.reliable, self._timers), flow)
+        kind = TransactionKind.of(request.method, server=False)
+        live = _Live(Transaction(kind, request, flow.reliable, self._timers), flow, owner)
         self._transactions[tid] = live
         self._after(tid, live, live.transaction.start(now), now)
         return tid
@@ -293,8 +309,8 @@ class Core:
         """CANCEL our INVITE (§9.1); None when it has a final response already. Before any
         provisional response the CANCEL waits for one; a final response instead drops it."""
         live = self._transactions.get(invite_id)
-        states = (State.CALLING, State.PROCEEDING)
-        if live is None or live.transaction.kind is not Kind.INVITE_CLIENT:
+        states = (TransactionState.CALLING, TransactionState.PROCEEDING)
+        if live is None or live.transaction.kind is not TransactionKind.INVITE_CLIENT:
             return None
         if live.transaction.state not in states:
             return None
@@ -305,19 +321,19 @@ class Core:
         self._release_cancel(invite_id, now)
         return cancel_id
 
-    def send(self, request: Request, flow: Flow) -> None:
+    def send(self, request: Request, flow: Channel) -> None:
         """Outside any transaction: the ACK for a 2xx (§13.2.2.4), a new branch each time."""
         self._events.append(Transmit(request_bytes(self._with_branch(request)), flow))
 
     # --- requests --------------------------------------------------------------------------
 
-    def _on_request(self, request: Request, flow: Flow, now: float) -> None:
+    def _on_request(self, request: Request, flow: Channel, now: float) -> None:
         tid = server_id(request)
         if tid is None:
             return  # no Via: nowhere to answer
         live = self._transactions.get(tid)
         if live is not None:
-            event = Event.ACK if request.method == "ACK" else Event.REQUEST
+            event = TransactionEvent.ACK if request.method == "ACK" else TransactionEvent.REQUEST
             self._handle(tid, live, event, request, now)
             return
         verdict = self._judge(request, flow)
@@ -334,7 +350,7 @@ class Core:
         else:
             self._on_new_request(request, tid, flow, now, verdict)
 
-    def _judge(self, request: Request, flow: Flow) -> Verdict:
+    def _judge(self, request: Request, flow: Channel) -> Verdict:
         if self.trust is None:
             return Verdict.PROXY
         return judge(self.trust, request, flow.remote[0], flow.reliable, flow.key)
@@ -345,7 +361,7 @@ class Core:
         kept = self._limits.direct if verdict is Verdict.DIRECT else self._limits.ours
         return len(self._transactions) < self._limits.transactions - kept
 
-    def _refuse_stranger(self, request: Request, flow: Flow, now: float) -> None:
+    def _refuse_stranger(self, request: Request, flow: Channel, now: float) -> None:
         """One stateless 403 (§26.3.2.4: no transaction, nothing resent), within the
         source's budget; the same whatever the user, so that no user can be found out."""
         if request.method == "ACK" or not self.budget.admit(flow.remote[0], now):
@@ -371,7 +387,7 @@ class Core:
         return user
 
     def _on_new_request(
-        self, request: Request, tid: TransactionId, flow: Flow, now: float, verdict: Verdict
+        self, request: Request, tid: TransactionId, flow: Channel, now: float, verdict: Verdict
     ) -> None:
         user = self._user_for(request, verdict)
         live = self._open_server(request, tid, flow, user, now)
@@ -381,7 +397,7 @@ class Core:
         else:
             self._handle(tid, live, *self._stray_answer(request), now)
 
-    def _on_cancel(self, cancel: Request, tid: TransactionId, flow: Flow, now: float) -> None:
+    def _on_cancel(self, cancel: Request, tid: TransactionId, flow: Channel, now: float) -> None:
         """§9.2: a CANCEL is a transaction of its own, matched to its INVITE for the TU."""
         invite_id = tid.cancelled()
         invite = self._transactions.get(invite_id)
@@ -390,31 +406,33 @@ class Core:
             self._handle(tid, live, *self._stray_answer(cancel), now)
             return
         tag = self._tag_of(invite.transaction.last_response) or self._tag()
-        self._handle(tid, live, Event.TU_SUCCESS, response_to(cancel, 200, "OK", tag), now)
-        if invite.transaction.state is State.PROCEEDING:
+        self._handle(
+            tid, live, TransactionEvent.TU_SUCCESS, response_to(cancel, 200, "OK", tag), now
+        )
+        if invite.transaction.state is TransactionState.PROCEEDING:
             terminated = response_to(invite.transaction.request, 487, "Request Terminated", tag)
-            self._handle(invite_id, invite, Event.TU_FAILURE, terminated, now)
+            self._handle(invite_id, invite, TransactionEvent.TU_FAILURE, terminated, now)
             self._events.append(CancelReceived(invite_id, invite.user))
 
-    def _deliver_ack(self, ack: Request, flow: Flow, verdict: Verdict) -> None:
+    def _deliver_ack(self, ack: Request, flow: Channel, verdict: Verdict) -> None:
         user = self._user_for(ack, verdict)
         if user:  # else: the ACK of a stray 2xx? There is none; never answer an ACK
             self._events.append(RequestReceived(ack, None, flow, user))
 
     def _open_server(
-        self, request: Request, tid: TransactionId, flow: Flow, user: str, now: float
+        self, request: Request, tid: TransactionId, flow: Channel, user: str, now: float
     ) -> _Live:
-        kind = Kind.of(request.method, server=True)
+        kind = TransactionKind.of(request.method, server=True)
         live = _Live(Transaction(kind, request, flow.reliable, self._timers), flow, user)
         self._transactions[tid] = live
         self._after(tid, live, live.transaction.start(now), now)
         return live
 
-    def _stray_answer(self, request: Request) -> tuple[Event, Response]:
+    def _stray_answer(self, request: Request) -> tuple[TransactionEvent, Response]:
         answer = self._strays.answer(request, self._tag())
         return event_of(answer.code, tu=True), answer
 
-    def _refuse(self, data: bytes, error: ParseError, flow: Flow) -> None:
+    def _refuse(self, data: bytes, error: ParseError, flow: Channel) -> None:
         """A malformed request whose Via we can read gets the error's status, statelessly;
         anything else is dropped."""
         salvaged = salvage(data)
@@ -435,13 +453,13 @@ class Core:
         """§9.1: a held CANCEL goes once the INVITE is Proceeding; a final response (or
         the INVITE's end) makes it pointless."""
         live = self._transactions.get(invite_id)
-        state = live.transaction.state if live else State.TERMINATED
-        if invite_id not in self._held_cancels or state is State.CALLING:
+        state = live.transaction.state if live else TransactionState.TERMINATED
+        if invite_id not in self._held_cancels or state is TransactionState.CALLING:
             return
         cancel = self._held_cancels.pop(invite_id)
-        if live is not None and state is State.PROCEEDING:
-            self.request(cancel, live.flow, now)
-            self._handle(invite_id, live, Event.CANCEL_SENT, None, now)
+        if live is not None and state is TransactionState.PROCEEDING:
+            self.request(cancel, live.flow, now, owner=live.user)  # the INVITE's owner
+            self._handle(invite_id, live, TransactionEvent.CANCEL_SENT, None, now)
 
     # --- running a transaction ---------------------------------------------------------------
 
@@ -449,7 +467,7 @@ class Core:
         self,
         tid: TransactionId,
         live: _Live,
-        event: Event,
+        event: TransactionEvent,
         message: Request | Response | None,
         now: float,
     ) -> bool:
@@ -466,14 +484,14 @@ class Core:
 
     @staticmethod
     def _event_of(tid: TransactionId, live: _Live, output: Output) -> CoreEvent:
-        if isinstance(output, Send):
+        if isinstance(output, SendBytes):
             return Transmit(output.data, live.flow, tid)
         if isinstance(output, TimedOut):
-            return TransactionTimedOut(tid)
-        if isinstance(output, Failed):
-            return TransportError(tid)
+            return TransactionTimedOut(tid, live.user)
+        if isinstance(output, TransportFailed):
+            return TransportError(tid, live.user)
         if isinstance(output.message, Response):
-            return ResponseReceived(output.message, tid)
+            return ResponseReceived(output.message, tid, live.user)
         return RequestReceived(output.message, None, live.flow, live.user)  # ACK, RFC 6026
 
     # --- small helpers ----------------------------------------------------------------------

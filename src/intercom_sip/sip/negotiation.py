@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from .sdes import Crypto, crypto_value, first_usable
-from .sdp import Attribute, Connection, Media, Origin, SessionDescription
+from .sdp import Attribute, ConnectionData, Media, Origin, SessionDescription
 
 PLAIN: Final = "RTP/AVP"
 SECURE: Final = "RTP/SAVP"
@@ -86,7 +86,7 @@ class NotAcceptable:
 
 
 @dataclass(frozen=True)
-class Answer:
+class SdpAnswer:
     sdp: SessionDescription
     media: Negotiated
 
@@ -101,7 +101,7 @@ def make_offer(local: Local, previous: SessionDescription | None = None) -> Sess
 
 def answer(
     offer: SessionDescription, local: Local, srtp: bool, previous: SessionDescription | None = None
-) -> Answer | NotAcceptable:
+) -> SdpAnswer | NotAcceptable:
     """Our answer: the first G.711 audio stream taken, every other stream refused (port 0).
 
     `srtp`: whether keys may travel in this signalling (TLS); an RTP/SAVP stream is
@@ -119,7 +119,7 @@ def answer(
         _our_answer_media(local, offer.media[i], taken) if i == chosen else _rejected(m)
         for i, m in enumerate(offer.media)
     )
-    return Answer(revise(previous, _session(local, *sections)), taken)
+    return SdpAnswer(revise(previous, _session(local, *sections)), taken)
 
 
 def read_answer(sdp: SessionDescription, offer: SessionDescription) -> Negotiated | NotAcceptable:
@@ -288,4 +288,4 @@ def _rejected(media: Media) -> Media:
 def _session(local: Local, *media: Media) -> SessionDescription:
     kind = "IP6" if ipaddress.ip_address(local.address).version == 6 else "IP4"
     origin = Origin("-", local.session_id, local.session_id, kind, local.address)
-    return SessionDescription(origin, "-", Connection(kind, local.address), (), media)
+    return SessionDescription(origin, "-", ConnectionData(kind, local.address), (), media)

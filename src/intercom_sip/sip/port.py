@@ -2,13 +2,13 @@
 
 The pure core (`sip/core.py`) keeps the transactions; this shell only feeds it what the
 UDP endpoint and the TCP/TLS flows receive, sends its `Transmit`s, keeps one timer for
-its deadline, and hands every other event to its users. A core `Flow`'s key names the
+its deadline, and hands every other event to its users. A core `Channel`'s key names the
 socket: `UDP` for the shared endpoint (the remote address says where), or the
 `StreamFlow` object itself for a connection.
 
-Requests go to the user the core named (`RequestReceived.user`); events about client
-transactions (responses, timeouts, transport errors) go to every user, each of which
-ignores the transaction ids it did not start (the registrations and the phone).
+Every user event goes to the one user the core names in it (`user`): a request to the user
+its Request-URI names, a transaction's response, timeout or transport error to the user
+that opened it (`request(..., owner)`). An event for a user gone is dropped.
 """
 
 import asyncio
@@ -16,11 +16,12 @@ import logging
 from collections.abc import Callable, Hashable
 from typing import Final, Protocol
 
+from intercom_sip.address import Address
 from intercom_sip.loglimit import LogLimit, escaped
 from intercom_sip.sip import core
 from intercom_sip.sip.message import Request, Response, redacted
 from intercom_sip.sip.transactions import TransactionId
-from intercom_sip.sip.transport import Address, Flow, FlowError, StreamFlow
+from intercom_sip.sip.transport import Flow, FlowError, StreamFlow
 from intercom_sip.sip.trust import Trust
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,17 @@ TrustSource = Callable[[], Trust]
 
 class CoreUser(Protocol):
     def core_event(self, event: UserEvent) -> None:
-        """One event of the core for this user (a request of its, or a transaction's)."""
+        """One event of the core for this user (a request of its, or of a transaction it
+        opened or serves)."""
 
 
-def core_flow(flow: Flow) -> core.Flow:
+def core_flow(flow: Flow) -> core.Channel:
     """The core's view of a transport flow."""
     key: Hashable = flow if flow.reliable else UDP
-    return core.Flow(key, flow.reliable, flow.remote)
+    return core.Channel(key, flow.reliable, flow.remote)
 
 
-def transport_of(flow: core.Flow) -> str:
+def transport_of(flow: core.Channel) -> str:
     """udp, tcp or tls: the transport a core flow runs on."""
     return flow.key.transport if isinstance(flow.key, StreamFlow) else UDP
 
@@ -94,8 +96,9 @@ class SipPort:
 
     # --- the users' side ------------------------------------------------------------------
 
-    def request(self, request: Request, flow: core.Flow) -> TransactionId | None:
-        return self.core.request(request, flow, self.now())
+    def request(self, request: Request, flow: core.Channel, owner: str) -> TransactionId | None:
+        """A client transaction whose events go to the user added as `owner` alone."""
+        return self.core.request(request, flow, self.now(), owner=owner)
 
     def respond(self, transaction_id: TransactionId, response: Response) -> bool:
         return self.core.respond(transaction_id, response, self.now())
@@ -103,7 +106,7 @@ class SipPort:
     def cancel(self, invite_id: TransactionId) -> TransactionId | None:
         return self.core.cancel(invite_id, self.now())
 
-    def send(self, request: Request, flow: core.Flow) -> None:
+    def send(self, request: Request, flow: core.Channel) -> None:
         self.core.send(request, flow)
 
     def fail(self, transaction_id: TransactionId) -> None:
@@ -119,13 +122,8 @@ class SipPort:
                 self._transmit(event)
             elif isinstance(event, core.StrangerRefused):
                 _told(event)
-            elif isinstance(event, core.RequestReceived | core.CancelReceived):
-                user = self._users.get(event.user)
-                if user is not None:
-                    user.core_event(event)
-            else:
-                for user in list(self._users.values()):
-                    user.core_event(event)
+            elif (user := self._users.get(event.user)) is not None:
+                user.core_event(event)
         self._arm()
 
     @staticmethod

@@ -10,12 +10,13 @@ CA and, towards the proxy's addresses, the proxy's name.
 
 from collections.abc import Callable
 
+from intercom_sip.address import Address
 from intercom_sip.sip import core
 from intercom_sip.sip.dialog import Hop
 from intercom_sip.sip.port import core_flow
 from intercom_sip.sip.registrant import Registrant, SipEnv
 from intercom_sip.sip.resolve import ResolveFailed
-from intercom_sip.sip.transport import Address, Flow, FlowError, Receive, StreamFlow
+from intercom_sip.sip.transport import Flow, FlowError, Receive, StreamFlow
 
 
 async def open_for_dialog(
@@ -25,7 +26,7 @@ async def open_for_dialog(
     env: SipEnv,
     binding: Registrant | None,
     closed: Callable[[StreamFlow], None],
-) -> core.Flow:
+) -> core.Channel:
     """The flow to `hop` over `transport`; raises FlowError (DNS, connect, TLS)."""
     remote = await _address(env, hop.host_port, transport)
     ours = binding.flow if binding is not None else None

@@ -1,15 +1,15 @@
 """REGISTER on the wire, pure: the request the machine's `Send` becomes, and the
-`Answer` a response becomes (RFC 3261 §10.2, RFC 3581, RFC 5626 instance id).
+`RegisterReply` a response becomes (RFC 3261 §10.2, RFC 3581, RFC 5626 instance id).
 """
 
 from dataclasses import dataclass
 from typing import Final
 
+from intercom_sip.address import Address
 from intercom_sip.sip import digest
 from intercom_sip.sip.message import Headers, Request, Response, escape_user, parse_name_addr
-from intercom_sip.sip.registration import Account, Answer, Challenge, Send
+from intercom_sip.sip.registration import Account, Challenge, RegisterReply, Send
 
-Address = tuple[str, int]
 _MAX_DIGITS = 8  # a number of seconds longer than this is no number we take
 _CHALLENGE_HEADERS: Final = {401: "WWW-Authenticate", 407: "Proxy-Authenticate"}
 
@@ -106,10 +106,10 @@ class Template:
         return ("Proxy-Authorization" if credentials.proxy else "Authorization", value)
 
 
-def answer_of(response: Response, contact: str | None) -> Answer:
+def answer_of(response: Response, contact: str | None) -> RegisterReply:
     """A final response to our REGISTER, as the machine needs it."""
     headers = response.headers
-    return Answer(
+    return RegisterReply(
         response.code,
         response.reason,
         challenge_of(response),

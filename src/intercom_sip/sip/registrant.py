@@ -23,18 +23,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from intercom_sip.address import Address
 from intercom_sip.loglimit import LogLimit, escaped
 from intercom_sip.sip import core, stun
 from intercom_sip.sip.message import Request, Response, parse_via
 from intercom_sip.sip.port import SipPort, UserEvent, core_flow
 from intercom_sip.sip.register_message import BindingKey, Template, answer_of, public_address
-from intercom_sip.sip.registration import Account, Answer, Registration, Send, Status, Timers
+from intercom_sip.sip.registration import (
+    Account,
+    RegisterReply,
+    Registration,
+    Send,
+    Status,
+    Timers,
+)
 from intercom_sip.sip.resolve import ResolveFailed, Resolver, Target
 from intercom_sip.sip.targets import Targets
 from intercom_sip.sip.transactions import TransactionId
 from intercom_sip.sip.transport import (
     KEEPALIVE,
-    Address,
     Flow,
     FlowError,
     StreamFlow,
@@ -132,7 +139,7 @@ class Registrant:
             self._events.put_nowait(("refresh", None))
 
     def core_event(self, event: UserEvent) -> None:
-        """The core's word on a transaction; those of other users are not ours."""
+        """The core's word on a transaction of ours; one we gave up is no longer heard."""
         tid = getattr(event, "transaction_id", None)
         if tid is None or tid != self._tid:
             return
@@ -331,7 +338,8 @@ class Registrant:
             limited.log("flow", logging.WARNING, "%s: %s", self.identity.aor, exc)
             return
         branch = "z9hG4bK" + secrets.token_hex(8)
-        self._tid = self._env.port.request(self._build(send, flow, branch), core_flow(flow))
+        request = self._build(send, flow, branch)
+        self._tid = self._env.port.request(request, core_flow(flow), self._user)
         if self._tid is None:
             self._machine.on_failure("overload", self._now())  # the core's table is full
         self._env.port.pump()
@@ -469,7 +477,7 @@ class Registrant:
         if public is not None:
             self._events.put_nowait(("public", public))
 
-    def _log_outcome(self, answer: Answer, was_bound: bool, now: float) -> None:
+    def _log_outcome(self, answer: RegisterReply, was_bound: bool, now: float) -> None:
         state = self._machine.state.value
         if state == "registered" and not was_bound:
             contact = (self._contact or "").replace(self._env.token or "\0", "<token>")

@@ -25,7 +25,7 @@ class Carried(Enum):
     FRESH = "fresh"  # the answer to the challenge in the previous response
 
 
-class Verdict(Enum):
+class ChallengeVerdict(Enum):
     ANSWER = "answer"
     ANSWER_IF_STALE_LEFT = "answer if stale left"
     REFUSED = "refused"
@@ -33,14 +33,14 @@ class Verdict(Enum):
 
 # A 401/407 by (what our REGISTER carried, stale=true): RFC 7616 §3.3, RFC 3261 §22.2.
 ON_CHALLENGE: Final = {
-    (Carried.NOTHING, False): Verdict.ANSWER,
-    (Carried.NOTHING, True): Verdict.ANSWER,
+    (Carried.NOTHING, False): ChallengeVerdict.ANSWER,
+    (Carried.NOTHING, True): ChallengeVerdict.ANSWER,
     # A kept nonce the server no longer takes: it should say stale=true, many do not.
-    (Carried.CACHED, False): Verdict.ANSWER,
-    (Carried.CACHED, True): Verdict.ANSWER,
+    (Carried.CACHED, False): ChallengeVerdict.ANSWER,
+    (Carried.CACHED, True): ChallengeVerdict.ANSWER,
     # Our answer to its own fresh challenge refused: the credentials are wrong.
-    (Carried.FRESH, False): Verdict.REFUSED,
-    (Carried.FRESH, True): Verdict.ANSWER_IF_STALE_LEFT,
+    (Carried.FRESH, False): ChallengeVerdict.REFUSED,
+    (Carried.FRESH, True): ChallengeVerdict.ANSWER_IF_STALE_LEFT,
 }
 MAX_STALE: Final = 1  # stale answers to fresh credentials, in a row, per attempt
 
@@ -90,7 +90,7 @@ class Challenge:
 
 
 @dataclass(frozen=True)
-class Answer:
+class RegisterReply:
     """A final response to our REGISTER."""
 
     code: int
@@ -177,7 +177,7 @@ class Registration:
         self._stale_answered = 0
         return self._send(now, 0)
 
-    def on_answer(self, answer: Answer, now: float) -> Send | None:
+    def on_answer(self, answer: RegisterReply, now: float) -> Send | None:
         if self.state is State.DISABLED:
             return None
         self.code, self.reason = answer.code, answer.reason
@@ -238,10 +238,10 @@ class Registration:
 
     def _on_challenge(self, challenge: Challenge, now: float) -> Send | None:
         verdict = ON_CHALLENGE[self._carried, challenge.stale]
-        if verdict is Verdict.ANSWER_IF_STALE_LEFT and self._stale_answered < MAX_STALE:
+        if verdict is ChallengeVerdict.ANSWER_IF_STALE_LEFT and self._stale_answered < MAX_STALE:
             self._stale_answered += 1
-            verdict = Verdict.ANSWER
-        if verdict is not Verdict.ANSWER:
+            verdict = ChallengeVerdict.ANSWER
+        if verdict is not ChallengeVerdict.ANSWER:
             self._refused(now)
             return None
         self._challenge = challenge
@@ -256,7 +256,7 @@ class Registration:
         else:
             self._fail(now, auth=True)
 
-    def _on_granted(self, answer: Answer, now: float) -> None:
+    def _on_granted(self, answer: RegisterReply, now: float) -> None:
         granted = answer.granted if answer.granted is not None else self.expires_asked
         if granted <= 0:
             self._fail(now, auth=False)  # a 2xx that keeps no binding of ours

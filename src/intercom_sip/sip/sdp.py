@@ -51,7 +51,7 @@ class Origin:
 
 
 @dataclass(frozen=True)
-class Connection:
+class ConnectionData:
     address_type: str
     address: str
 
@@ -65,7 +65,7 @@ class Media:
     port: int
     proto: str  # RTP/AVP, RTP/SAVP...
     formats: tuple[str, ...]
-    connection: Connection | None = None
+    connection: ConnectionData | None = None
     attributes: tuple[Attribute, ...] = field(default=(), repr=False)
 
     def values(self, name: str) -> list[str]:
@@ -80,7 +80,7 @@ class Media:
 class SessionDescription:
     origin: Origin
     name: str = "-"
-    connection: Connection | None = None
+    connection: ConnectionData | None = None
     attributes: tuple[Attribute, ...] = field(default=(), repr=False)
     media: tuple[Media, ...] = ()
 
@@ -145,12 +145,12 @@ def _origin(value: str | None) -> Origin | SdpError:
     return Origin(match[1], int(match[2]), int(match[3]), match[4], match[5])
 
 
-def _connection(fields: list[tuple[str, str]]) -> Connection | SdpError | None:
+def _connection(fields: list[tuple[str, str]]) -> ConnectionData | SdpError | None:
     value = next((value for kind, value in fields if kind == "c"), None)
     if value is None:
         return None
     match = _CONNECTION.fullmatch(value)
-    return SdpError(BAD_CONNECTION) if match is None else Connection(match[1], match[2])
+    return SdpError(BAD_CONNECTION) if match is None else ConnectionData(match[1], match[2])
 
 
 def _media(fields: list[tuple[str, str]]) -> Media | SdpError:
@@ -188,7 +188,7 @@ def build(session: SessionDescription) -> bytes:
     return "".join(line + "\r\n" for line in lines).encode()
 
 
-def _connection_lines(connection: Connection | None) -> list[str]:
+def _connection_lines(connection: ConnectionData | None) -> list[str]:
     if connection is None:
         return []
     return [f"c=IN {connection.address_type} {connection.address}"]

@@ -13,9 +13,10 @@ from typing import Final
 
 from aioice import stun
 
+from intercom_sip.address import Address
+
 logger = logging.getLogger(__name__)
 
-Address = tuple[str, int]
 
 # RFC 5389 §7.2.1: RTO 500 ms, doubled after each of at most 7 transmissions.
 _RTO: Final = 0.5

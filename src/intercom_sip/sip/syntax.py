@@ -17,6 +17,8 @@ IPV4: Final = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 _LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 DNS_NAME: Final = rf"{_LABEL}(?:\.{_LABEL})*"
 PORT: Final = "[1-9][0-9]{0,4}"
+# The DTMF digits, as a class and spelled out: RFC 4733 §3.2's events 0..15, in order.
+DTMF_CHARS: Final = "0-9*#A-D"
 
 _IPV4_RE = re.compile(IPV4)
 _NAME_RE = re.compile(DNS_NAME)
@@ -24,6 +26,18 @@ _DIGITS_AND_DOTS_RE = re.compile("[0-9.]+")
 _HOST_PORT_RE = re.compile(rf"([^:]+)(?::({PORT}))?")
 _MAX_NAME = 253
 _MAX_PORT = 65535
+
+
+def _spelled(char_class: str) -> str:
+    """Every character of a class's inside, ranges spelled out: "0-2#" is "012#"."""
+
+    def spell(run: re.Match[str]) -> str:
+        return "".join(chr(code) for code in range(ord(run[1]), ord(run[2]) + 1))
+
+    return re.sub("(.)-(.)", spell, char_class)
+
+
+DTMF_DIGITS: Final = _spelled(DTMF_CHARS)
 
 
 def sip_chars(low: int, high: int) -> re.Pattern[str]:

@@ -32,19 +32,21 @@ from intercom_sip.sip.message import (
 
 Message = Request | Response
 
+T1: Final = 0.5  # seconds: RFC 3261's round-trip estimate (§17.1.1.1), unless told otherwise
+
 
 @dataclass(frozen=True)
-class Timers:
+class SipTimers:
     """RFC 3261 §17.1.1.1 and Table 4; the service options may shorten them for tests."""
 
-    t1: float = 0.5  # round-trip estimate
+    t1: float = T1
     t2: float = 4.0  # longest retransmit interval of non-INVITE requests and responses
     t4: float = 5.0  # how long a message may stay in the network
     d: float = 32.0  # Timer D: at least 32 s on UDP
     trying: float = 0.2  # §17.2.1: a 100 Trying unless the TU answers within 200 ms
 
 
-class State(Enum):
+class TransactionState(Enum):
     CALLING = "calling"
     TRYING = "trying"
     PROCEEDING = "proceeding"
@@ -54,7 +56,7 @@ class State(Enum):
     TERMINATED = "terminated"
 
 
-class Event(Enum):
+class TransactionEvent(Enum):
     PROVISIONAL = auto()  # a 1xx response arrived (client)
     SUCCESS = auto()  # a 2xx arrived
     FAILURE = auto()  # a 300-699 arrived
@@ -67,7 +69,7 @@ class Event(Enum):
     TRANSPORT_ERROR = auto()
 
 
-class Timer(Enum):
+class TimerName(Enum):
     A = "A"  # INVITE request retransmit, doubling without cap
     B = "B"  # INVITE transaction timeout
     D = "D"  # wait for response retransmissions after a non-2xx
@@ -97,20 +99,20 @@ class Do(Enum):
 
 @dataclass(frozen=True)
 class Start:
-    timer: Timer
+    timer: TimerName
 
 
 @dataclass(frozen=True)
 class Again:
     """Restart a retransmission timer, its interval doubled (capped where it caps)."""
 
-    timer: Timer
+    timer: TimerName
     at_t2: bool = False  # §17.1.2.2: Timer E in Proceeding is always T2
 
 
 @dataclass(frozen=True)
 class Stop:
-    timer: Timer
+    timer: TimerName
 
 
 Action = Do | Start | Again | Stop
@@ -118,12 +120,12 @@ Action = Do | Start | Again | Stop
 
 @dataclass(frozen=True)
 class Row:
-    next: State
+    next: TransactionState
     do: tuple[Action, ...] = ()
 
 
-Table = dict[tuple[State, Event | Timer], Row]
-S, E, T = State, Event, Timer
+Table = dict[tuple[TransactionState, TransactionEvent | TimerName], Row]
+S, E, T = TransactionState, TransactionEvent, TimerName
 
 # --- INVITE client (§17.1.1, RFC 6026 §8.4) ---------------------------------------------
 INVITE_CLIENT: Final[Table] = {
@@ -212,12 +214,12 @@ class Reliable(Enum):
 
 @dataclass(frozen=True)
 class TimerSpec:
-    first: Callable[[Timers], float]
+    first: Callable[[SipTimers], float]
     reliable: Reliable = Reliable.SAME
-    cap: Callable[[Timers], float] | None = None  # a doubling timer's longest interval
+    cap: Callable[[SipTimers], float] | None = None  # a doubling timer's longest interval
 
 
-SPECS: Final[dict[Timer, TimerSpec]] = {
+SPECS: Final[dict[TimerName, TimerSpec]] = {
     T.A: TimerSpec(lambda t: t.t1, Reliable.OFF, lambda t: float("inf")),
     T.B: TimerSpec(lambda t: 64 * t.t1),
     T.D: TimerSpec(lambda t: t.d, Reliable.ZERO),
@@ -234,7 +236,7 @@ SPECS: Final[dict[Timer, TimerSpec]] = {
     T.CANCELLED: TimerSpec(lambda t: 64 * t.t1),  # §9.1
 }
 
-RUNS_IN: Final[dict[State, frozenset[Timer]]] = {
+RUNS_IN: Final[dict[TransactionState, frozenset[TimerName]]] = {
     S.CALLING: frozenset({T.A, T.B}),
     S.TRYING: frozenset({T.E, T.F}),
     S.PROCEEDING: frozenset({T.E, T.F, T.TRYING, T.CANCELLED}),
@@ -245,7 +247,7 @@ RUNS_IN: Final[dict[State, frozenset[Timer]]] = {
 }
 
 
-class Kind(Enum):
+class TransactionKind(Enum):
     INVITE_CLIENT = "INVITE client"
     NON_INVITE_CLIENT = "non-INVITE client"
     INVITE_SERVER = "INVITE server"
@@ -253,26 +255,30 @@ class Kind(Enum):
 
     @property
     def server(self) -> bool:
-        return self in (Kind.INVITE_SERVER, Kind.NON_INVITE_SERVER)
+        return self in (TransactionKind.INVITE_SERVER, TransactionKind.NON_INVITE_SERVER)
 
     @staticmethod
-    def of(method: str, server: bool) -> "Kind":
+    def of(method: str, server: bool) -> "TransactionKind":
         invite = method == "INVITE"
         if server:
-            return Kind.INVITE_SERVER if invite else Kind.NON_INVITE_SERVER
-        return Kind.INVITE_CLIENT if invite else Kind.NON_INVITE_CLIENT
+            return TransactionKind.INVITE_SERVER if invite else TransactionKind.NON_INVITE_SERVER
+        return TransactionKind.INVITE_CLIENT if invite else TransactionKind.NON_INVITE_CLIENT
 
 
 # kind: (table, first state, actions on creation)
-MACHINES: Final[dict[Kind, tuple[Table, State, tuple[Action, ...]]]] = {
-    Kind.INVITE_CLIENT: (INVITE_CLIENT, S.CALLING, (Do.SEND_REQUEST, Start(T.A), Start(T.B))),
-    Kind.NON_INVITE_CLIENT: (
+MACHINES: Final[dict[TransactionKind, tuple[Table, TransactionState, tuple[Action, ...]]]] = {
+    TransactionKind.INVITE_CLIENT: (
+        INVITE_CLIENT,
+        S.CALLING,
+        (Do.SEND_REQUEST, Start(T.A), Start(T.B)),
+    ),
+    TransactionKind.NON_INVITE_CLIENT: (
         NON_INVITE_CLIENT,
         S.TRYING,
         (Do.SEND_REQUEST, Start(T.E), Start(T.F)),
     ),
-    Kind.INVITE_SERVER: (INVITE_SERVER, S.PROCEEDING, (Start(T.TRYING),)),
-    Kind.NON_INVITE_SERVER: (NON_INVITE_SERVER, S.TRYING, ()),
+    TransactionKind.INVITE_SERVER: (INVITE_SERVER, S.PROCEEDING, (Start(T.TRYING),)),
+    TransactionKind.NON_INVITE_SERVER: (NON_INVITE_SERVER, S.TRYING, ()),
 }
 
 
@@ -280,7 +286,7 @@ MACHINES: Final[dict[Kind, tuple[Table, State, tuple[Action, ...]]]] = {
 
 
 @dataclass(frozen=True)
-class Send:
+class SendBytes:
     data: bytes
 
 
@@ -295,14 +301,14 @@ class TimedOut:
 
 
 @dataclass(frozen=True)
-class Failed:
+class TransportFailed:
     pass
 
 
-Output = Send | Deliver | TimedOut | Failed
+Output = SendBytes | Deliver | TimedOut | TransportFailed
 
 
-def event_of(code: int, tu: bool = False) -> Event:
+def event_of(code: int, tu: bool = False) -> TransactionEvent:
     """The event a response is: received by a client, or given by the TU to a server."""
     if code < 200:
         return E.TU_PROVISIONAL if tu else E.PROVISIONAL
@@ -315,17 +321,17 @@ def event_of(code: int, tu: bool = False) -> Event:
 class Transaction:
     """One machine: its table, its state, its timers, and the messages it resends."""
 
-    kind: Kind
+    kind: TransactionKind
     request: Request
     reliable: bool
-    timers: Timers = field(default_factory=Timers)
-    state: State = field(init=False)
+    timers: SipTimers = field(default_factory=SipTimers)
+    state: TransactionState = field(init=False)
     last_response: Response | None = field(init=False, default=None)
     _request_data: bytes = field(init=False, repr=False)
     _response_data: bytes | None = field(init=False, default=None, repr=False)
     _ack_data: bytes | None = field(init=False, default=None, repr=False)
-    _due: dict[Timer, float] = field(init=False, default_factory=dict)
-    _interval: dict[Timer, float] = field(init=False, default_factory=dict)
+    _due: dict[TimerName, float] = field(init=False, default_factory=dict)
+    _interval: dict[TimerName, float] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._table, self.state, _ = MACHINES[self.kind]
@@ -335,7 +341,9 @@ class Transaction:
         """The actions on creation: a client sends its request and starts its timers."""
         return self._run(MACHINES[self.kind][2], None, now)
 
-    def handle(self, event: Event, now: float, message: Message | None = None) -> list[Output]:
+    def handle(
+        self, event: TransactionEvent, now: float, message: Message | None = None
+    ) -> list[Output]:
         """One event; `message` is the response received or given, or the ACK."""
         row = self._table.get((self.state, event))
         if row is None:
@@ -352,13 +360,13 @@ class Transaction:
             outputs += self.fire(due, now)
         return outputs
 
-    def fire(self, timer: Timer, now: float) -> list[Output]:
+    def fire(self, timer: TimerName, now: float) -> list[Output]:
         """One timer's row, whatever its due time (`tick` calls it when due)."""
         self._due.pop(timer, None)
         row = self._table.get((self.state, timer))
         return self._enter(row, None, now) if row is not None else []
 
-    def pending(self) -> dict[Timer, float]:
+    def pending(self) -> dict[TimerName, float]:
         """The running timers and when each fires."""
         return dict(self._due)
 
@@ -368,7 +376,7 @@ class Transaction:
 
     # --- inside ------------------------------------------------------------------------
 
-    def _next_due(self, now: float) -> Timer | None:
+    def _next_due(self, now: float) -> TimerName | None:
         due = [(at, timer.value, timer) for timer, at in self._due.items() if at <= now]
         return min(due)[2] if due else None
 
@@ -396,24 +404,24 @@ class Transaction:
         return _DOINGS[action](self, message)
 
     def _send_request(self, message: Message | None) -> list[Output]:
-        return [Send(self._request_data)]
+        return [SendBytes(self._request_data)]
 
     def _send_ack(self, message: Message | None) -> list[Output]:
         if self._ack_data is None and isinstance(message, Response):
             self._ack_data = request_bytes(ack_for(self.request, message))
-        return [Send(self._ack_data)] if self._ack_data else []
+        return [SendBytes(self._ack_data)] if self._ack_data else []
 
     def _send_response(self, message: Message | None) -> list[Output]:
         if not isinstance(message, Response):
             return []
         self.last_response, self._response_data = message, response_bytes(message)
-        return [Send(self._response_data)]
+        return [SendBytes(self._response_data)]
 
     def _send_trying(self, message: Message | None) -> list[Output]:
         return self._send_response(trying(self.request))
 
     def _resend_response(self, message: Message | None) -> list[Output]:
-        return [Send(self._response_data)] if self._response_data else []
+        return [SendBytes(self._response_data)] if self._response_data else []
 
     def _deliver(self, message: Message | None) -> list[Output]:
         return [Deliver(message)] if message is not None else []
@@ -422,7 +430,7 @@ class Transaction:
         return [TimedOut()]
 
     def _fail(self, message: Message | None) -> list[Output]:
-        return [Failed()]
+        return [TransportFailed()]
 
     def _time(self, action: Start | Again | Stop, now: float) -> None:
         timer, spec = action.timer, SPECS[action.timer]
@@ -535,6 +543,18 @@ def _top_via(message: Message) -> Via | None:
 def ack_for(invite: Request, response: Response) -> Request:
     """§17.1.1.3: the ACK for a non-2xx final response, within the INVITE transaction:
     the INVITE's top Via, Route, From, Call-ID and CSeq number; the response's To."""
+    return _beside(invite, "ACK", response.headers.get("To") or "")
+
+
+def cancel_for(invite: Request) -> Request:
+    """§9.1: a CANCEL is its INVITE's Request-URI, top Via (same branch), Route, From, To,
+    Call-ID and CSeq number."""
+    return _beside(invite, "CANCEL", invite.headers.get("To") or "")
+
+
+def _beside(invite: Request, method: str, to: str) -> Request:
+    """A request that goes where the INVITE went, as the INVITE's transaction: its
+    Request-URI, top Via, Route, From, Call-ID and CSeq number, with `method` and `to`."""
     first_via = invite.headers.get_all("Via")[0]
     number = (invite.headers.get("CSeq") or "").split()[0]
     routes = [("Route", route) for route in invite.headers.get_all("Route")]
@@ -543,27 +563,11 @@ def ack_for(invite: Request, response: Response) -> Request:
         *routes,
         ("Max-Forwards", "70"),
         ("From", invite.headers.get("From") or ""),
-        ("To", response.headers.get("To") or ""),
+        ("To", to),
         ("Call-ID", invite.headers.get("Call-ID") or ""),
-        ("CSeq", f"{number} ACK"),
+        ("CSeq", f"{number} {method}"),
     )
-    return Request("ACK", invite.uri, Headers(headers))
-
-
-def cancel_for(invite: Request) -> Request:
-    """§9.1: a CANCEL is its INVITE's Request-URI, top Via (same branch), Route, From, To,
-    Call-ID and CSeq number."""
-    first_via = invite.headers.get_all("Via")[0]
-    number = (invite.headers.get("CSeq") or "").split()[0]
-    routes = [("Route", route) for route in invite.headers.get_all("Route")]
-    headers = (
-        ("Via", first_via),
-        *routes,
-        ("Max-Forwards", "70"),
-        *[(k, invite.headers.get(k) or "") for k in ("From", "To", "Call-ID")],
-        ("CSeq", f"{number} CANCEL"),
-    )
-    return Request("CANCEL", invite.uri, Headers(headers))
+    return Request(method, invite.uri, Headers(headers))
 
 
 def trying(request: Request) -> Response:
@@ -588,7 +592,7 @@ class TwoXxRetransmissions:
     may have dropped it."""
 
     sent: float
-    timers: Timers = field(default_factory=Timers)
+    timers: SipTimers = field(default_factory=SipTimers)
 
     def __post_init__(self) -> None:
         self._interval = self.timers.t1

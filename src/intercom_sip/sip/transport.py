@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, TypeVar, cast
 
+from intercom_sip.address import Address
 from intercom_sip.loglimit import LogLimit
 from intercom_sip.sip import framer, stun
 from intercom_sip.sip.message import ParseError
@@ -28,7 +29,6 @@ from intercom_sip.sip.message import ParseError
 log = logging.getLogger(__name__)
 limited = LogLimit(log)
 
-Address = tuple[str, int]
 Receive = Callable[[bytes, "Flow"], None]
 Unreachable = Callable[[Address], None]
 
