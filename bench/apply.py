@@ -34,6 +34,11 @@ issue 13: from the POST seen on the wire to the first REGISTER, at most that com
 plus 0.3 ms (what the service adds to its commit: reading the request, the hops to the
 writer's thread and back, and making the REGISTER).
 
+With --trace-commits the service runs under strace, stopped at its fsyncs alone (seccomp
+filters the rest out): the end of each `fdatasync`/`fsync` is the commit's completion, on
+the same clock as the capture, and the figure is from there to the first REGISTER on the
+wire (each stop adds some tens of microseconds, to this figure too).
+
 Nothing is pinned: the service, Kamailio, tshark and this script share the machine's
 cores, as they would on a small device. The first WARMUP changes and exchanges of each
 transport are not counted. The registration interval is 900 s, so no refresh falls into
@@ -55,6 +60,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import statistics
@@ -95,6 +101,7 @@ class Change:
     post_seen: float  # the POST on the wire (its last segment)
     answer_seen: float  # the POST's 200 on the wire (its last segment)
     first_register: float  # the first REGISTER of user 101 on the wire
+    from_commit: float | None  # from the last fsync's end before it (--trace-commits)
     registers: int  # REGISTERs of user 101 on the wire up to the 200
     challenges: int  # 401s among their answers
 
@@ -120,8 +127,14 @@ class Results:
 class Service:
     """intercom-sip serve, as a user runs it, with SIP on a fixed loopback port."""
 
-    def __init__(self, data_dir: Path, ca_file: Path, keylog: Path) -> None:
+    def __init__(
+        self, data_dir: Path, ca_file: Path, keylog: Path, fsyncs: Path | None = None
+    ) -> None:
+        # strace: only the fsyncs stop the service (-o: its stdout stays the service's).
+        tracer = ["strace", "-f", "-qq", "--seccomp-bpf", "-ttt", "-T", "-e"]
+        tracer += ["trace=fdatasync,fsync", "-e", "signal=none", "-o", str(fsyncs), "--"]
         self.command = [
+            *(tracer if fsyncs is not None else []),
             sys.executable,
             "-m",
             "intercom_sip",
@@ -192,12 +205,32 @@ class Service:
         if self.http is not None:
             self.http.close()
         if self.process is not None and self.process.poll() is None:
+            for child in _children(self.process.pid):  # under strace: the service itself
+                os.kill(child, signal.SIGTERM)
             self.process.terminate()
             try:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(word) for word in text.split()]
+
+
+def fsync_ends(path: Path) -> list[float]:
+    """The instants (Unix seconds) each traced fsync returned: `pid start name(fd) = 0 <s>`."""
+    ends = []
+    for line in path.read_text().splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[2].startswith(("fdatasync(", "fsync(")):
+            ends.append(float(words[1]) + float(words[-1].strip("<>")))
+    return sorted(ends)
 
 
 def settings(kamailio: Kamailio, transport: str, password: str) -> dict[str, Any]:
@@ -285,7 +318,9 @@ class Floor:
         return (time.perf_counter() - started) * 1e3
 
 
-def analyse(steps: list[Step], messages: list[Sip], end: float, results: Results) -> None:
+def analyse(
+    steps: list[Step], messages: list[Sip], end: float, results: Results, fsyncs: list[float]
+) -> None:
     """Find each change's and each exchange's 200 in the capture."""
     results.commits = [step.commit for step in steps]
     for i, step in enumerate(steps):
@@ -303,6 +338,7 @@ def analyse(steps: list[Step], messages: list[Sip], end: float, results: Results
             ]
             registers = [m for m in seen if m.method == "REGISTER"]
             post = next(m for m in messages if m.http == "POST" and m.time >= step.change_at)
+            synced = [t for t in fsyncs if post.time <= t <= registers[0].time]
             answer = next(m for m in messages if m.http == "200" and m.time >= post.time)
             results.changes.append(
                 Change(
@@ -311,6 +347,7 @@ def analyse(steps: list[Step], messages: list[Sip], end: float, results: Results
                     post_seen=(post.time - step.change_at) * 1e3,
                     answer_seen=(answer.time - step.change_at) * 1e3,
                     first_register=(registers[0].time - step.change_at) * 1e3,
+                    from_commit=(registers[0].time - synced[-1]) * 1e3 if synced else None,
                     registers=len(registers),
                     challenges=sum(1 for m in seen if m.status == 401),
                 )
@@ -353,6 +390,7 @@ def run_transport(
     capture: Capture,
     keylog: Path,
     floor: Floor,
+    fsyncs: Path | None,
     args: argparse.Namespace,
 ) -> Results:
     # The registrar's current password: the old binding's un-REGISTER must still pass.
@@ -375,7 +413,8 @@ def run_transport(
     end = time.time()
     sync(kamailio, capture)  # every packet before `end` has reached us
     results = Results()
-    analyse(steps[args.warmup :], list(capture.messages), end, results)  # warm-up: uncounted
+    ends = fsync_ends(fsyncs) if fsyncs is not None else []
+    analyse(steps[args.warmup :], list(capture.messages), end, results, ends)  # no warm-up
     return results
 
 
@@ -397,7 +436,7 @@ def report(results: dict[str, Results], args: argparse.Namespace) -> None:
         f"{'transport':<10}{'change p50':>11}{'p99':>8}{'bare p50':>10}{'p99':>8}"
         f"{'ratio':>7} |{'POST':>7}{'answer':>8}{'1st REG':>9}{'REG->200':>10}"
         f"{'REG/chg':>9}{'401/chg':>9}{'late':>6}{'missed':>8} |{'POST->REG':>10}"
-        f"{'commit':>8}{'over':>7}"
+        f"{'commit':>8}{'over':>7}{'fsync->REG':>11}"
     )
     for transport, r in results.items():
         if not r.changes or not r.bare:
@@ -413,6 +452,8 @@ def report(results: dict[str, Results], args: argparse.Namespace) -> None:
         last_leg = statistics.median(c.total - c.first_register for c in r.changes)
         to_register = statistics.median(c.first_register - c.post_seen for c in r.changes)
         commit = statistics.median(r.commits)
+        traced = [c.from_commit for c in r.changes if c.from_commit is not None]
+        from_commit = f"{statistics.median(traced):>9.2f}" if traced else f"{'-':>9}"
         print(
             f"{transport:<10}{statistics.median(totals):>11.2f}{p99(totals):>8.2f}"
             f"{statistics.median(bares):>10.2f}{p99(bares):>8.2f}{ratio:>7.2f} |"
@@ -421,7 +462,7 @@ def report(results: dict[str, Results], args: argparse.Namespace) -> None:
             f"{statistics.mean(c.registers for c in r.changes):>9.2f}"
             f"{statistics.mean(c.challenges for c in r.changes):>9.2f}"
             f"{r.late:>6}{r.missed_changes + r.missed_bare:>8} |{to_register:>10.2f}"
-            f"{commit:>8.2f}{to_register - commit:>7.2f}"
+            f"{commit:>8.2f}{to_register - commit:>7.2f}  {from_commit}"
         )
     print(
         "ratio: median change / median bare exchange (aim: at most 2). After the bar, medians"
@@ -432,7 +473,9 @@ def report(results: dict[str, Results], args: argparse.Namespace) -> None:
         f" {args.pause * 1e3:.0f} ms pause; missed: 200s never seen. After the second bar:"
         " POST->REG, median from the POST (its last segment) to the first REGISTER on the"
         " wire; commit, median of the durable commits made in the same run, one after each"
-        " bare exchange; over: the first minus the second (aim: at most 0.3). Client-side"
+        " bare exchange; over: the first minus the second (aim: at most 0.3); fsync->REG"
+        " (--trace-commits): median from the end of the commit's fsync to the first REGISTER."
+        " Client-side"
         " p50, POST"
         " answer read: "
         + ", ".join(
@@ -449,12 +492,14 @@ def report(results: dict[str, Results], args: argparse.Namespace) -> None:
     )
 
 
-def check_requirements() -> None:
+def check_requirements(trace_commits: bool) -> None:
     if os.geteuid() != 0:
         raise SystemExit("run as root: the capture on lo needs it")
     for program in ("tshark", "dumpcap"):
         if shutil.which(program) is None:
             raise SystemExit(f"needs {program}: apt-get install tshark")
+    if trace_commits and shutil.which("strace") is None:
+        raise SystemExit("needs strace for --trace-commits: apt-get install strace")
     for program in ("kamailio", "kamcmd"):
         if shutil.which(program) is None:
             raise SystemExit(f"needs {program}: scripts/install-peers")
@@ -471,15 +516,21 @@ def main() -> None:
     )
     parser.add_argument("--gap", type=float, default=0.02, help="s after each bare exchange")
     parser.add_argument("--transports", default=",".join(TRANSPORTS))
+    parser.add_argument(
+        "--trace-commits",
+        action="store_true",
+        help="run the service under strace: from each commit's fsync to the first REGISTER",
+    )
     args = parser.parse_args()
-    check_requirements()
+    check_requirements(args.trace_commits)
     users = {AGENT_USER: "first-pw", BARE_USER: "bare-secret"}
     kamailio = Kamailio(free_port(both=True), free_tcp_port(), users, realm=REALM)
     with tempfile.TemporaryDirectory(prefix="intercom-bench-apply-") as tmp:
         work = Path(tmp)
         keylog = work / "tls-keys.log"
         keylog.touch(mode=0o600)
-        service = Service(work / "data", kamailio.ca_cert, keylog)
+        fsyncs = work / "fsyncs.txt" if args.trace_commits else None
+        service = Service(work / "data", kamailio.ca_cert, keylog, fsyncs)
         capture: Capture | None = None
         floor: Floor | None = None
         results: dict[str, Results] = {}
@@ -492,7 +543,7 @@ def main() -> None:
             floor = Floor(work / "floor")
             for transport in args.transports.split(","):
                 results[transport] = run_transport(
-                    transport, service, kamailio, capture, keylog, floor, args
+                    transport, service, kamailio, capture, keylog, floor, fsyncs, args
                 )
         finally:
             service.stop()
