@@ -75,26 +75,42 @@ async def register_and_grant(registrar: socket.socket) -> Request:
     return request
 
 
+def account_at(registrar: socket.socket) -> Settings:
+    return replace(
+        FACTORY,
+        enable=True,
+        proxy=f"127.0.0.1:{registrar.getsockname()[1]}",
+        realm="example.com",
+        user="101",
+        password="first1",
+        registration_interval=900,
+    )
+
+
+async def started_agent() -> Agent:
+    sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sip.bind(("127.0.0.1", 0))
+    agent = Agent(AgentOptions(instance="urn:uuid:x", user_agent="test"))
+    await agent.start(sip)
+    return agent
+
+
+async def stop(agent: Agent, registrar: socket.socket) -> None:
+    stopping = asyncio.create_task(agent.stop())
+    await register_and_grant(registrar)  # the un-REGISTER: a prompt stop
+    await stopping
+    registrar.close()
+
+
 def test_the_register_leaves_in_the_callback_that_completes_the_commit(tmp_path: Path) -> None:
     async def scenario() -> tuple[list[str], list[str]]:
         registrar = registrar_socket()
-        sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sip.bind(("127.0.0.1", 0))
-        agent = Agent(AgentOptions(instance="urn:uuid:x", user_agent="test"))
-        await agent.start(sip)
+        agent = await started_agent()
         store = Store.open(tmp_path / "data")
         writer = HeldWriter(store)
         device = Device(store, agent, writer=writer)  # type: ignore[arg-type]
         device.start()
-        on = replace(
-            FACTORY,
-            enable=True,
-            proxy=f"127.0.0.1:{registrar.getsockname()[1]}",
-            realm="example.com",
-            user="101",
-            password="first1",
-            registration_interval=900,
-        )
+        on = account_at(registrar)
         first = asyncio.create_task(device.change(body(on), "test"))
         await until(lambda: bool(writer.held))
         writer.complete()
@@ -110,11 +126,8 @@ def test_the_register_leaves_in_the_callback_that_completes_the_commit(tmp_path:
         request = parse(sent)
         assert isinstance(request, Request)
         result = await change
-        stopping = asyncio.create_task(agent.stop())
-        await register_and_grant(registrar)  # the un-REGISTER: a prompt stop
-        await stopping
+        await stop(agent, registrar)
         store.close()
-        registrar.close()
         return (
             before,
             [
@@ -128,6 +141,28 @@ def test_the_register_leaves_in_the_callback_that_completes_the_commit(tmp_path:
     before, after = asyncio.run(scenario())
     assert before == ["nothing", "False"]  # nothing sent, no 200 before the commit
     assert after == ["REGISTER", "2 REGISTER", "900", "True"]
+
+
+def test_a_new_account_behind_a_queued_event_waits_its_turn() -> None:
+    """What the registrant's task has queued goes first: a refresh asked for, then the
+    new password in the same turn, leave in that order (CSeq 2, then 3)."""
+
+    async def scenario() -> list[str]:
+        registrar = registrar_socket()
+        agent = await started_agent()
+        on = account_at(registrar)
+        agent.apply(on)
+        await register_and_grant(registrar)
+        await until(lambda: agent.status().state == "registered")
+        agent.reregister()  # queued for the task
+        agent.apply(replace(on, password="second2"))
+        now = _waiting(registrar)
+        first = await register_and_grant(registrar)
+        second = await register_and_grant(registrar)
+        await stop(agent, registrar)
+        return [now, *(r.headers.get("CSeq") or "" for r in (first, second))]
+
+    assert asyncio.run(scenario()) == ["nothing", "2 REGISTER", "3 REGISTER"]
 
 
 def _waiting(registrar: socket.socket) -> str:
