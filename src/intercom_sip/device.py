@@ -177,8 +177,9 @@ class Device:
     def _committed(self, group: _Group) -> None:
         self._flight = None
         if group.changes:
-            self._set_current(group.changes[-1].new)
-            self._agent.apply(self._current)  # first: the REGISTER leaves before the rest
+            new = group.changes[-1].new
+            self._agent.apply(new)  # first: the REGISTER leaves before the rest
+            self._set_current(new)
             for change in group.changes:
                 log.info("settings changed by %s: %r", change.actor, change.new)
             if self.on_settings is not None:

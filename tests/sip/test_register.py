@@ -192,3 +192,16 @@ def test_identity_server_name() -> None:
         == "pbx.example.com"
     )
     assert BindingKey("192.0.2.1", "r", "u", "udp", "", 0).server_name == "192.0.2.1"
+
+
+def test_the_parsed_challenges_kept_are_bounded() -> None:
+    """Each REGISTER answers its own challenge; the parsed ones kept are the last four."""
+    from intercom_sip.sip import register_message
+
+    nonces = []
+    for n in range(10):
+        challenge = Challenge(f'Digest realm="r", nonce="n{n}"', f"n{n}", False)
+        answered = request(Send(2, 30, challenge, 1)).headers.get("Authorization") or ""
+        nonces.append(answered.split("nonce=", 1)[1].split(",", 1)[0])
+    assert nonces == [f'"n{n}"' for n in range(10)]
+    assert register_message._parsed.cache_info().currsize == 4

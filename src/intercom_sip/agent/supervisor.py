@@ -150,24 +150,27 @@ class Agent:
         # §6.9: in our registered Contact, new at each start; only the registrar learns it.
         self._token = secrets.token_hex(TOKEN_BYTES)
         self.port = SipPort(core.Core(rng, transactions.SipTimers(t1=options.t1), strays=STRAYS))
-        # Told of every applied settings first: a call ends before the un-REGISTER.
+        # Told of every applied settings, in the same turn: a call ends before the
+        # un-REGISTER (the task's, in a later turn).
         self.on_settings: Callable[[Settings], None] = _ignore
 
     # --- the device's side ---------------------------------------------------------------
 
     def apply(self, settings: Settings) -> None:
-        """Make these the settings on the wire; what needs no waiting happens at once."""
+        """Make these the settings on the wire; what needs no waiting happens at once: a
+        new account's REGISTER leaves before this returns, before the phone is told (a
+        call ends before an un-REGISTER all the same: that one waits for the task)."""
         self._desired = settings
-        try:
-            self.on_settings(settings)
-        except Exception:  # never let the phone's bug stop the registration
-            log.exception("the phone failed to take the settings")
         try:
             done = not (self._busy or self._env is None) and self._step_now(settings)
         except Exception:  # the caller is an HTTP request: never let a bug reach it
             log.exception("SIP agent failed; starting again from the stored settings")
             self._abandon()
             done = False
+        try:
+            self.on_settings(settings)
+        except Exception:  # never let the phone's bug stop the registration
+            log.exception("the phone failed to take the settings")
         if not done:
             self._wake.set()
 
@@ -297,14 +300,14 @@ class Agent:
         if step in (Step.STOP, Step.REPLACE):
             return False
         if step is Step.START:
-            log.info("SIP settings: start")
             assert self._env is not None
             slot.binding = Registrant(identity_of(desired), account_of(desired), self._env)
             slot.binding.start(self._crashed)
         elif step is Step.UPDATE and slot.binding is not None:
-            log.info("SIP settings: update")
             slot.binding.update(account_of(desired))
         slot.settings = desired
+        if step is not Step.NOTHING:  # after the REGISTER: the log line's write waits
+            log.info("SIP settings: %s", step.value)
         return True
 
     def _crashed(self, binding: Registrant) -> None:

@@ -2,6 +2,7 @@
 `RegisterReply` a response becomes (RFC 3261 §10.2, RFC 3581, RFC 5626 instance id).
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -93,7 +94,7 @@ class Template:
     def _authorization(
         self, credentials: Challenge, nc: int, account: Account, cnonce: str
     ) -> tuple[str, str]:
-        challenge = digest.parse_challenge(credentials.header)
+        challenge = _parsed(credentials.header)
         assert isinstance(challenge, digest.DigestChallenge)  # answer_of() checked it
         value = digest.authorization(
             challenge,
@@ -104,6 +105,11 @@ class Template:
             nc=nc,
         )
         return ("Proxy-Authorization" if credentials.proxy else "Authorization", value)
+
+
+@functools.lru_cache(maxsize=4)  # the challenge in use, parsed once and not per REGISTER
+def _parsed(header: str) -> digest.DigestChallenge | digest.Unsupported:
+    return digest.parse_challenge(header)
 
 
 def answer_of(response: Response, contact: str | None) -> RegisterReply:

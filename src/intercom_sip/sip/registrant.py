@@ -1,10 +1,13 @@
 """One registration on the wire: the asyncio shell around the pure machine.
 
 A single task per binding takes events (answers, a transaction's timeout or transport
-error, a closed flow, an unreachable peer, a new account, stop) from a queue and wakes for
-the earliest timer: the refresh or retry, a keep-alive. Its REGISTERs are client
-transactions of the port's core (`sip/port.py`), which retransmits them and times them out;
-the binding is one of the core's users, and takes the events of its own transactions.
+error, a closed flow, an unreachable peer, a new account, stop: typed values) from a queue
+and wakes for the earliest timer: the refresh or retry, a keep-alive. Its REGISTERs are
+client transactions of the port's core (`sip/port.py`), which retransmits them and times
+them out; the binding is one of the core's users, and takes the events of its own
+transactions. A new account while the task waits with a ready flow is sent in the
+caller's turn instead, with no hop through the queue: a settings change's REGISTER leaves
+in the very turn its commit completes.
 
 The proxy's targets are tried in order (RFC 3263 §4.3): a timeout or a transport error
 moves the request to the next one at once; once all have failed, the machine's backoff
@@ -21,7 +24,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from intercom_sip.address import Address
 from intercom_sip.loglimit import LogLimit, escaped
@@ -57,6 +60,66 @@ KEEPALIVE_EVERY: Final = {"udp": 25.0, "tcp": 90.0, "tls": 90.0}  # RFC 5626 §4
 STUN_TIMEOUT: Final = 2.0
 
 
+@dataclass(frozen=True)
+class Answered:
+    """The final response to a REGISTER of ours."""
+
+    tid: TransactionId
+    response: Response
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A REGISTER's transaction timed out or could not be sent."""
+
+    tid: TransactionId
+    cause: str
+
+
+@dataclass(frozen=True)
+class Closed:
+    flow: Flow
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """ICMP says nothing listens at `remote` (UDP)."""
+
+    remote: Address
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    account: Account
+
+
+@dataclass(frozen=True)
+class Stop:
+    pass
+
+
+@dataclass(frozen=True)
+class PublicAddress:
+    """What STUN says our address is."""
+
+    address: Address
+
+
+@dataclass(frozen=True)
+class Refresh:
+    pass
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The earliest timer is due (no event came before it)."""
+
+
+Event: TypeAlias = (
+    Answered | Failed | Closed | Unreachable | NewAccount | Stop | PublicAddress | Refresh | Tick
+)
+
+
 @dataclass
 class SipEnv:
     """What every binding shares: the UDP port, the resolver, TLS, identity, timers."""
@@ -82,7 +145,8 @@ class Registrant:
         self._template = Template(
             identity, self._machine.call_id, secrets.token_hex(6), env.instance, env.user_agent
         )
-        self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._waiting: asyncio.Timeout | None = None  # while the task waits for an event
         self._flow: Flow | None = None
         self._targets = Targets()
         self._tid: TransactionId | None = None  # the REGISTER in flight
@@ -129,14 +193,22 @@ class Registrant:
         self._task.add_done_callback(finished)
 
     def update(self, account: Account) -> None:
-        self._events.put_nowait(("update", account))
+        """The same binding with a new account: REGISTER again. Sent now, in the caller's
+        turn, when the task waits with nothing queued and the flow needs no opening (the
+        usual case: a settings change); else through the task, which may open a flow."""
+        flow = self._ready_flow()
+        if flow is None:
+            self._events.put_nowait(NewAccount(account))
+            return
+        self._send(self._machine.update(account, self._now()), flow)
+        self._rearm()
 
     def refresh(self) -> None:
         """REGISTER now, unless one is in flight (then that one is the refresh). Asked
         again before the first is taken: one event, so a client cannot fill the queue."""
         if not self._refresh_asked:
             self._refresh_asked = True
-            self._events.put_nowait(("refresh", None))
+            self._events.put_nowait(Refresh())
 
     def core_event(self, event: UserEvent) -> None:
         """The core's word on a transaction of ours; one we gave up is no longer heard."""
@@ -145,22 +217,22 @@ class Registrant:
             return
         if isinstance(event, core.ResponseReceived):
             if event.response.code >= 200:
-                self._events.put_nowait(("response", (tid, event.response)))
+                self._events.put_nowait(Answered(tid, event.response))
         elif isinstance(event, core.TransactionTimedOut):
-            self._events.put_nowait(("failed", (tid, "timeout")))
+            self._events.put_nowait(Failed(tid, "timeout"))
         elif isinstance(event, core.TransportError):
-            self._events.put_nowait(("failed", (tid, "transport error")))
+            self._events.put_nowait(Failed(tid, "transport error"))
 
     def flow_closed(self, flow: Flow) -> None:
-        self._events.put_nowait(("closed", flow))
+        self._events.put_nowait(Closed(flow))
 
     def unreachable(self, remote: Address) -> None:
         """ICMP says nothing listens at `remote` (UDP)."""
-        self._events.put_nowait(("unreachable", remote))
+        self._events.put_nowait(Unreachable(remote))
 
     async def stop(self, within: float) -> None:
         """Unregister, waiting at most `within` seconds; then let go of everything."""
-        self._events.put_nowait(("stop", None))
+        self._events.put_nowait(Stop())
         try:
             async with asyncio.timeout(within):
                 await self.done.wait()
@@ -205,42 +277,64 @@ class Registrant:
             self._stun_task = asyncio.create_task(self._learn_public_address())
         await self._transmit(self._machine.register(self._now()))
         while not self.done.is_set():
+            event: Event
             try:
-                async with asyncio.timeout_at(self._deadline()):
-                    kind, value = await self._events.get()
+                async with asyncio.timeout_at(self._deadline()) as self._waiting:
+                    event = await self._events.get()
             except TimeoutError:
-                kind, value = "tick", None
-            await self._handle(kind, value)
+                event = Tick()
+            finally:
+                self._waiting = None
+            await self._handle(event)
             if self._stopping and self._machine.state.value == "disabled":
                 self.done.set()
 
-    async def _handle(self, kind: str, value: Any) -> None:
+    async def _handle(self, event: Event) -> None:
         now = self._now()
-        if kind == "response":
-            tid, response = value
-            if tid == self._tid:
+        match event:
+            case Answered(tid, response) if tid == self._tid:
                 await self._on_response(response, now)
-        elif kind == "failed":
-            tid, cause = value
-            if tid == self._tid:
+            case Failed(tid, cause) if tid == self._tid:
                 await self._target_failed(cause, now)
-        elif kind == "closed":
-            await self._on_closed(value, now)
-        elif kind == "unreachable":
-            await self._on_unreachable(value, now)
-        elif kind == "update":
-            await self._transmit(self._machine.update(value, now))
-        elif kind == "stop":
-            self._stopping = True
-            await self._transmit(self._machine.unregister(now))
-        elif kind == "public":
-            await self._on_public(value, now)
-        elif kind == "refresh":
-            self._refresh_asked = False
-            if self._tid is None and not self._stopping:
-                await self._transmit(self._machine.register(now))
-        else:
-            await self._on_tick(now)
+            case Answered() | Failed():
+                pass  # of a transaction no longer ours
+            case Closed(flow):
+                await self._on_closed(flow, now)
+            case Unreachable(remote):
+                await self._on_unreachable(remote, now)
+            case NewAccount(account):
+                await self._transmit(self._machine.update(account, now))
+            case Stop():
+                self._stopping = True
+                await self._transmit(self._machine.unregister(now))
+            case PublicAddress(address):
+                await self._on_public(address, now)
+            case Refresh():
+                self._refresh_asked = False
+                if self._tid is None and not self._stopping:
+                    await self._transmit(self._machine.register(now))
+            case Tick():
+                await self._on_tick(now)
+
+    def _ready_flow(self) -> Flow | None:
+        """The flow to send on from outside the task: only while the task waits with
+        nothing queued (what it does comes first), and only a flow that is open toward
+        the current target (opening one, or a DNS lookup, waits: that is the task's)."""
+        flow = self._flow
+        waiting = self._waiting
+        if waiting is None or waiting.expired() or not self._events.empty() or self._stopping:
+            return None
+        if flow is None or (flow.reliable and not _is_open(flow)):
+            return None
+        target = self._targets.current(self._now())
+        if target is None or flow.remote != (target.host, target.port):
+            return None
+        return flow
+
+    def _rearm(self) -> None:
+        """The task waits until the earliest timer as it was: make it the one now."""
+        if self._waiting is not None:
+            self._waiting.reschedule(self._deadline())
 
     def _deadline(self) -> float | None:
         """The earliest timer; None waits for an event alone. Every timer here is reset
@@ -337,6 +431,10 @@ class Registrant:
             self._machine.on_failure(str(exc), self._now())
             limited.log("flow", logging.WARNING, "%s: %s", self.identity.aor, exc)
             return
+        self._send(send, flow)
+
+    def _send(self, send: Send, flow: Flow) -> None:
+        """The REGISTER out on `flow`, as a transaction of the port's core."""
         branch = "z9hG4bK" + secrets.token_hex(8)
         request = self._build(send, flow, branch)
         self._tid = self._env.port.request(request, core_flow(flow), self._user)
@@ -475,7 +573,7 @@ class Registrant:
         endpoint = self._env.endpoint
         public = await stun.query(endpoint.send, endpoint.stun_answers, server, STUN_TIMEOUT)
         if public is not None:
-            self._events.put_nowait(("public", public))
+            self._events.put_nowait(PublicAddress(public))
 
     def _log_outcome(self, answer: RegisterReply, was_bound: bool, now: float) -> None:
         state = self._machine.state.value
