@@ -68,9 +68,17 @@ class SipEnv:
 
 
 class Registrant:
-    def __init__(self, identity: BindingKey, account: Account, env: SipEnv) -> None:
+    def __init__(
+        self,
+        identity: BindingKey,
+        account: Account,
+        env: SipEnv,
+        changed: Callable[[], None] | None = None,
+    ) -> None:
+        """`changed` is called where the status may have changed (it reads `status()`)."""
         self.identity = identity
         self._env = env
+        self._changed = changed or _nothing
         self._machine = Registration(account, env.rng, env.timers)
         self._template = Template(
             identity, self._machine.call_id, secrets.token_hex(6), env.instance, env.user_agent
@@ -112,7 +120,8 @@ class Registrant:
 
     def start(self, crashed: Callable[["Registrant"], None]) -> None:
         self._env.port.add_user(self._user, self)
-        self._task = asyncio.create_task(self._run(), name=f"binding {self.identity.aor}")
+        first = self._machine.register(self._now())  # `registering` from now, not later
+        self._task = asyncio.create_task(self._run(first), name=f"binding {self.identity.aor}")
 
         def finished(task: asyncio.Task[None]) -> None:
             if not task.cancelled() and task.exception() is not None:
@@ -192,11 +201,12 @@ class Registrant:
 
     # --- the task ----------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def _run(self, first: Send) -> None:
         if self.identity.transport == "udp" and self.identity.stun_ip:
             # best effort, never waited for
             self._stun_task = asyncio.create_task(self._learn_public_address())
-        await self._transmit(self._machine.register(self._now()))
+        await self._transmit(first)
+        self._changed()
         while not self.done.is_set():
             try:
                 async with asyncio.timeout_at(self._deadline()):
@@ -204,6 +214,7 @@ class Registrant:
             except TimeoutError:
                 kind, value = "tick", None
             await self._handle(kind, value)
+            self._changed()
             if self._stopping and self._machine.state.value == "disabled":
                 self.done.set()
 
@@ -241,6 +252,8 @@ class Registrant:
         deadlines = [self._keepalive_at]
         if self._machine.next_at is not None:
             deadlines.append(self._machine.next_at)
+        if self._machine.bound(self._now()):  # its end shows in the status: a change
+            deadlines.append(self._machine.bound_until)
         earliest = min(deadlines)
         return None if earliest == math.inf else earliest
 
@@ -323,6 +336,7 @@ class Registrant:
     async def _transmit(self, send: Send | None) -> None:
         if send is None:
             return
+        self._changed()  # `registering` (or `unregistering`) while the flow opens
         try:
             flow = await self._ensure_flow()
         except FlowError as exc:
@@ -499,6 +513,10 @@ class Registrant:
     @staticmethod
     def _now() -> float:
         return asyncio.get_running_loop().time()
+
+
+def _nothing() -> None:
+    """Nobody is told."""
 
 
 def _is_open(flow: Flow) -> bool:
