@@ -8,7 +8,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import replace
 
-from intercom_sip.agent.outbox import Event, Outbox, RegistrationChanged
+from intercom_sip.agent.outbox import DeviceEvent, Outbox, RegistrationChanged
 from intercom_sip.agent.supervisor import Agent, AgentOptions
 from intercom_sip.contract.fields import FACTORY
 from intercom_sip.contract.settings import Settings
@@ -29,13 +29,13 @@ def settings(registrar: Registrar) -> Settings:
     )
 
 
-async def until(events: list[Event], done: Callable[[Status], bool]) -> None:
+async def until(events: list[DeviceEvent], done: Callable[[Status], bool]) -> None:
     async with asyncio.timeout(PATIENCE):
         while not any(isinstance(e, RegistrationChanged) and done(e.status) for e in events):  # noqa: ASYNC110 - the subscriber appends to a list
             await asyncio.sleep(0.01)
 
 
-def states(events: list[Event]) -> list[str]:
+def states(events: list[DeviceEvent]) -> list[str]:
     """The states in turn (a state's other keys change too: the contact is known, a 401
     came...), after checking that no event repeats the one before it."""
     shown = [e.status for e in events if isinstance(e, RegistrationChanged)]
@@ -43,9 +43,9 @@ def states(events: list[Event]) -> list[str]:
     return [state for state, _ in itertools.groupby(status.state for status in shown)]
 
 
-def scenario(registrar: Registrar, steps: Callable[[Agent, list[Event]], object]) -> None:
+def scenario(registrar: Registrar, steps: Callable[[Agent, list[DeviceEvent]], object]) -> None:
     async def main() -> None:
-        outbox, events = Outbox(), list[Event]()
+        outbox, events = Outbox(), list[DeviceEvent]()
         outbox.subscribe(events.append)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
@@ -62,7 +62,7 @@ def scenario(registrar: Registrar, steps: Callable[[Agent, list[Event]], object]
 def test_each_change_of_the_registration_is_emitted_once_in_order() -> None:
     with Registrar() as registrar:
 
-        async def steps(agent: Agent, events: list[Event]) -> None:
+        async def steps(agent: Agent, events: list[DeviceEvent]) -> None:
             agent.apply(settings(registrar))
             await until(events, lambda status: status.state == "registered")
             assert states(events) == ["registering", "registered"]
@@ -81,7 +81,7 @@ def test_each_change_of_the_registration_is_emitted_once_in_order() -> None:
 def test_a_refusal_is_emitted_with_its_code() -> None:
     with Registrar(Behaviour(mode="forbid")) as registrar:
 
-        async def steps(agent: Agent, events: list[Event]) -> None:
+        async def steps(agent: Agent, events: list[DeviceEvent]) -> None:
             agent.apply(settings(registrar))
             await until(events, lambda status: status.state == "failed")
             assert states(events) == ["registering", "failed"]

@@ -5,11 +5,11 @@ import logging
 import pytest
 
 from intercom_sip.agent import outbox
-from intercom_sip.agent.outbox import DtmfSent, Event, Outbox
+from intercom_sip.agent.outbox import DeviceEvent, DtmfSent, Outbox
 
 
 def test_each_subscriber_gets_each_event_before_emit_returns_in_order() -> None:
-    box, first, second = Outbox(), list[Event](), list[Event]()
+    box, first, second = Outbox(), list[DeviceEvent](), list[DeviceEvent]()
     box.subscribe(first.append)
     box.subscribe(second.append)
     box.emit(DtmfSent("1"))
@@ -23,9 +23,9 @@ def test_each_subscriber_gets_each_event_before_emit_returns_in_order() -> None:
 def test_a_failing_subscriber_stops_neither_the_others_nor_the_emitter(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    box, got = Outbox(), list[Event]()
+    box, got = Outbox(), list[DeviceEvent]()
 
-    def broken(event: Event) -> None:
+    def broken(event: DeviceEvent) -> None:
         raise RuntimeError("bug")
 
     box.subscribe(broken)

@@ -14,7 +14,14 @@ from typing import Final
 import pytest
 
 from intercom_sip.agent import phone
-from intercom_sip.agent.outbox import CallChanged, CallEnded, DtmfReceived, DtmfSent, Event, Outbox
+from intercom_sip.agent.outbox import (
+    CallChanged,
+    CallEnded,
+    DeviceEvent,
+    DtmfReceived,
+    DtmfSent,
+    Outbox,
+)
 from intercom_sip.agent.phoneshell import Line, PhoneOptions, PhoneShell
 from intercom_sip.contract.settings import Settings
 from intercom_sip.media.ports import PortError, PortPool, PortRange
@@ -88,7 +95,7 @@ class Rig:
     sent: list[tuple[bytes, Address]]
     log: CallLog
     rtp_port: int  # the one even port the shell's pool may lease
-    events: list[Event] = field(default_factory=list)  # what the shell emitted, in order
+    events: list[DeviceEvent] = field(default_factory=list)  # what the shell emitted, in order
 
     def receive(self, text: str, source: Address = PROXY) -> None:
         self.port.receive(text.replace("\n", "\r\n").encode(), Peer(source))
@@ -140,7 +147,7 @@ def run(
             auto_answer_delay=0.05, timers=transactions.Timers(t1=0.05), allow_direct=direct
         )
         log = CallLog()
-        outbox, emitted = Outbox(), list[Event]()
+        outbox, emitted = Outbox(), list[DeviceEvent]()
         outbox.subscribe(emitted.append)
         shell = PhoneShell(
             port,

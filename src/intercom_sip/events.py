@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from intercom_sip.agent import status
-from intercom_sip.agent.outbox import CallChanged, Event, RegistrationChanged, SettingsSaved
+from intercom_sip.agent.outbox import CallChanged, DeviceEvent, RegistrationChanged, SettingsSaved
 from intercom_sip.contract.settings import to_view
 from intercom_sip.device import Device
 
@@ -203,7 +203,7 @@ class Feed:
         self._refresh: asyncio.TimerHandle | None = None
         self._closed = False
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: DeviceEvent) -> None:
         match event:
             case RegistrationChanged():
                 self._offer("registration", status.to_view(self._device.settings, event.status))

@@ -23,9 +23,9 @@ __all__ = [
     "MAX_SUBSCRIBERS",
     "CallChanged",
     "CallEnded",
+    "DeviceEvent",
     "DtmfReceived",
     "DtmfSent",
-    "Event",
     "Outbox",
     "RegistrationChanged",
     "SettingsSaved",
@@ -74,8 +74,10 @@ class SettingsSaved:
 
 
 # `DtmfReceived(digits)` is the handset's own output, handed on as it is: one fact, one type.
-Event = RegistrationChanged | CallChanged | CallEnded | DtmfReceived | DtmfSent | SettingsSaved
-Subscriber = Callable[[Event], None]
+DeviceEvent = (
+    RegistrationChanged | CallChanged | CallEnded | DtmfReceived | DtmfSent | SettingsSaved
+)
+Subscriber = Callable[[DeviceEvent], None]
 
 
 class Outbox:
@@ -96,7 +98,7 @@ class Outbox:
         if subscriber in self._subscribers:
             self._subscribers.remove(subscriber)
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: DeviceEvent) -> None:
         """Hand `event` to every subscriber; one that fails is logged, the rest still get
         it, and the emitter (a SIP task, an HTTP request) never sees the failure."""
         for subscriber in list(self._subscribers):
