@@ -6,8 +6,7 @@ it loses no state and its backlog never grows; coalescing is also what a status 
 wants. Changes come as typed events from the device's outbox (`agent/outbox.py`): the
 settings from the device after each durable change, the registration from the agent, the
 call from the phone; `Feed` turns each into a frame at once. Nothing looks for changes:
-with no call, nothing here runs between events but each stream's keep-alive.
-
+with no call, nothing here runs between events but each open stream's keep-alive.
 """
 
 import asyncio
