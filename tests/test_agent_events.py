@@ -90,3 +90,30 @@ def test_a_refusal_is_emitted_with_its_code() -> None:
             assert (failed.status.code, failed.status.bound) == (403, False)
 
         scenario(registrar, steps)
+
+
+def test_the_end_of_a_binding_not_refreshed_is_emitted_when_it_comes() -> None:
+    """Nothing arrives when a binding runs out (its refresh refused, the retry a minute
+    away): the end is a change all the same, emitted at the expiry."""
+    with Registrar(Behaviour(grant=3)) as registrar:
+
+        async def steps(agent: Agent, events: list[DeviceEvent]) -> None:
+            agent.apply(settings(registrar))
+            await until(events, lambda status: status.state == "registered")
+            registrar.behaviour = replace(registrar.behaviour, mode="forbid")
+            events.clear()
+            await until(events, lambda status: status.code == 403)  # the refresh, at 1.5 s
+            refused = events[-1]
+            assert isinstance(refused, RegistrationChanged)
+            assert (refused.status.state, refused.status.bound) == ("registered", True)
+            events.clear()
+            await until(events, lambda status: not status.bound)  # at 3 s
+            expired = events[-1]
+            assert isinstance(expired, RegistrationChanged)
+            assert (expired.status.state, expired.status.code, expired.status.expires) == (
+                "failed",
+                403,
+                None,
+            )
+
+        scenario(registrar, steps)
