@@ -8,12 +8,16 @@ import socket
 from collections.abc import Callable
 from dataclasses import replace
 
+import pytest
+
 from intercom_sip.agent.outbox import DeviceEvent, Outbox, RegistrationChanged
 from intercom_sip.agent.supervisor import Agent, AgentOptions
 from intercom_sip.contract.fields import FACTORY
 from intercom_sip.contract.settings import Settings
 from intercom_sip.sip.registration import Status
 from tests.peers.registrar import Behaviour, Registrar
+
+pytestmark = pytest.mark.peers
 
 PATIENCE = 10.0
 
