@@ -3,6 +3,7 @@ the API asked of it."""
 
 import dataclasses
 
+from intercom_sip.agent.outbox import CallChanged, Outbox
 from intercom_sip.agent.phone import (
     BUSY,
     IDLE,
@@ -21,12 +22,25 @@ STARTED = 1764441600
 
 
 class FakePhone:
-    def __init__(self, registered: bool = True) -> None:
+    """Each change of `current` goes to `outbox` as `CallChanged`, as the real phone's do."""
+
+    def __init__(self, registered: bool = True, outbox: Outbox | None = None) -> None:
         self.registered = registered
-        self.current = IDLE
+        self.outbox = outbox or Outbox()
+        self._current = IDLE
         self.dialled: list[DialTarget] = []
         self.sent_dtmf: list[str] = []
         self.auto_answer: list[bool] = []  # every set_auto_answer, in order
+
+    @property
+    def current(self) -> CallStatus:
+        return self._current
+
+    @current.setter
+    def current(self, status: CallStatus) -> None:
+        if status != self._current:
+            self._current = status
+            self.outbox.emit(CallChanged(status))
 
     def ring(self, remote: str = "sip:100@example.com") -> CallStatus:
         self.current = CallStatus("ringing", "c-1", "in", remote, STARTED)

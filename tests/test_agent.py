@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import pytest
 
 from intercom_sip.agent import supervisor as agent
+from intercom_sip.agent.status import Status
 from intercom_sip.agent.supervisor import Agent, AgentOptions, Step, plan
 from intercom_sip.contract.fields import FACTORY
 from intercom_sip.contract.settings import Settings
@@ -54,9 +55,12 @@ class ExplodingBinding:
 
     made: ClassVar[list["ExplodingBinding"]] = []
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.call_id = "x"
         ExplodingBinding.made.append(self)
+
+    def status(self) -> Status:
+        return Status("registering")
 
     def start(self, crashed: Any) -> None:
         if len(ExplodingBinding.made) == 1:
@@ -116,9 +120,12 @@ class CrashingBinding:
     started: ClassVar[list[float]] = []
     fourth: ClassVar[asyncio.Event | None] = None
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.call_id = "x"
         CrashingBinding.made.append(self)
+
+    def status(self) -> Status:
+        return Status("registering")
 
     def start(self, crashed: Any) -> None:
         loop = asyncio.get_running_loop()

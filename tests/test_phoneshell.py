@@ -15,6 +15,14 @@ import pytest
 
 from intercom_sip.address import Address
 from intercom_sip.agent import phone
+from intercom_sip.agent.outbox import (
+    CallChanged,
+    CallEnded,
+    DeviceEvent,
+    DtmfReceived,
+    DtmfSent,
+    Outbox,
+)
 from intercom_sip.agent.phoneshell import Line, PhoneOptions, PhoneShell
 from intercom_sip.contract.settings import Settings
 from intercom_sip.media.ports import PortError, PortPool, PortRange
@@ -88,6 +96,7 @@ class Rig:
     sent: list[tuple[bytes, Address]]
     log: CallLog
     rtp_port: int  # the one even port the shell's pool may lease
+    events: list[DeviceEvent] = field(default_factory=list)  # what the shell emitted, in order
 
     def receive(self, text: str, source: Address = PROXY) -> None:
         self.port.receive(text.replace("\n", "\r\n").encode(), Peer(source))
@@ -139,6 +148,8 @@ def run(
             auto_answer_delay=0.05, timers=transactions.SipTimers(t1=0.05), allow_direct=direct
         )
         log = CallLog()
+        outbox, emitted = Outbox(), list[DeviceEvent]()
+        outbox.subscribe(emitted.append)
         shell = PhoneShell(
             port,
             Lines(),
@@ -147,12 +158,13 @@ def run(
             call_log=log,
             options=PhoneOptions(options, "127.0.0.1"),
             rng=random.Random(2),
+            outbox=outbox,
         )
         shell.start()
         shell.apply(settings(enable=enabled))
         shell.set_auto_answer(auto_answer)
         try:
-            await test(Rig(shell, port, sent, log, rtp))
+            await test(Rig(shell, port, sent, log, rtp, emitted))
         finally:
             await shell.close(0.1)
             port.close()
@@ -414,3 +426,45 @@ def test_a_callers_from_is_logged_escaped(caplog: pytest.LogCaptureFixture) -> N
     assert [line.split(" ", 2)[2] for line in lines if "ringing" in line] == [
         "in sip:x\\x1b[2J\\rforged@e.test: ringing"
     ]
+
+
+def info(to_tag: str, digit: str) -> str:
+    body = f"Signal={digit}\nDuration=160\n"
+    return (
+        in_dialog("INFO", to_tag, 2, "z9hG4bKinfo1")
+        .replace("Content-Length: 0", "Content-Type: application/dtmf-relay\nContent-Length: 24")
+        .replace("\n\n", "\n\n" + body, 1)
+    )
+
+
+def test_each_change_of_the_call_is_emitted_as_it_happens() -> None:
+    """Typed events, emitted before the input that made them returns: nothing to poll."""
+
+    async def test(rig: Rig) -> None:
+        rig.events.clear()  # the settings and the switch at the start changed no call
+        rig.receive(invite())
+        ringing = rig.shell.status()
+        assert rig.events == [CallChanged(ringing)]
+        assert ringing.state == "ringing"
+        answered = rig.shell.answer()
+        assert isinstance(answered, phone.CallStatus)
+        assert rig.events[1:] == [CallChanged(answered)]
+        ok = await rig.answer_starting("SIP/2.0 200 OK")
+        rig.receive(in_dialog("ACK", to_tag(ok), 1, "z9hG4bKack1"))
+        rig.events.clear()
+        rig.receive(info(to_tag(ok), "5"))
+        assert rig.events == [DtmfReceived("5"), CallChanged(rig.shell.status())]
+        assert rig.shell.status().dtmf_received == "5"
+        rig.events.clear()
+        assert isinstance(rig.shell.dtmf("1#"), phone.CallStatus)
+        assert rig.events[-1] == DtmfSent("1#")
+        rig.events.clear()
+        rig.shell.hangup()
+        ended, idle = rig.events
+        assert idle == CallChanged(phone.IDLE)
+        assert isinstance(ended, CallEnded)
+        assert (ended.record.id, ended.record.end_reason) == (answered.id, "local hangup")
+        await wait_until(lambda: rig.log.records != [])
+        assert rig.log.records == [ended.record]  # the emitted record is the logged one
+
+    run(test, auto_answer=False)

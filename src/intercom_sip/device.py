@@ -11,6 +11,7 @@ from typing import Any, Final, Protocol
 
 from intercom_sip import errors
 from intercom_sip.agent import status
+from intercom_sip.agent.outbox import Outbox, SettingsSaved
 from intercom_sip.agent.phone import CallRecord, NoPhone, Phone
 from intercom_sip.contract import jsonbody
 from intercom_sip.contract.fields import FACTORY
@@ -83,10 +84,13 @@ class Device:
         wallclock: Callable[[], float] = time.time,
         phone: Phone | None = None,
         writer: Writer | None = None,
+        *,
+        outbox: Outbox | None = None,
     ) -> None:
         """`store` is read here, at start, and for the call log (on a thread); every
         write goes through `writer`, by default one over the same connection (a server
-        gives it a connection of its own)."""
+        gives it a connection of its own). Each durable change of the settings goes to
+        `outbox` (the device's, shared with its agent and phone) as `SettingsSaved`."""
         self._store, self._agent, self._wallclock = store, agent, wallclock
         self._writer = writer or Writer(store)
         self.phone: Phone = phone or NoPhone()
@@ -98,8 +102,7 @@ class Device:
         self._tail = self._current  # the last accepted settings, durable or about to be
         self._open: _Group | None = None  # accepting changes
         self._flight: _Group | None = None  # the group being committed
-        # Told of each durable change of the settings (the live events, §8).
-        self.on_settings: Callable[[Settings], None] | None = None
+        self.outbox = outbox or Outbox()
 
     @property
     def settings(self) -> Settings:
@@ -182,8 +185,7 @@ class Device:
             self._set_current(new)
             for change in group.changes:
                 log.info("settings changed by %s: %r", change.actor, change.new)
-            if self.on_settings is not None:
-                self.on_settings(self._current)
+            self.outbox.emit(SettingsSaved(self._current))
         group.done.set_result(None)
         if self._open is not None:  # accepted while this one was in flight
             self._send()

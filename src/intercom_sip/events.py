@@ -3,34 +3,32 @@
 What waits for a stream is bounded by construction: the latest frame of each kind, no
 more. A slow reader skips states it had no time to read and always gets the last one, so
 it loses no state and its backlog never grows; coalescing is also what a status panel
-wants. The settings are published by the device after each durable change; the
-registration and the call by `Watcher`, which looks at them every 50 ms (no hook in the
-SIP agent or the phone: one small task, and nothing in their code paths).
+wants. Changes come as typed events from the device's outbox (`agent/outbox.py`): the
+settings from the device after each durable change, the registration from the agent, the
+call from the phone; `Feed` turns each into a frame at once. Nothing looks for changes:
+with no call, nothing here runs between events but each open stream's keep-alive.
 """
 
 import asyncio
 import contextlib
 import hmac
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from intercom_sip.agent import status
+from intercom_sip.agent.outbox import CallChanged, DeviceEvent, RegistrationChanged, SettingsSaved
 from intercom_sip.contract.settings import to_view
 from intercom_sip.device import Device
-from intercom_sip.loglimit import LogLimit
-
-log = logging.getLogger(__name__)
 
 KINDS: Final = ("registration", "call", "settings")
 MAX_STREAMS: Final = 32
 MAX_PER_TOKEN: Final = 4  # a 5th stream of one token ends its oldest: one login cannot take all
 KEEPALIVE: Final = 10.0  # seconds between comments on a quiet stream (§8: at most 15)
-POLL: Final = 0.05  # seconds between looks at the registration and the call
 # Keys of the call that change on their own, all the time (packet counters, the age of
-# the call): a change of those alone is published once a second, not every poll.
+# the call): a change of those alone is published once a second at most, while a call is up.
 QUIET_KEYS: Final = frozenset({"rtp", "duration"})
 QUIET_PERIOD: Final = 1.0
 COMMENT: Final = b": keep-alive\n\n"
@@ -47,9 +45,16 @@ def frame(kind: str, payload: Mapping[str, Any]) -> bytes:
 class Subscription:
     """One open stream: what it has yet to send, the latest frame of each kind."""
 
-    def __init__(self, token: str, keepalive: float, closed: Callable[["Subscription"], None]):
+    def __init__(
+        self,
+        token: str,
+        keepalive: float,
+        closed: Callable[["Subscription"], None],
+        authorized: Callable[[str], bool] | None = None,
+    ) -> None:
         self._token = token  # a secret: never in repr
         self._keepalive, self._closed = keepalive, closed
+        self._authorized = authorized
         self._pending: dict[str, bytes] = {}
         self._wake = asyncio.Event()
         self.ended = False
@@ -82,11 +87,16 @@ class Subscription:
 
     async def next(self) -> bytes | None:
         """What to send next: events, a comment after `keepalive` seconds of quiet, or
-        None once the stream has ended."""
+        None once the stream has ended. A quiet stream looks at its token before each
+        comment: one that expired ends the stream then (a logout or a new password ends
+        it at once, through `Hub.sweep`)."""
         if not (self._pending or self.ended):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._keepalive)
         self._wake.clear()
+        quiet = not (self._pending or self.ended)
+        if quiet and self._authorized is not None and not self.holds(self._authorized):
+            self.end()
         if self.ended:
             return None
         return self.take() or COMMENT
@@ -118,7 +128,7 @@ class Hub:
             own[0].end()  # oldest first: the dict keeps the order they opened in
         if len(self._streams) >= self._cap:
             return None
-        stream = Subscription(token, self._keepalive, self._forget)
+        stream = Subscription(token, self._keepalive, self._forget, self._authorized)
         for kind in KINDS:
             data = frame(kind, self._sources[kind]())
             stream.offer(kind, data)
@@ -174,49 +184,68 @@ class Changes:
         return True
 
 
-class Watcher:
-    """The shell: every `period`, publish what changed in the polled sources, and end
-    the streams whose token ended. Idle (no look at all) while no stream is open."""
+class Feed:
+    """The outbox's subscriber: each change of the registration, the call or the settings
+    becomes a frame at once. While a call is up, its counters (`QUIET_KEYS`) are read
+    again once a second for the open streams; with no call, no timer runs here."""
 
     def __init__(
         self,
         hub: Hub,
-        polled: Mapping[str, Read],
-        period: float = POLL,
+        device: Device,
+        quiet_period: float = QUIET_PERIOD,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._hub, self._polled, self._period, self._clock = hub, polled, period, clock
-        self._changes = Changes()
-        self._task: asyncio.Task[None] | None = None
-        self._errors = LogLimit(log, per_window=3)
+        self._hub, self._device, self._clock = hub, device, clock
+        self._changes = Changes(quiet_period)
+        self._in_call = False
+        self._refresh: asyncio.TimerHandle | None = None
+        self._closed = False
 
-    def tick(self) -> None:
-        if not len(self._hub):
-            return
-        now = self._clock()
-        for kind, read in self._polled.items():
-            view = read()
-            if self._changes.due(kind, view, now):
-                self._hub.publish(kind, view)
-        self._hub.sweep()
+    def __call__(self, event: DeviceEvent) -> None:
+        match event:
+            case RegistrationChanged():
+                self._offer("registration", status.to_view(self._device.settings, event.status))
+            case CallChanged():
+                self._in_call = event.status.state != "idle"
+                self._offer("call", event.status.to_view())
+                self._arm()
+            case SettingsSaved():
+                self._hub.publish("settings", to_view(event.settings))
+                self._offer("registration", self._device.status_view())  # sip_status at once
+            case _:
+                pass  # the call's status carries the digits and the end
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="events")
-
-    async def stop(self) -> None:
+    def close(self) -> None:
+        """The server stops: no more refreshes, and every stream ends."""
+        self._closed = True
+        if self._refresh is not None:
+            self._refresh.cancel()
+            self._refresh = None
         self._hub.end_all()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                self.tick()
-            except Exception:  # a bug in a source: the streams go on, the log says it
-                self._errors.log("tick", logging.ERROR, "events: a source failed", exc_info=True)
-            await asyncio.sleep(self._period)
+    @property
+    def refreshing(self) -> bool:
+        """Whether a refresh of the call's counters is due (only while a call is up)."""
+        return self._refresh is not None
+
+    def _offer(self, kind: str, view: Mapping[str, Any]) -> None:
+        if self._changes.due(kind, view, self._clock()):
+            self._hub.publish(kind, view)
+
+    def _arm(self) -> None:
+        if self._in_call and self._refresh is None and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._refresh = loop.call_later(self._changes.quiet_period, self._refreshed)
+        elif not self._in_call and self._refresh is not None:
+            self._refresh.cancel()
+            self._refresh = None
+
+    def _refreshed(self) -> None:
+        self._refresh = None
+        if len(self._hub):  # nobody reads: no need to look
+            self._offer("call", self._device.phone.status().to_view())
+        self._arm()
 
 
 def device_sources(device: Device) -> dict[str, Read]:
@@ -233,11 +262,9 @@ def for_device(
     authorized: Callable[[str], bool],
     cap: int = MAX_STREAMS,
     keepalive: float = KEEPALIVE,
-) -> tuple[Hub, Watcher]:
-    """The hub of a device's events and the watcher that feeds it; the device publishes
-    its settings itself."""
-    sources = device_sources(device)
-    hub = Hub(sources, authorized, cap, keepalive)
-    device.on_settings = lambda settings: hub.publish("settings", to_view(settings))
-    polled = {kind: sources[kind] for kind in ("registration", "call")}
-    return hub, Watcher(hub, polled)
+) -> tuple[Hub, Feed]:
+    """The hub of a device's events, fed by the device's outbox."""
+    hub = Hub(device_sources(device), authorized, cap, keepalive)
+    feed = Feed(hub, device)
+    device.outbox.subscribe(feed)
+    return hub, feed

@@ -16,6 +16,7 @@ from intercom_sip import USER_AGENT, events
 from intercom_sip.admin import credentials as auth
 from intercom_sip.admin.logins import Admin, ensure_credential
 from intercom_sip.admin.watch import DirectoryWatch
+from intercom_sip.agent.outbox import Outbox
 from intercom_sip.agent.phoneshell import PhoneOptions, PhoneShell
 from intercom_sip.agent.supervisor import Agent, AgentOptions
 from intercom_sip.api import openapi
@@ -65,7 +66,8 @@ def run(config: ServiceConfig) -> None:
     hasher = Worker("hash", threads=2)
     writer = Writer(Store.open(config.data_dir))  # every write, on its own connection
     sip_sockets = bind_sip(config.sip_host, config.sip_port)
-    agent = Agent(options)
+    outbox = Outbox()  # the device's: its agent, phone and settings emit here
+    agent = Agent(options, outbox)
     phone = PhoneShell(
         agent.port,
         agent,
@@ -74,23 +76,27 @@ def run(config: ServiceConfig) -> None:
         call_log=writer,
         options=phone_options(config, sip_sockets[0].getsockname()[1]),
         redialer=agent,
+        outbox=outbox,
     )
     agent.on_settings = phone.apply
-    device = Device(store, agent, phone=phone, writer=writer)
+    device = Device(store, agent, phone=phone, writer=writer, outbox=outbox)
     admin = Admin(store, hasher)
+    hub, feed = events.for_device(device, admin.authorized)
 
-    watch = DirectoryWatch(config.data_dir, admin.notice_changes)
-    hub, watcher = events.for_device(device, admin.authorized)
+    def credential_changed() -> None:
+        admin.notice_changes()
+        hub.sweep()  # a new password ends every token: their streams end at once
+
+    watch = DirectoryWatch(config.data_dir, credential_changed)
 
     async def startup() -> None:
         admin.watched = watch.start(asyncio.get_running_loop())
         await agent.start(*sip_sockets)
         phone.start()
         device.start()
-        watcher.start()
 
     async def shutdown() -> None:
-        await watcher.stop()
+        feed.close()
         await phone.close(CALL_END_WAIT)  # a call ends (BYE) before the un-REGISTER
         await agent.stop()  # unregisters, bounded in time
         watch.close(asyncio.get_running_loop())

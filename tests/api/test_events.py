@@ -2,6 +2,8 @@
 keep-alive comments, the end with the token, the cap of 32 streams (4 per token), and a
 stream's end when its client leaves or the server stops."""
 
+import asyncio
+import dataclasses
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +12,15 @@ import pytest
 
 from intercom_sip import errors, events
 from intercom_sip.agent import status
+from intercom_sip.agent.outbox import CallChanged, DtmfSent, Outbox, RegistrationChanged
+from intercom_sip.agent.phone import IDLE, RtpFigures
 from intercom_sip.contract.fields import FACTORY
 from intercom_sip.contract.settings import to_view
+from intercom_sip.device import Device
+from intercom_sip.store import Store
+from tests.phones import FakePhone
 from tests.sse import EventStream
-from tests.web.rig import InProcessService
+from tests.web.rig import FakeAgent, InProcessService
 
 SETTINGS = {
     "enable": True,
@@ -49,8 +56,8 @@ def kinds(stream: EventStream, count: int) -> list[tuple[str, object]]:
 
 
 def next_of(stream: EventStream, kind: str, state: str) -> object:
-    """The first `kind` event in `state` (the others before it are right too: the
-    watcher saw the state in between)."""
+    """The first `kind` event in `state` (the others before it are right too: states
+    the change went through)."""
     while (event := stream.event()) is not None:
         if event[0] == kind and isinstance(event[1], dict) and event[1]["state"] == state:
             return event[1]
@@ -253,3 +260,85 @@ def test_a_stop_of_the_server_ends_each_stream_cleanly(tmp_path: Path) -> None:
     assert stream.event() is None  # the last chunk came: a stop, not a cut
     assert stream.ended
     stream.close()
+
+
+# --- the feed: the outbox's events to the hub, at once ----------------------------------------
+
+
+def feed_rig(tmp_path: Path, quiet_period: float) -> tuple[Device, events.Hub, events.Feed]:
+    """A device with fakes for its agent and phone, and the hub fed by its outbox."""
+    box = Outbox()  # one for the device, as served
+    box.subscribe(lambda event: None)  # another subscriber: the hub is not alone
+    store = Store.open(tmp_path / "data")
+    device = Device(store, FakeAgent(box), phone=FakePhone(outbox=box), outbox=box)
+    hub = events.Hub(events.device_sources(device), lambda _: True)
+    feed = events.Feed(hub, device, quiet_period=quiet_period)
+    device.outbox.subscribe(feed)
+    return device, hub, feed
+
+
+def test_each_change_is_on_the_streams_when_its_emit_returns(tmp_path: Path) -> None:
+    async def main() -> None:
+        device, hub, feed = feed_rig(tmp_path, quiet_period=1.0)
+        stream = hub.open("t")
+        assert stream is not None
+        stream.take()
+        registration = status.to_view(device.settings, REGISTERED)
+        device.outbox.emit(RegistrationChanged(REGISTERED))  # what the agent emits
+        assert stream.take() == events.frame("registration", registration)
+        ringing = FakePhone().ring()
+        device.outbox.emit(CallChanged(ringing))
+        assert stream.take() == events.frame("call", ringing.to_view())
+        device.outbox.emit(DtmfSent("1"))  # no frame of its own: the call's status says it
+        device.outbox.emit(CallChanged(IDLE))
+        assert stream.take() == events.frame("call", IDLE.to_view())
+        feed.close()
+        assert stream.ended
+
+    asyncio.run(main())
+
+
+def test_with_no_call_no_timer_runs_and_in_a_call_one_refreshes_the_counters(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        device, hub, feed = feed_rig(tmp_path, quiet_period=0.05)
+        phone = device.phone
+        assert isinstance(phone, FakePhone)
+        stream = hub.open("t")
+        assert stream is not None
+        stream.take()
+        device.outbox.emit(RegistrationChanged(REGISTERED))
+        stream.take()
+        assert not feed.refreshing  # no call: nothing runs until the next event
+        phone.ring()
+        phone.answer()
+        assert feed.refreshing
+        active = phone.current
+        assert stream.take() == events.frame("call", active.to_view())
+        counted = dataclasses.replace(active, rtp=RtpFigures(50, 49, 0, 0.1), duration=1)
+        phone.current = counted  # a change of the counters alone: not at once ...
+        assert stream.take() == b""
+        async with asyncio.timeout(5):  # ... but at the refresh, a quiet period later
+            while (data := await stream.next()) == events.COMMENT:
+                pass  # the wake of the frames taken above
+        assert data == events.frame("call", counted.to_view())
+        phone.hangup()
+        assert stream.take() == events.frame("call", IDLE.to_view())
+        assert not feed.refreshing  # the call is over: so is its timer
+        feed.close()
+
+    asyncio.run(main())
+
+
+def test_a_quiet_stream_whose_token_expired_ends_at_its_next_comment() -> None:
+    async def main() -> None:
+        valid = {"t": True}
+        ended: list[events.Subscription] = []
+        stream = events.Subscription("t", 0.01, ended.append, lambda token: valid[token])
+        assert await stream.next() == events.COMMENT
+        valid["t"] = False
+        assert await stream.next() is None
+        assert ended == [stream]
+
+    asyncio.run(main())

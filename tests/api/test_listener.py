@@ -111,3 +111,16 @@ def test_accept_errors_log_a_few_lines_and_free_idle_connections(
     finally:
         _FailingAccept.failing = False
         server.stop()
+
+
+def test_the_timeouts_sweep_runs_only_while_a_connection_is_open() -> None:
+    instance = InProcess(Limits(timeout=0.4)).start()  # a sweep every 0.1 s while armed
+    try:
+        assert not instance.listener.sweeping  # no client: no timer at all
+        client = instance.connect()
+        wait_for(lambda: instance.listener.sweeping)
+        assert closed_by_server(client)  # its timeout, found by the sweep
+        wait_for(lambda: not instance.listener.sweeping)
+        client.close()
+    finally:
+        instance.stop()

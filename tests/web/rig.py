@@ -10,6 +10,7 @@ from typing import Any
 from intercom_sip import events
 from intercom_sip.admin.logins import Admin, ensure_credential
 from intercom_sip.agent import status
+from intercom_sip.agent.outbox import Outbox, RegistrationChanged
 from intercom_sip.api import openapi
 from intercom_sip.api.app import Api
 from intercom_sip.api.connection import Limits
@@ -26,10 +27,24 @@ from tests.served import Served
 
 
 class FakeAgent:
-    def __init__(self) -> None:
-        self.current = status.Status()
+    """Each change of `current` goes to `outbox` as `RegistrationChanged`, as the real
+    agent's do."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self._current = status.Status()
         self.applied: list[Settings] = []
         self.reregistered = 0
+
+    @property
+    def current(self) -> status.Status:
+        return self._current
+
+    @current.setter
+    def current(self, value: status.Status) -> None:
+        if value != self._current:
+            self._current = value
+            self.outbox.emit(RegistrationChanged(value))
 
     def apply(self, settings: Settings) -> None:
         self.applied.append(settings)
@@ -54,8 +69,9 @@ class InProcessService:
     ) -> None:
         self.data_dir = data_dir
         self.keepalive = keepalive
-        self.phone = FakePhone()
-        self.agent = FakeAgent()
+        self.outbox = Outbox()  # the device's, shared by the fakes as by the real parts
+        self.phone = FakePhone(outbox=self.outbox)
+        self.agent = FakeAgent(self.outbox)
         self.max_streams = max_streams
         self.sock = bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
@@ -73,13 +89,12 @@ class InProcessService:
         self.store = store = Store.open(self.data_dir)
         ensure_credential(store)
         hasher = Worker("hash")
-        self.device = Device(store, self.agent, phone=self.phone)
+        self.device = Device(store, self.agent, phone=self.phone, outbox=self.outbox)
         admin = Admin(store, hasher)
-        self.hub, self.watcher = events.for_device(
+        self.hub, self.feed = events.for_device(
             self.device, admin.authorized, self.max_streams, self.keepalive
         )
         self.device.start()
-        self.watcher.start()
         api = Api(
             Routes(self.device, admin, openapi.build(), self.hub),
             admin.authorized,
@@ -93,7 +108,7 @@ class InProcessService:
         self._ready.set()
         await self._stop.wait()
         await self.listener.stop(5.0)
-        await self.watcher.stop()
+        self.feed.close()
         hasher.close()
         store.close()
 

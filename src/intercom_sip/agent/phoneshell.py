@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Final, Protocol
 
 from intercom_sip.agent import phone
+from intercom_sip.agent.outbox import CallChanged, CallEnded, DtmfSent, Outbox
 from intercom_sip.contract.dialing import DIRECT_PORT, DialTarget
 from intercom_sip.contract.settings import Settings
 from intercom_sip.loglimit import LogLimit, escaped
@@ -105,8 +106,13 @@ class PhoneShell:
         options: PhoneOptions,
         rng: random.Random | None = None,
         redialer: Redialer | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
+        """Each change of the call goes to `outbox` (the device's) as it happens:
+        `CallChanged`, `CallEnded`, `DtmfReceived`, `DtmfSent`."""
         self._port, self._lines, self._pool, self._source = port, lines, pool, source
+        self._outbox = outbox or Outbox()
+        self._shown = phone.IDLE  # the status last emitted
         self._log, self._options = call_log, options
         self._rng = rng or random.SystemRandom()
         offset = time.time() - time.monotonic()  # asyncio's loops run on time.monotonic
@@ -197,7 +203,10 @@ class PhoneShell:
         return self._act(ev.Hangup(), phone.NO_CALL)
 
     def dtmf(self, digits: str) -> phone.CallStatus | phone.NoCall:
-        return self._act(ev.Dtmf(digits), phone.NO_CALL)
+        answer = self._act(ev.Dtmf(digits), phone.NO_CALL)
+        if not isinstance(answer, phone.NoCall):
+            self._outbox.emit(DtmfSent(digits))
+        return answer
 
     def set_auto_answer(self, enabled: bool) -> None:
         self._settings = replace(self._settings, auto_answer=enabled)
@@ -279,7 +288,15 @@ class PhoneShell:
                 _OUTPUTS[type(output)](self, output)
         self._port.pump()
         self._arm()
+        self._emit_status()
         return refused
+
+    def _emit_status(self) -> None:
+        """Every input to the handset may change the call: emitted when it did, once."""
+        shown = self.status()
+        if shown != self._shown:
+            self._shown = shown
+            self._outbox.emit(CallChanged(shown))
 
     def _respond(self, output: ev.Respond) -> None:
         self._port.respond(output.transaction_id, output.response)
@@ -367,6 +384,7 @@ class PhoneShell:
 
     def _dtmf_received(self, output: ev.DtmfReceived) -> None:
         log.info("DTMF received: %s", output.digits)
+        self._outbox.emit(output)
 
     # --- media -------------------------------------------------------------------------------
 
@@ -464,8 +482,10 @@ class PhoneShell:
             answer,
             detail,
         )
+        logged = _logged(record, rtp if record.answered is not None else None)
+        self._outbox.emit(CallEnded(logged))
         try:
-            self._writes.put_nowait(_logged(record, rtp if record.answered is not None else None))
+            self._writes.put_nowait(logged)
         except asyncio.QueueFull:
             limited.log("log full", logging.WARNING, "call log writes behind: a call dropped")
 

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Final
 
 from intercom_sip.address import Address
+from intercom_sip.agent.outbox import Outbox, RegistrationChanged
 from intercom_sip.agent.phoneshell import Line
 from intercom_sip.agent.status import Status
 from intercom_sip.contract.settings import Settings
@@ -132,8 +133,12 @@ class AgentOptions:
 
 
 class Agent:
-    def __init__(self, options: AgentOptions) -> None:
+    def __init__(self, options: AgentOptions, outbox: Outbox | None = None) -> None:
+        """Each change of the registration's status goes to `outbox` (the device's) as
+        `RegistrationChanged`, when it happens."""
         self._options = options
+        self._outbox = outbox or Outbox()
+        self._shown: Status | None = None  # the status last emitted
         self._env: SipEnv | None = None
         self._listener: asyncio.Server | None = None
         self._inbound = Inbound(
@@ -173,6 +178,7 @@ class Agent:
             log.exception("the phone failed to take the settings")
         if not done:
             self._wake.set()
+        self._changed()
 
     def reregister(self) -> None:
         """A REGISTER refresh now on the current binding (none while one is replaced)."""
@@ -269,6 +275,7 @@ class Agent:
         self._applied = _Slot()
         if binding is not None:
             binding.abandon()
+        self._changed()
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -292,6 +299,7 @@ class Agent:
                 self._step_now(desired)
         finally:
             self._busy = False
+            self._changed()
 
     def _step_now(self, desired: Settings) -> bool:
         """Do the steps that need no waiting; False for those that must wait."""
@@ -301,7 +309,8 @@ class Agent:
             return False
         if step is Step.START:
             assert self._env is not None
-            slot.binding = Registrant(identity_of(desired), account_of(desired), self._env)
+            identity, account = identity_of(desired), account_of(desired)
+            slot.binding = Registrant(identity, account, self._env, changed=self._changed)
             slot.binding.start(self._crashed)
         elif step is Step.UPDATE and slot.binding is not None:
             slot.binding.update(account_of(desired))
@@ -318,6 +327,15 @@ class Agent:
             pause = self._restarts.pause(loop.time())
             log.error("SIP binding starts again in %.0f s", pause)
             loop.call_later(pause, self._wake.set)
+            self._changed()
+
+    def _changed(self) -> None:
+        """The status may have changed (a binding's answer, a new binding...): emitted
+        when it did, once."""
+        shown = self.status()
+        if shown != self._shown:
+            self._shown = shown
+            self._outbox.emit(RegistrationChanged(shown))
 
     async def _let_go(self, binding: Registrant) -> None:
         self._leaving.append(binding)  # ICMP about its flow must still reach it

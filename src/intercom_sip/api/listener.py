@@ -56,11 +56,15 @@ class Listener:
     def start(self) -> None:
         self._sock.setblocking(False)
         self._resume_accepting()
-        self._sweep()
 
     @property
     def connections(self) -> int:
         return len(self._connections)
+
+    @property
+    def sweeping(self) -> bool:
+        """Whether the timeouts' sweep is armed: only while a connection is open."""
+        return self._sweeper is not None
 
     async def stop(self, grace: float) -> None:
         """Stop accepting, close idle connections, give the others `grace` seconds to
@@ -146,6 +150,8 @@ class Listener:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(self._app, self, self._loop.time)
         self._connections[conn] = None
+        if self._sweeper is None:
+            self._arm_sweep()
         self.spawn(self._connect(conn, sock))
 
     async def _connect(self, conn: Connection, sock: socket.socket) -> None:
@@ -180,6 +186,7 @@ class Listener:
     # --- timeouts ---
 
     def _sweep(self) -> None:
+        self._sweeper = None
         now = self._loop.time()
         for conn in list(self._connections):
             deadline = conn.deadline()
@@ -187,5 +194,9 @@ class Listener:
                 self.gone(conn)
                 conn.abort()
                 self.throttled.log("timeout", logging.INFO, "closed a connection: timed out")
+        if self._connections:  # with none, no timer: an idle service sleeps
+            self._arm_sweep()
+
+    def _arm_sweep(self) -> None:
         tick = min(1.0, self.limits.timeout / 4)
         self._sweeper = self._loop.call_later(tick, self._sweep)

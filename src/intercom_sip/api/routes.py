@@ -70,6 +70,7 @@ class Routes:
 
     async def logout(self, call: Call) -> Response:
         self._admin.logout(call.token or "")
+        self._hub.sweep()  # its event streams end now
         return http.json_response(200, {})
 
     async def get_settings(self, call: Call) -> Response:

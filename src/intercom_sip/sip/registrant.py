@@ -138,9 +138,17 @@ class SipEnv:
 
 
 class Registrant:
-    def __init__(self, identity: BindingKey, account: Account, env: SipEnv) -> None:
+    def __init__(
+        self,
+        identity: BindingKey,
+        account: Account,
+        env: SipEnv,
+        changed: Callable[[], None] | None = None,
+    ) -> None:
+        """`changed` is called where the status may have changed (it reads `status()`)."""
         self.identity = identity
         self._env = env
+        self._changed = changed or _nothing
         self._machine = Registration(account, env.rng, env.timers)
         self._template = Template(
             identity, self._machine.call_id, secrets.token_hex(6), env.instance, env.user_agent
@@ -183,7 +191,8 @@ class Registrant:
 
     def start(self, crashed: Callable[["Registrant"], None]) -> None:
         self._env.port.add_user(self._user, self)
-        self._task = asyncio.create_task(self._run(), name=f"binding {self.identity.aor}")
+        first = self._machine.register(self._now())  # `registering` from now, not later
+        self._task = asyncio.create_task(self._run(first), name=f"binding {self.identity.aor}")
 
         def finished(task: asyncio.Task[None]) -> None:
             if not task.cancelled() and task.exception() is not None:
@@ -202,6 +211,7 @@ class Registrant:
             return
         self._send(self._machine.update(account, self._now()), flow)
         self._rearm()
+        self._changed()
 
     def refresh(self) -> None:
         """REGISTER now, unless one is in flight (then that one is the refresh). Asked
@@ -271,11 +281,12 @@ class Registrant:
 
     # --- the task ----------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def _run(self, first: Send) -> None:
         if self.identity.transport == "udp" and self.identity.stun_ip:
             # best effort, never waited for
             self._stun_task = asyncio.create_task(self._learn_public_address())
-        await self._transmit(self._machine.register(self._now()))
+        await self._transmit(first)
+        self._changed()
         while not self.done.is_set():
             event: Event
             try:
@@ -286,6 +297,7 @@ class Registrant:
             finally:
                 self._waiting = None
             await self._handle(event)
+            self._changed()
             if self._stopping and self._machine.state.value == "disabled":
                 self.done.set()
 
@@ -342,6 +354,8 @@ class Registrant:
         deadlines = [self._keepalive_at]
         if self._machine.next_at is not None:
             deadlines.append(self._machine.next_at)
+        if self._machine.bound(self._now()):  # its end shows in the status: a change
+            deadlines.append(self._machine.bound_until)
         earliest = min(deadlines)
         return None if earliest == math.inf else earliest
 
@@ -424,6 +438,7 @@ class Registrant:
     async def _transmit(self, send: Send | None) -> None:
         if send is None:
             return
+        self._changed()  # `registering` (or `unregistering`) while the flow opens
         try:
             flow = await self._ensure_flow()
         except FlowError as exc:
@@ -605,6 +620,10 @@ class Registrant:
     @staticmethod
     def _now() -> float:
         return asyncio.get_running_loop().time()
+
+
+def _nothing() -> None:
+    """Nobody is told."""
 
 
 def _is_open(flow: Flow) -> bool:
