@@ -61,7 +61,7 @@ STUN_TIMEOUT: Final = 2.0
 
 
 @dataclass(frozen=True)
-class Answered:
+class FinalResponse:
     """The final response to a REGISTER of ours."""
 
     tid: TransactionId
@@ -69,7 +69,7 @@ class Answered:
 
 
 @dataclass(frozen=True)
-class Failed:
+class TransactionFailed:
     """A REGISTER's transaction timed out or could not be sent."""
 
     tid: TransactionId
@@ -94,7 +94,7 @@ class NewAccount:
 
 
 @dataclass(frozen=True)
-class Stop:
+class StopAsked:
     pass
 
 
@@ -116,7 +116,15 @@ class Tick:
 
 
 Event: TypeAlias = (
-    Answered | Failed | Closed | Unreachable | NewAccount | Stop | PublicAddress | Refresh | Tick
+    FinalResponse
+    | TransactionFailed
+    | Closed
+    | Unreachable
+    | NewAccount
+    | StopAsked
+    | PublicAddress
+    | Refresh
+    | Tick
 )
 
 
@@ -227,11 +235,11 @@ class Registrant:
             return
         if isinstance(event, core.ResponseReceived):
             if event.response.code >= 200:
-                self._events.put_nowait(Answered(tid, event.response))
+                self._events.put_nowait(FinalResponse(tid, event.response))
         elif isinstance(event, core.TransactionTimedOut):
-            self._events.put_nowait(Failed(tid, "timeout"))
+            self._events.put_nowait(TransactionFailed(tid, "timeout"))
         elif isinstance(event, core.TransportError):
-            self._events.put_nowait(Failed(tid, "transport error"))
+            self._events.put_nowait(TransactionFailed(tid, "transport error"))
 
     def flow_closed(self, flow: Flow) -> None:
         self._events.put_nowait(Closed(flow))
@@ -242,7 +250,7 @@ class Registrant:
 
     async def stop(self, within: float) -> None:
         """Unregister, waiting at most `within` seconds; then let go of everything."""
-        self._events.put_nowait(Stop())
+        self._events.put_nowait(StopAsked())
         try:
             async with asyncio.timeout(within):
                 await self.done.wait()
@@ -304,11 +312,11 @@ class Registrant:
     async def _handle(self, event: Event) -> None:
         now = self._now()
         match event:
-            case Answered(tid, response) if tid == self._tid:
+            case FinalResponse(tid, response) if tid == self._tid:
                 await self._on_response(response, now)
-            case Failed(tid, cause) if tid == self._tid:
+            case TransactionFailed(tid, cause) if tid == self._tid:
                 await self._target_failed(cause, now)
-            case Answered() | Failed():
+            case FinalResponse() | TransactionFailed():
                 pass  # of a transaction no longer ours
             case Closed(flow):
                 await self._on_closed(flow, now)
@@ -316,7 +324,7 @@ class Registrant:
                 await self._on_unreachable(remote, now)
             case NewAccount(account):
                 await self._transmit(self._machine.update(account, now))
-            case Stop():
+            case StopAsked():
                 self._stopping = True
                 await self._transmit(self._machine.unregister(now))
             case PublicAddress(address):
