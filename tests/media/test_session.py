@@ -334,6 +334,17 @@ def bound(host: str, port: int = 0) -> socket.socket:
     return sock
 
 
+def bound_pair(host: str) -> tuple[socket.socket, socket.socket]:
+    """A port the kernel chose and the one above it, both bound (the kernel's choice may
+    have its neighbour taken: choose again)."""
+    while True:
+        rtp_sock = bound(host)
+        try:
+            return rtp_sock, bound(host, rtp_sock.getsockname()[1] + 1)
+        except OSError:
+            rtp_sock.close()
+
+
 def waiting(sock: socket.socket) -> list[bytes]:
     got = []
     while True:
@@ -370,21 +381,21 @@ def test_rtcp_alone_on_the_port_above_keeps_the_call_alive(pool: PortPool) -> No
 
     async def rtcp_only() -> None:
         port = lease(pool)
-        with bound(HOST) as peer_rtp:
+        peer_rtp, peer_rtcp = bound_pair(HOST)
+        with peer_rtp, peer_rtcp:
             peer_port = peer_rtp.getsockname()[1]
-            with bound(HOST, peer_port + 1) as peer_rtcp:
-                a = await MediaSession.open(port, to(peer_port), source(425))
-                assert a.last_arrival is None
-                report = bytes([0x80, 201, 0, 1]) + bytes(4)
-                peer_rtcp.sendto(report, (HOST, port.port + 1))
-                await until(lambda: a.last_arrival is not None)
-                first = a.last_arrival
-                peer_rtcp.sendto(report, (HOST, port.port + 1))
-                await until(lambda: a.last_arrival != first)
-                await until(lambda: waiting(peer_rtcp) != [])  # ours, within 2.5 s
-                assert a.stream.rtcp == 2
-                assert a.stats().received == 0
-                a.close()
+            a = await MediaSession.open(port, to(peer_port), source(425))
+            assert a.last_arrival is None
+            report = bytes([0x80, 201, 0, 1]) + bytes(4)
+            peer_rtcp.sendto(report, (HOST, port.port + 1))
+            await until(lambda: a.last_arrival is not None)
+            first = a.last_arrival
+            peer_rtcp.sendto(report, (HOST, port.port + 1))
+            await until(lambda: a.last_arrival != first)
+            await until(lambda: waiting(peer_rtcp) != [])  # ours, within 2.5 s
+            assert a.stream.rtcp == 2
+            assert a.stats().received == 0
+            a.close()
 
     run(rtcp_only)
 
@@ -425,19 +436,19 @@ def test_rtcp_adds_no_wakeup_while_sending_and_one_per_report_on_hold(pool: Port
 
     async def wakeups() -> None:
         port = lease(pool)
-        with bound(HOST) as peer_rtp:
+        peer_rtp, peer_rtcp = bound_pair(HOST)
+        with peer_rtp, peer_rtcp:
             peer_port = peer_rtp.getsockname()[1]
-            with bound(HOST, peer_port + 1) as peer_rtcp:
-                a = await Counted.open(port, to(peer_port), source(425))
-                assert isinstance(a, Counted)
-                await until(lambda: waiting(peer_rtcp) != [])  # the first report, at 2.5 s
-                assert a.wakeups <= a.stats().sent
-                a.update(to(peer_port, direction="recvonly"))  # hold: nothing sent
-                held_at, woken = a.stats().sent, a.wakeups
-                await until(lambda: waiting(peer_rtcp) != [])  # the next, 5 s on
-                assert a.stats().sent == held_at
-                assert a.wakeups - woken <= 2  # the report's, and perhaps a slot's
-                a.close()
+            a = await Counted.open(port, to(peer_port), source(425))
+            assert isinstance(a, Counted)
+            await until(lambda: waiting(peer_rtcp) != [])  # the first report, at 2.5 s
+            assert a.wakeups <= a.stats().sent
+            a.update(to(peer_port, direction="recvonly"))  # hold: nothing sent
+            held_at, woken = a.stats().sent, a.wakeups
+            await until(lambda: waiting(peer_rtcp) != [])  # the next, 5 s on
+            assert a.stats().sent == held_at
+            assert a.wakeups - woken <= 2  # the report's, and perhaps a slot's
+            a.close()
 
     run(wakeups)
 

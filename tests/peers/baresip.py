@@ -487,5 +487,5 @@ def sip_ports() -> int:
     """A port P free for UDP and TCP with P + 1 free for TCP (baresip's TLS listener)."""
     while True:
         port = ports.free_port(both=True)
-        if port < 65535 and ports._tcp_free(port + 1):
+        if port < 65535 and ports.tcp_free(port + 1):
             return port

@@ -70,3 +70,8 @@ def free_rtp_window(ports: int = 4) -> str:
     """
     first = free_rtp_port()
     return f"{first}-{min(first + 2 * (ports - 1), 65534)}"
+
+
+def tcp_free(port: int) -> bool:
+    """Whether `port` is free for TCP now."""
+    return _free(socket.SOCK_STREAM, port)
