@@ -64,9 +64,11 @@ class MediaSession:
         self._rtcp: socket.socket | None = rtcp
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
+        self._on_due = self._due  # one bound method for every slot's timer
         self._reading = False  # the loop wakes us for each arrival (nothing is sent)
         self._stamped = stamps.ask(sock) and (rtcp is None or stamps.ask(rtcp))
         self.unsent = 0  # packets dropped because the socket's buffer was full
+        self.wakeups = 0  # times the loop ran us: about one a slot while sending
 
     @classmethod
     async def open(
@@ -78,7 +80,7 @@ class MediaSession:
         our_key: bytes | None = None,
         recorder: Recorder | None = None,
         on_digit: OnDigit | None = None,
-        clock: Clock = time.monotonic,
+        clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> "MediaSession":
         """Start sending and receiving on a leased port.
@@ -87,9 +89,11 @@ class MediaSession:
         and finishes the other (the caller closes the recorder's file). `our_key`: our
         SRTP key, needed when `negotiated.remote_key` is set, else ValueError (and the
         port and recorder stay the caller's). `on_digit` is called with each digit
-        received (RFC 4733). `clock` must be the clock the event loop runs on
-        (`time.monotonic` for asyncio's own loops).
+        received (RFC 4733). `clock`, if given, must be the clock the event loop runs on
+        (its `time`, the default): the timer wakes on the loop's clock, and uvloop's counts
+        whole milliseconds.
         """
+        clock = clock or asyncio.get_running_loop().time
         rng = rng or random.SystemRandom()
         stream = MediaStream(
             negotiated,
@@ -182,11 +186,12 @@ class MediaSession:
         if self._sock is None:
             return
         deadline = self._stream.deadline()
-        self._read_on_arrival(deadline is None)
+        if (deadline is None) != self._reading:
+            self._read_on_arrival(deadline is None)
         # While sending, the report goes with the first slot at or after its time: no
         # wake-up of its own. On hold, one wake-up every 5 s for it.
         at = self._stream.report_due() if deadline is None else deadline
-        self._timer = self._loop.call_later(max(0.0, at - self._clock()), self._due)
+        self._timer = self._loop.call_later(max(0.0, at - self._clock()), self._on_due)
 
     def _read_on_arrival(self, wanted: bool) -> None:
         if self._sock is None or wanted == self._reading:
@@ -199,23 +204,27 @@ class MediaSession:
 
     def _due(self) -> None:
         self._timer = None
-        digits = self._read()
-        now = self._clock()
-        for data, address in self._stream.tick(now):
+        self.wakeups += 1
+        stream, now = self._stream, self._clock()
+        for data, address in stream.tick(now):  # the slot's packet first: it is due now
             self._send(data, address)
-        if now >= self._stream.report_due():
+        digits = self._read()
+        if now >= stream.report_due():
             self._read_rtcp()
-            report = self._stream.report(now)
+            report = stream.report(now)
             if report is not None:
-                self._send(*report, self._rtcp if not self._stream.rtcp_mux else None)
+                self._send(*report, self._rtcp if not stream.rtcp_mux else None)
         self._schedule()
-        self._tell(digits)
+        if digits:
+            self._tell(digits)
 
     def _readable(self) -> None:
+        self.wakeups += 1
         digits = self._read()
         if self._reading and self._stream.deadline() is not None:
             self._schedule()  # a first latch gave an address to send to: slots from now
-        self._tell(digits)
+        if digits:
+            self._tell(digits)
 
     # --- the socket ---
 
@@ -226,8 +235,8 @@ class MediaSession:
         sock = self._sock
         if sock is None:
             return digits
-        now, wall = self._clock(), time.time()
-        for _ in range(MAX_READ):
+        receive, now, wall = self._stream.receive, 0.0, 0.0
+        for count in range(MAX_READ):
             try:
                 data, ancillary, _, address = sock.recvmsg(READ_SIZE, stamps.SPACE)
             except (BlockingIOError, InterruptedError):
@@ -235,8 +244,10 @@ class MediaSession:
             except OSError as exc:  # ICMP errors queued on the socket: harmless
                 log.debug("RTP port %d: %s", self._port.port, exc)
                 break
+            if not count:  # the clocks, read together, once something came
+                now, wall = self._clock(), time.time()
             arrived = stamps.arrival(ancillary, now, wall) if self._stamped else now
-            digits += self._stream.receive(data, (str(address[0]), int(address[1])), arrived)
+            digits += receive(data, address[:2], arrived)  # (host, port) of v4 and v6
         return digits
 
     def _read_rtcp(self) -> None:
