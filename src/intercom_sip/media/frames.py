@@ -38,7 +38,13 @@ class Frames:
 
     def next(self) -> bytes:
         """The next slot's payload, encoded."""
-        pcm = self._cut()
+        if self._pcm:
+            pcm = self._cut()
+        else:  # ptime 20, nothing left over: the source's frame is the slot as it comes
+            pcm = self._source.next_frame()
+            if len(pcm) != self._size:
+                self._pcm = pcm
+                pcm = self._cut()
         payload = self._known.get(pcm)
         if payload is None:
             payload = self.codec.encode(pcm)
@@ -53,11 +59,6 @@ class Frames:
     def _cut(self) -> bytes:
         """One slot of 16-bit samples (bounded: less than a frame stays over)."""
         size = self._size
-        if not self._pcm:
-            frame = self._source.next_frame()
-            if len(frame) == size:  # ptime 20: the source's frame is the slot
-                return frame
-            self._pcm = frame
         while len(self._pcm) < size:
             self._pcm += self._source.next_frame()
         pcm, self._pcm = self._pcm[:size], self._pcm[size:]
