@@ -9,6 +9,7 @@ import time
 import wave
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any, cast
 
 import pytest
@@ -18,7 +19,7 @@ from intercom_sip.media import rtp
 from intercom_sip.media.g711 import PCMU
 from intercom_sip.media.ports import PortPool, PortRange, RtpPort
 from intercom_sip.media.recording import Recorder
-from intercom_sip.media.session import MediaSession
+from intercom_sip.media.session import MAX_READ, READ_EVERY, MediaSession
 from intercom_sip.media.source import Loop, tone
 from intercom_sip.media.stream import FOREIGN, FRAME, TOO_LONG, UNKNOWN_TYPE
 from intercom_sip.sip.negotiation import Negotiated
@@ -28,6 +29,7 @@ HOST = "127.0.0.1"
 KEY_A = bytes(range(30))
 KEY_B = bytes(range(100, 130))
 PATIENCE = 10.0  # seconds: the machine is shared and loaded; a pass takes far less
+FLOOD = 600  # datagrams at once: more than two reads' worth
 
 
 def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -449,6 +451,35 @@ def test_one_wakeup_a_slot_on_uvloop(pool: PortPool, ptime: int) -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(asyncio.wait_for(slots(), 4 * PATIENCE))
+
+
+def test_a_flood_is_read_a_bounded_batch_at_a_time(pool: PortPool) -> None:
+    """While sending, the port is read every READ_EVERY wake-ups, at most MAX_READ
+    datagrams for each wake-up since the last read: a flood waits in the socket's buffer
+    (the kernel's bound) and is taken in bounded batches, counted whole in the end."""
+
+    async def flood() -> None:
+        leased = lease(pool)  # its socket made to hold the whole flood, as root may
+        sock, rtcp = leased.detach(), leased.detach_rtcp()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        port = RtpPort(pool, leased.port, sock, rtcp)
+        with bound(HOST) as peer, bound(HOST) as stranger:
+            a = await MediaSession.open(port, to(peer.getsockname()[1]), source(425))
+            stranger.setblocking(True)
+            for _ in range(FLOOD):
+                stranger.sendto(b"junk", (HOST, port.port))
+            seen = [(a.wakeups, a.stream.junk)]
+            async with asyncio.timeout(PATIENCE):
+                while a.stream.junk < MAX_READ * READ_EVERY + 1:
+                    await asyncio.sleep(0)  # each of the session's wake-ups is one turn
+                    seen.append((a.wakeups, a.stream.junk))
+            a.close()
+        reads = [(woken, j2 - j1) for (_, j1), (woken, j2) in pairwise(seen) if j2 > j1]
+        assert len(reads) >= 2, reads
+        for (before, _), (woken, taken) in pairwise([(0, 0), *reads]):
+            assert taken <= MAX_READ * min(woken - before, READ_EVERY), reads
+
+    run(flood)
 
 
 def test_a_first_latch_starts_sending_at_once(pool: PortPool) -> None:
