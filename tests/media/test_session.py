@@ -9,15 +9,17 @@ import time
 import wave
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any, cast
 
 import pytest
+import uvloop
 
 from intercom_sip.media import rtp
 from intercom_sip.media.g711 import PCMU
 from intercom_sip.media.ports import PortPool, PortRange, RtpPort
 from intercom_sip.media.recording import Recorder
-from intercom_sip.media.session import MediaSession
+from intercom_sip.media.session import MAX_READ, READ_EVERY, MediaSession
 from intercom_sip.media.source import Loop, tone
 from intercom_sip.media.stream import FOREIGN, FRAME, TOO_LONG, UNKNOWN_TYPE
 from intercom_sip.sip.negotiation import Negotiated
@@ -27,6 +29,7 @@ HOST = "127.0.0.1"
 KEY_A = bytes(range(30))
 KEY_B = bytes(range(100, 130))
 PATIENCE = 10.0  # seconds: the machine is shared and loaded; a pass takes far less
+FLOOD = 600  # datagrams at once: more than two reads' worth
 
 
 def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -420,16 +423,6 @@ def test_with_rtcp_mux_reports_share_the_rtp_port(pool: PortPool) -> None:
     run(muxed)
 
 
-class Counted(MediaSession):
-    """A session that counts its timer's wake-ups."""
-
-    wakeups = 0
-
-    def _due(self) -> None:
-        self.wakeups += 1
-        super()._due()
-
-
 def test_rtcp_adds_no_wakeup_while_sending_and_one_per_report_on_hold(pool: PortPool) -> None:
     """One wake-up a slot stays the rule (bench-media measures it): the report rides the
     first slot due after its time. On hold the session wakes for the report alone."""
@@ -439,8 +432,7 @@ def test_rtcp_adds_no_wakeup_while_sending_and_one_per_report_on_hold(pool: Port
         peer_rtp, peer_rtcp = bound_pair(HOST)
         with peer_rtp, peer_rtcp:
             peer_port = peer_rtp.getsockname()[1]
-            a = await Counted.open(port, to(peer_port), source(425))
-            assert isinstance(a, Counted)
+            a = await MediaSession.open(port, to(peer_port), source(425))
             await until(lambda: waiting(peer_rtcp) != [])  # the first report, at 2.5 s
             assert a.wakeups <= a.stats().sent
             a.update(to(peer_port, direction="recvonly"))  # hold: nothing sent
@@ -451,6 +443,54 @@ def test_rtcp_adds_no_wakeup_while_sending_and_one_per_report_on_hold(pool: Port
             a.close()
 
     run(wakeups)
+
+
+@pytest.mark.parametrize("ptime", [20, 30, 40])
+def test_one_wakeup_a_slot_on_uvloop(pool: PortPool, ptime: int) -> None:
+    """uvloop's clock counts whole milliseconds, and a slot's time (start + n * ptime)
+    may lie a hair past the millisecond the loop wakes at: that wake-up is the slot's,
+    not one to repeat until the clock moves on (which spun the loop 20 times a slot)."""
+
+    async def slots() -> None:
+        port = lease(pool)
+        with bound(HOST) as peer:
+            a = await MediaSession.open(port, to(peer.getsockname()[1], ptime=ptime), source(425))
+            await until(lambda: a.stats().sent >= 50)
+            sent, woken = a.stats().sent, a.wakeups
+            a.close()
+        assert woken <= sent + 1, (woken, sent)  # a late wake-up may send two: fewer
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(asyncio.wait_for(slots(), 4 * PATIENCE))
+
+
+def test_a_flood_is_read_a_bounded_batch_at_a_time(pool: PortPool) -> None:
+    """While sending, the port is read every READ_EVERY wake-ups, at most MAX_READ
+    datagrams for each wake-up since the last read: a flood waits in the socket's buffer
+    (the kernel's bound) and is taken in bounded batches, counted whole in the end."""
+
+    async def flood() -> None:
+        leased = lease(pool)  # its socket made to hold the whole flood, as root may
+        sock, rtcp = leased.detach(), leased.detach_rtcp()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        port = RtpPort(pool, leased.port, sock, rtcp)
+        with bound(HOST) as peer, bound(HOST) as stranger:
+            a = await MediaSession.open(port, to(peer.getsockname()[1]), source(425))
+            stranger.setblocking(True)
+            for _ in range(FLOOD):
+                stranger.sendto(b"junk", (HOST, port.port))
+            seen = [(a.wakeups, a.stream.junk)]
+            async with asyncio.timeout(PATIENCE):
+                while a.stream.junk < MAX_READ * READ_EVERY + 1:
+                    await asyncio.sleep(0)  # each of the session's wake-ups is one turn
+                    seen.append((a.wakeups, a.stream.junk))
+            a.close()
+        reads = [(woken, j2 - j1) for (_, j1), (woken, j2) in pairwise(seen) if j2 > j1]
+        assert len(reads) >= 2, reads
+        for (before, _), (woken, taken) in pairwise([(0, 0), *reads]):
+            assert taken <= MAX_READ * min(woken - before, READ_EVERY), reads
+
+    run(flood)
 
 
 def test_a_first_latch_starts_sending_at_once(pool: PortPool) -> None:

@@ -93,6 +93,21 @@ def test_one_packet_a_slot_on_time_to_the_sdp_address() -> None:
     assert a.lateness.recent() == (0.0, 0.0)
 
 
+@pytest.mark.parametrize("ptime", [20, 30, 40])
+def test_a_wakeup_at_the_slots_millisecond_is_the_slots(ptime: int) -> None:
+    """uvloop's clock counts whole milliseconds: it wakes at the millisecond of a slot's
+    time, and start + n * ptime, in floats, may read a hair past it. That slot is sent
+    then, once, and no later wake-up is asked for it (that spun the loop until the clock's
+    next millisecond)."""
+    start = 11360.322  # as uvloop's time() gives it: a millisecond count / 1000
+    a = MediaStream(negotiated(B, ptime=ptime), the_tone(), random.Random(1), start)
+    for n in range(500):
+        woken = (round(start * 1000) + n * ptime) / 1000  # the loop's reading at slot n
+        assert len(a.tick(woken)) == 1, n
+        assert a.deadline() == pytest.approx(woken + ptime / 1000)
+    assert a.lateness.worst == 0.0
+
+
 def test_late_wakeups_do_not_shift_the_schedule() -> None:
     a = stream(B)
     for n in range(100):

@@ -34,6 +34,7 @@ from ..sip.negotiation import ABILITIES, OUR_EVENT_TYPE, Negotiated
 from ..sip.syntax import DTMF_DIGITS as DIGITS
 from . import rtcp, rtp
 from .dtmf import DigitReceiver, digit_payloads, parse_event
+from .frames import Frames
 from .g711 import CODECS, PCMA, PCMU, Codec
 from .latch import Latch
 from .lateness import Lateness
@@ -47,6 +48,11 @@ Datagram = tuple[bytes, Address]
 FRAME: Final = 0.020  # the default slot (ptime 20)
 SAMPLE_RATE: Final = 8000
 MAX_BURST: Final = 3  # slots late that are still sent (60 ms a jitter buffer absorbs)
+# A wake-up this little before a slot's time is on time. start + n * ptime carries float
+# rounding, and a loop whose clock counts whole milliseconds (uvloop's) wakes at the slot's
+# millisecond, which may read a hair below it: taken as early, the shell asked again for a
+# wake-up "now" and the loop spun until its clock's next millisecond (20 wake-ups a slot).
+SLACK: Final = 1e-6
 MAX_DATAGRAM: Final = 1500
 MAX_DIGITS: Final = 64  # waiting to be sent: two API requests' worth
 DIGIT_GAP: Final = 3  # audio slots between two digits (60 ms)
@@ -62,6 +68,7 @@ NOT_DIGITS: Final = "DTMF digits are 0-9, *, #, A-D"
 TOO_MANY_DIGITS: Final = f"more than {MAX_DIGITS} DTMF digits waiting"
 
 _AUDIO, _EVENT, _OTHER = "audio", "event", "other"
+_NOT_PACKETS: Final = (rtp.RtpError, rtp.Rtcp)
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,11 @@ class MediaStream:
         self._start: float | None = None  # when slot 0 was due; None: not sending
         self._slot = 0
         self._frame = FRAME  # seconds of audio a slot holds: the negotiated ptime
-        self._pcm = b""  # the source's 20 ms frames, cut to the slot's length
+        self._frames = Frames(source, CODECS[negotiated.codec], _samples(negotiated))
+        # Of the negotiated values, what each slot and each packet reads (set by _apply):
+        self._sends = False  # the direction has "send" and there is an address
+        self._kinds: dict[int, str] = {}  # payload type -> _AUDIO, _EVENT or _OTHER
+        self._audio_type = negotiated.payload_type
         self.latch = Latch(_ip_address(negotiated), now)
         self.reporter = rtcp.Reporter(cname, now)
         self._wall_offset = wall_offset
@@ -167,15 +178,12 @@ class MediaStream:
     @property
     def target(self) -> Address | None:
         """Where packets go now; None while nothing is sent."""
-        negotiated = self._negotiated
-        if "send" not in ABILITIES[negotiated.direction] or negotiated.remote_address is None:
-            return None
-        return self.latch.current
+        return self.latch.current if self._sends else None
 
     @property
     def samples(self) -> int:
         """Samples in one slot: 160, 240 or 320 (ptime 20, 30, 40)."""
-        return self._negotiated.ptime * SAMPLE_RATE // 1000
+        return _samples(self._negotiated)
 
     # --- sending ---
 
@@ -185,18 +193,27 @@ class MediaStream:
 
     def tick(self, now: float) -> list[Datagram]:
         """The packets due by `now`: usually one; each one's lateness is recorded."""
-        target, due = self.target, self.deadline()
-        if target is None or self._start is None or due is None or now < due:
+        # Run 50 times a second, each time after 20 ms of other work: it reads each value
+        # once and calls as little as it can (what a wake-up touches is what it costs).
+        start, frame = self._start, self._frame
+        target = self.latch.current if self._sends else None
+        if target is None or start is None or now < (due := start + self._slot * frame) - SLACK:
             return []
-        behind = int((now - due) / self._frame)
+        behind = int((now - due) / frame)
         if behind > MAX_BURST:
             for _ in range(behind):
                 self._skip_slot()
             self.skipped += behind
-        datagrams = []
-        while (due := self._start + self._slot * self._frame) <= now:
-            datagrams.append((self._protect(self._next_packet()), target))
-            self.lateness.record(now - due)
+        datagrams, srtp, record = [], self._srtp, self.lateness.record
+        while (due := start + self._slot * frame) <= now + SLACK:
+            if self._event_packets or self._digits_out:
+                packet = self._next_event_packet()
+            else:
+                if self._gap:
+                    self._gap -= 1
+                packet = self._sender.audio(self._audio_type, self._frames.next())
+            datagrams.append((packet if srtp is None else srtp.protect(packet), target))
+            record(max(0.0, now - due))
             self._slot += 1
         return datagrams
 
@@ -232,8 +249,9 @@ class MediaStream:
         theirs = self._negotiated.rtcp_port
         return theirs if theirs is not None and current == self.latch.sdp else current[1] + 1
 
-    def _next_packet(self) -> bytes:
-        """The slot's packet: an event's, the start of the next digit's, or audio."""
+    def _next_event_packet(self) -> bytes:
+        """The slot's packet while digits are sent: an event's, the start of the next
+        digit's, or audio (between two digits)."""
         if self._event_packets:
             return self._event_packets.popleft()
         event_type = self._negotiated.event_payload_type
@@ -245,17 +263,7 @@ class MediaStream:
             self._gap = DIGIT_GAP
             return first
         self._gap = max(0, self._gap - 1)
-        frame = self._codec().encode(self._next_pcm())
-        return self._sender.audio(self._negotiated.payload_type, frame)
-
-    def _next_pcm(self) -> bytes:
-        """One slot of 16-bit samples, from the source's 20 ms frames (bounded: less than
-        a frame stays over)."""
-        size = 2 * self.samples
-        while len(self._pcm) < size:
-            self._pcm += self._source.next_frame()
-        pcm, self._pcm = self._pcm[:size], self._pcm[size:]
-        return pcm
+        return self._sender.audio(self._audio_type, self._frames.next())
 
     def _skip_slot(self) -> None:
         """Let a slot pass unsent: audio time moves on; of an event, a growing packet is
@@ -267,17 +275,20 @@ class MediaStream:
                 self._event_packets.popleft()
             return
         self._gap = max(0, self._gap - 1)
-        self._next_pcm()
+        self._frames.skip()
         self._sender.timestamp = (self._sender.timestamp + self.samples) & 0xFFFFFFFF
-
-    def _protect(self, packet: bytes) -> bytes:
-        return packet if self._srtp is None else self._srtp.protect(packet)
 
     def _codec(self) -> Codec:
         return CODECS[self._negotiated.codec]
 
     def _apply(self, negotiated: Negotiated, now: float) -> None:
         self._frame = negotiated.ptime / 1000
+        self._frames.tune(self._codec(), _samples(negotiated))
+        self._sends = (
+            "send" in ABILITIES[negotiated.direction] and negotiated.remote_address is not None
+        )
+        self._kinds = _kinds(negotiated)
+        self._audio_type = negotiated.payload_type
         if negotiated.event_payload_type is None:
             self._digits_out.clear()  # they cannot be sent any more
         self._ensure_schedule(now)
@@ -302,8 +313,9 @@ class MediaStream:
             self._drop(packet if isinstance(packet, str) else FOREIGN)
             return ""
         self.last_arrival = now
-        self._ensure_schedule(now)  # a first latch gives an address to send to
-        kind = self._kind(packet.payload_type)
+        if self._start is None:
+            self._ensure_schedule(now)  # a first latch gives an address to send to
+        kind = self._kinds[packet.payload_type]
         counted = self._stats.record(
             packet.ssrc, packet.sequence, packet.timestamp, now, audio=kind == _AUDIO
         )
@@ -369,19 +381,13 @@ class MediaStream:
             self._take_rtcp(clear, source, now)
             return None
         packet = rtp.parse(clear)
-        if isinstance(packet, rtp.RtpError | rtp.Rtcp):
+        if isinstance(packet, _NOT_PACKETS):
             return packet.reason if isinstance(packet, rtp.RtpError) else NOT_RTCP
-        return packet if self._kind(packet.payload_type) else UNKNOWN_TYPE
+        return packet if packet.payload_type in self._kinds else UNKNOWN_TYPE
 
     def _kind(self, payload_type: int) -> str:
         """What a payload type carries here; "" for one not expected."""
-        negotiated = self._negotiated
-        if payload_type in (negotiated.payload_type, PCMU.payload_type, PCMA.payload_type):
-            return _AUDIO
-        if payload_type in (negotiated.event_payload_type, OUR_EVENT_TYPE):
-            # Our offers name 101: the peer sends events with our number, we with its.
-            return _EVENT
-        return _OTHER if payload_type == COMFORT_NOISE else ""
+        return self._kinds.get(payload_type, "")
 
     def _decoder(self, payload_type: int) -> Codec:
         # The static types are the laws they name; the negotiated one may be dynamic.
@@ -398,6 +404,23 @@ def _ip_address(negotiated: Negotiated) -> Address | None:
     except ValueError:
         return None
     return negotiated.remote_address, negotiated.remote_port
+
+
+def _samples(negotiated: Negotiated) -> int:
+    return negotiated.ptime * SAMPLE_RATE // 1000
+
+
+def _kinds(negotiated: Negotiated) -> dict[int, str]:
+    """What each expected payload type carries, from the negotiated ones: a table that
+    each received packet's type is looked up in."""
+    # Our offers name 101: the peer sends events with our number, we with its.
+    kinds = {COMFORT_NOISE: _OTHER, OUR_EVENT_TYPE: _EVENT}
+    if negotiated.event_payload_type is not None:
+        kinds[negotiated.event_payload_type] = _EVENT
+    # Audio last: a type named both ways is audio, as it always was here.
+    for audio in (negotiated.payload_type, PCMU.payload_type, PCMA.payload_type):
+        kinds[audio] = _AUDIO
+    return kinds
 
 
 def _srtp(our_key: bytes | None, their_key: bytes | None) -> SrtpSession | None:
