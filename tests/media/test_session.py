@@ -512,3 +512,23 @@ def test_a_first_latch_starts_sending_at_once(pool: PortPool) -> None:
             a.close()
 
     run(latched)
+
+
+def test_what_came_since_the_last_read_is_counted_at_close(pool: PortPool) -> None:
+    """The RTP port is read every few slots: what came after the last read is read at
+    `close`, so the call's record counts every packet that reached us before the end."""
+
+    async def counted() -> None:
+        port_a, port_b = lease(pool), lease(pool)
+        a = await MediaSession.open(port_a, to(port_b.port), source(425))
+        with port_b.detach() as peer:  # the SDP's address: what a latches to
+            peer.setblocking(True)
+            for n in range(6):
+                peer.sendto(
+                    rtp.build(rtp.RtpPacket(0, n, 160 * n, 77, bytes(160))), (HOST, port_a.port)
+                )
+            a.close()  # no slot has run since: nothing was read before
+        port_b.release()
+        assert a.stats().received == 6
+
+    run(counted)

@@ -171,6 +171,8 @@ class MediaSession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._sock is not None:
+            self._read(MAX_READ * READ_EVERY)  # what came since the last read is counted
         sock, self._sock = self._sock, None
         if sock is not None:
             if self._reading:
