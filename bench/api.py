@@ -5,7 +5,9 @@ Each server is pinned to core 0, wrk to core 1. For each load (GET settings,
 POST valid settings that change every time and so commit durably, POST an
 invalid body) it runs wrk against the service, the bare app under our server and
 the bare app under uvicorn, alternated, ROUNDS times, and prints medians and the
-ratios of the service to each bare app. All get the same requests (method,
+ratios of the service to each bare app, and the CPU time each server spent per request
+(from /proc: on a machine shared with other work, throughput swings with the others' load
+while a request's CPU time barely moves). All get the same requests (method,
 headers, bodies); the bare app drains the body and answers a fixed JSON of the
 size of our GET answer. uvicorn runs from its own venv (--uvicorn PYTHON), never a
 dependency of the project: `make bench` makes it.
@@ -104,8 +106,14 @@ def login(port: int) -> str:
     return token
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(
-    url: str, load: Load, token: str, args: argparse.Namespace, work: Path
+    url: str, load: Load, token: str, args: argparse.Namespace, work: Path, pid: int
 ) -> dict[str, float]:
     script = work / f"{load.name}.lua"
     bodies = ", ".join(json.dumps(body) for body in load.bodies) or '""'
@@ -124,9 +132,12 @@ def wrk(
         f"Authorization: Bearer {token}",
         url,
     ]
+    spent = cpu_seconds(pid)
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    spent = cpu_seconds(pid) - spent
     line = next(line for line in output.splitlines() if line.startswith("JSON "))
     figures: dict[str, float] = json.loads(line[5:])
+    figures["cpu_us"] = spent / max(1, figures["requests"]) * 1e6
     if load.expect_2xx and figures["non2xx"]:
         raise SystemExit(f"{load.name}: {figures['non2xx']} answers were not 2xx")
     if figures["errors"]:
@@ -137,8 +148,10 @@ def wrk(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    # Short runs, many rounds: on a machine shared with other work, the load changes from
+    # one second to the next, and runs close in time see the same load.
+    parser.add_argument("--seconds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument(
         "--uvicorn", help="a python with uvicorn, httptools and uvloop (the bench's own venv)"
@@ -178,26 +191,32 @@ def main() -> None:
         bare = start(
             [sys.executable, str(HERE / "bare_app.py"), "--port", str(bare_port)], bare_port
         )
-        servers = {"ours": ours_port, "bare": bare_port}
+        servers = {"ours": (ours_port, ours.pid), "bare": (bare_port, bare.pid)}
         processes = [ours, bare]
         if args.uvicorn:
             processes.append(uvicorn(args.uvicorn, uvicorn_port))
-            servers["uvicorn"] = uvicorn_port
+            servers["uvicorn"] = (uvicorn_port, processes[-1].pid)
+        commits: list[dict[str, float]] = []  # one per round of valid POSTs, beside them
         try:
             token = login(ours_port)
-            results = run_all(loads, token, servers, args, work)
+            results = run_all(loads, token, servers, args, work, commits)
         finally:
             for process in processes:
                 process.terminate()
                 process.wait(20)
-    commits = [commit_rate(args) for _ in range(args.rounds)]
     report(results, args)
     median = {k: statistics.median(c[k] for c in commits) for k in ("rps", "p50", "p99")}
     valid = statistics.median(r["rps"] for r in results["post-valid"]["ours"])
+    rounds = [
+        post["rps"] / commit["rps"]
+        for post, commit in zip(results["post-valid"]["ours"], commits, strict=True)
+    ]
     print(
-        f"durable commits alone (store, no HTTP, one writer): {median['rps']:.0f}/s,"
-        f" p50 {median['p50']:.2f} ms, p99 {median['p99']:.2f} ms;"
-        f" valid POST reaches {valid / median['rps']:.2f} of that"
+        f"durable commits alone (store, no HTTP, one writer), each round right after the"
+        f" valid POSTs: {median['rps']:.0f}/s, p50 {median['p50']:.2f} ms,"
+        f" p99 {median['p99']:.2f} ms; valid POST reaches {valid / median['rps']:.2f} of that"
+        f" (rounds {', '.join(f'{ratio:.2f}' for ratio in rounds)};"
+        f" median {statistics.median(rounds):.2f})"
     )
 
 
@@ -227,9 +246,10 @@ def commit_rate(args: argparse.Namespace) -> dict[str, float]:
 def run_all(
     loads: tuple[Load, ...],
     token: str,
-    servers: dict[str, int],
+    servers: dict[str, tuple[int, int]],
     args: argparse.Namespace,
     work: Path,
+    commits: list[dict[str, float]],
 ) -> dict[str, dict[str, list[dict[str, float]]]]:
     path = "/api/v1/device/sip/settings"
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
@@ -237,8 +257,11 @@ def run_all(
         runs = results.setdefault(load.name, {name: [] for name in servers})
         for _ in range(args.rounds):  # alternated, so drift hits all alike
             # the bare apps get the very same requests: same method, headers and bodies
-            for name, port in servers.items():
-                runs[name].append(wrk(f"http://127.0.0.1:{port}{path}", load, token, args, work))
+            for name, (port, pid) in servers.items():
+                url = f"http://127.0.0.1:{port}{path}"
+                runs[name].append(wrk(url, load, token, args, work, pid))
+            if load.name == "post-valid":  # the store alone, under the same load as they
+                commits.append(commit_rate(args))
     return results
 
 
@@ -258,7 +281,10 @@ def report(
     print(header)
     for load, runs in results.items():
         med = {
-            name: {k: statistics.median(r[k] for r in runs[name]) for k in ("rps", "p50", "p99")}
+            name: {
+                k: statistics.median(r[k] for r in runs[name])
+                for k in ("rps", "p50", "p99", "cpu_us")
+            }
             for name in names
         }
         line = f"{load:<14}" + "".join(f"{med[name]['rps']:>15.0f}" for name in names)
@@ -269,7 +295,11 @@ def report(
             f"{ours['rps'] / other['rps']:.2f}"
             for ours, other in zip(runs["ours"], runs[names[-1]], strict=True)
         ]
-        print(f"{'':<14}rounds ours/{names[-1]}: {', '.join(rounds)}")
+        within = statistics.median(float(ratio) for ratio in rounds)
+        print(f"{'':<14}rounds ours/{names[-1]}: {', '.join(rounds)} (median {within:.2f})")
+        cpu = ", ".join(f"{name} {med[name]['cpu_us']:.1f}" for name in names)
+        cheaper = med[names[-1]]["cpu_us"] / med["ours"]["cpu_us"]
+        print(f"{'':<14}CPU us/request: {cpu}; {names[-1]}/ours {cheaper:.2f}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ FLOOD = "192.0.2.66"
 class GatedHasher:
     """Counts the hashes; each waits for the gate, as if the pool were busy."""
 
-    threads = 1
+    threads = 3  # one address may hash two at once, and leave one thread to the others
 
     def __init__(self) -> None:
         self.gate = asyncio.Event()
@@ -33,6 +33,25 @@ class GatedHasher:
         await self.gate.wait()  # waiters wake in the order they came: a FIFO pool
         self.hashed[index] = verdict = call()
         return verdict
+
+
+class Pool:
+    """A pool of `threads` threads: the hashes start in the order given as threads free
+    up, and each ends when its own gate opens."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._free = asyncio.Semaphore(threads)
+        self.started: list[int] = []  # the index of each hash, as it starts
+        self.gates: list[asyncio.Event] = []
+
+    async def run(self, call: Callable[[], T]) -> T:
+        index = len(self.gates)
+        self.gates.append(asyncio.Event())
+        async with self._free:
+            self.started.append(index)
+            await self.gates[index].wait()
+            return call()
 
 
 @pytest.fixture
@@ -212,3 +231,23 @@ def test_a_password_changed_while_hashing_gives_no_token(store: Store) -> None:
         return await login
 
     assert asyncio.run(race()) == Login(WRONG)
+
+
+def test_a_flood_never_holds_every_thread_of_the_pool(store: Store) -> None:
+    async def both() -> tuple[list[int], Login, list[Login]]:
+        pool = Pool(threads=2)
+        admin = Admin(store, pool, FakeClock())
+        flood = [admin.login("admin", auth.md5_hex(f"g{n}"), FLOOD) for n in range(300)]
+        tasks = [asyncio.create_task(login) for login in flood]
+        await settle()
+        mine = asyncio.create_task(admin.login("admin", FACTORY_MD5, "192.0.2.7"))
+        await settle()
+        started = list(pool.started)  # before any flood hash ends
+        for gate in pool.gates:
+            gate.set()
+        return started, await mine, await asyncio.gather(*tasks)
+
+    started, login, flood = asyncio.run(both())
+    assert started == [0, 1]  # the flood's one hash, and mine beside it at once
+    assert login.result is OK
+    assert results(flood) == [WRONG] + [THROTTLED] * 299

@@ -1,6 +1,7 @@
 """Wiring: the store, the device, the API and its HTTP server, for `intercom-sip serve`."""
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -243,6 +244,7 @@ async def _serve(app: AsgiApp, sock: socket.socket, options: HttpOptions) -> Non
     try:
         lifespan = Lifespan(app)
         await lifespan.startup()
+        _freeze_heap()
         listener = Listener(
             app, sock, Limits(timeout=options.timeout), connection_cap(options.max_connections)
         )
@@ -264,6 +266,16 @@ async def _serve(app: AsgiApp, sock: socket.socket, options: HttpOptions) -> Non
     finally:
         for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+
+
+def _freeze_heap() -> None:
+    """Keep what the start made (modules, tables, the app: ~40,000 objects) out of every
+    later garbage collection. They live as long as the service; walking them in each full
+    collection held every request 50-75 ms on a loaded machine (hostile finding 4's
+    slowest answer), with uvloop or without."""
+    gc.collect()
+    gc.freeze()
+    log.info("heap at start: %d objects kept out of collections", gc.get_freeze_count())
 
 
 class _LoopErrors:

@@ -21,3 +21,14 @@ def test_the_service_runs_on_the_loop_chosen(
         assert any(line.endswith(f"event loop: {shown}\n") for line in service.lines)
     finally:
         assert service.stop() == 0
+
+
+def test_the_heap_made_at_start_is_kept_out_of_collections(tmp_path: Path) -> None:
+    service = Served(tmp_path / "data").start()
+    try:
+        frozen = [line for line in service.lines if "objects kept out of collections" in line]
+        assert len(frozen) == 1
+        count = int(frozen[0].split("heap at start: ")[1].split()[0])
+        assert count > 10_000  # the modules, the tables, the app
+    finally:
+        assert service.stop() == 0

@@ -17,7 +17,8 @@ from typing import Final
 LOGIN_LIMIT: Final = 5  # distinct wrong pairs ...
 LOGIN_WINDOW: Final = 60.0  # ... within this many seconds
 MAX_ADDRESSES: Final = 4096  # client addresses remembered at once
-HASHING_PER_ADDRESS: Final = 2  # distinct pairs of one address hashed at once
+HASHING_PER_ADDRESS: Final = 2  # distinct pairs of one address hashed at once, at most
+# (Admin keeps it below the hashing pool's threads: one address never holds them all)
 _SWEEP: Final = 2  # stale records dropped per admission: old digests do not linger
 
 

@@ -32,7 +32,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -100,6 +100,7 @@ class Connection(asyncio.BufferedProtocol):
         self._lingering_since: float | None = None
         self._dropped = 0  # bytes read past the last request
         self._refusal: bytes | None = None  # the last answer, once those before it are out
+        self._due = False  # the request in front is to run once the read is parsed
         self._client: tuple[str, int] | None = None
         self._server: tuple[str, int] | None = None
         # The head being parsed.
@@ -144,6 +145,9 @@ class Connection(asyncio.BufferedProtocol):
         else:
             if self._in_head and self._head_read > self._limits.max_head:
                 self._refuse(h1.HEAD_TOO_LARGE)
+        if self._due:
+            self._due = False
+            _run_eagerly(self._cycles[0].run(self._app), self._owner)
         self._flow()
 
     def eof_received(self) -> bool:
@@ -225,7 +229,8 @@ class Connection(asyncio.BufferedProtocol):
         self._cycles.append(_Cycle(self, scope, head))
         self._since, self._progress = self._clock(), 0
         if len(self._cycles) == 1:
-            self._start_front()
+            self._cycles[0].started = self._due = True  # run once this read is parsed
+            self._owner.busy(self)
 
     def on_body(self, data: bytes) -> None:
         self._progress += len(data)
@@ -543,6 +548,44 @@ class _Cycle:
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+
+def _run_eagerly(work: Coroutine[Any, Any, None], owner: Owner) -> None:
+    """Run `work` now, as far as it goes without waiting; a task takes over only if it
+    waits. Most answers (a GET, a refused POST) never wait, and a task for each cost a
+    tenth of such a request (creating, scheduling and forgetting it)."""
+    try:
+        waiting = work.send(None)
+    except StopIteration:
+        return
+    owner.spawn(_Resumed(work, waiting))
+
+
+class _Resumed(Coroutine[Any, Any, None]):
+    """`work`, suspended where it first waited, as a coroutine a task can drive: the
+    task's first step gets what `work` yielded (the future it waits on, or None for one
+    turn of the loop), and every later step, sent or thrown in (a future's outcome, a
+    cancel), goes straight to `work`, as if the task had driven it from its start."""
+
+    def __init__(self, work: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self._work, self._waiting = work, waiting
+        self._begun = False
+
+    def send(self, value: Any) -> Any:
+        if not self._begun:
+            self._begun = True
+            return self._waiting
+        return self._work.send(value)
+
+    def throw(self, exc: Any, *rest: Any) -> Any:  # a cancel may come before the first step
+        self._begun = True
+        return self._work.throw(exc, *rest)
+
+    def close(self) -> None:
+        self._work.close()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        raise TypeError("driven by its task only")
 
 
 def _method(raw: bytes) -> str:

@@ -7,7 +7,7 @@ Pure: bytes and values in, bytes and values out.
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from urllib.parse import unquote
 
 from intercom_sip.api import http
@@ -46,9 +46,9 @@ VERSION: Final = raw_answer(http.VERSION_NOT_SUPPORTED)
 _BY_REASON: Final = {"Invalid HTTP version": VERSION}
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
-    """What the connection learned from a request's head, besides its scope."""
+class Head(NamedTuple):
+    """What the connection learned from a request's head, besides its scope (a tuple:
+    one is made per request)."""
 
     keep_alive: bool
     head_only: bool  # HEAD: the answer's head without its body

@@ -2,8 +2,11 @@
 
 import ipaddress
 from collections.abc import Iterable
+from typing import Final
 
 _WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (names, not a bind)
+MAX_SEEN: Final = 64  # Host headers whose verdict is kept (a client may send any) ...
+MAX_KEPT_HEADER: Final = 262  # ... each at most a name's 253 bytes, brackets and a port
 
 
 class HostCheck:
@@ -17,10 +20,25 @@ class HostCheck:
         self._wildcard = listen_host in _WILDCARDS
         names = {"localhost", "127.0.0.1", "::1", listen_host, *allowed}
         self._names = frozenset(name.lower().strip("[]") for name in names)
+        # The verdicts on the headers seen last: clients send the same few again and again.
+        self._seen: dict[bytes, bool] = {}
 
     def allows(self, header: bytes | None) -> bool:
         if header is None:
             return False
+        verdict = self._seen.get(header)
+        if verdict is None:
+            verdict = self._judge(header)
+            if len(header) <= MAX_KEPT_HEADER:
+                if len(self._seen) >= MAX_SEEN:
+                    self._seen.clear()
+                self._seen[header] = verdict
+        return verdict
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _judge(self, header: bytes) -> bool:
         host = _strip_port(header.decode("latin-1").lower())
         if host is None:
             return False

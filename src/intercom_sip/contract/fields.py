@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from intercom_sip.contract.settings import PASSWORD_PLACEHOLDER, Settings
 from intercom_sip.sip import syntax
@@ -53,9 +53,8 @@ PYTHON_TYPE: Final[Mapping[Kind, type]] = {
 }
 
 
-@dataclass(frozen=True)
-class Context:
-    """What a rule may look at besides its own value."""
+class Context(NamedTuple):
+    """What a rule may look at besides its own value (a tuple: one is made per body)."""
 
     values: Mapping[str, Any]  # the fields validated so far, by JSON name
     stored: Settings

@@ -3,14 +3,23 @@ contract's error (§3.2). Pure: no I/O, no clock.
 """
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from intercom_sip import errors
 from intercom_sip.contract import jsonbody
-from intercom_sip.contract.fields import FACTORY, FIELDS, PYTHON_TYPE, SWITCH, Context, Field
+from intercom_sip.contract.fields import (
+    FACTORY,
+    FIELDS,
+    PYTHON_TYPE,
+    SWITCH,
+    Context,
+    Field,
+    Kind,
+)
 from intercom_sip.contract.settings import PASSWORD_PLACEHOLDER, Settings, to_view
 from intercom_sip.sip import syntax
 
@@ -28,7 +37,13 @@ class Invalid:
 
     @classmethod
     def of(cls, field: str, reason: str) -> "Invalid":
-        return cls(errors.invalid(field, reason), field, reason)
+        return _broken_rule(field, reason)
+
+
+@functools.lru_cache(maxsize=256)  # a reason never holds the value: a small, fixed set
+def _broken_rule(field: str, reason: str) -> Invalid:
+    """Made once per field and reason: a rejected body is answered with no new value."""
+    return Invalid(errors.invalid(field, reason), field, reason)
 
 
 # Rules that involve two fields run once the later of the two is known, and
@@ -62,11 +77,20 @@ def validate(body: Mapping[str, Any], stored: Settings) -> Settings | Invalid:
     """Check every field in the contract's order; the first failure is the answer."""
     values: dict[str, Any] = {}
     ctx = Context(values, stored)
-    for field, python_type, checks in _PLAN:
-        value = _value(body, field, python_type, ctx)
-        if isinstance(value, Invalid):
-            return value
-        values[field.name] = value
+    for name, parent, key, python_type, rule, missing, wrong_type, field, checks in _STEPS:
+        # Its parent is an object already checked (`stun` before `stun.ip`).
+        value = (body if parent is None else values[parent]).get(key, _ABSENT)
+        if value is _ABSENT:
+            if missing is not None:
+                return missing
+            value = field.absent(ctx) if field.absent else getattr(stored, field.attr or "")
+        elif type(value) is not python_type:
+            return wrong_type
+        elif rule is not None:
+            reason = rule(value, ctx)
+            if reason is not None:
+                return _broken_rule(name, reason)
+        values[name] = value
         for check in checks:
             problem = check(ctx)
             if problem is not None:
@@ -114,16 +138,49 @@ def _lookup(body: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return value
 
 
-# The table, unrolled once: each field with its exact Python type and the checks
-# that run after it. Types are strict: bool is no int, so `type(...) is` and
-# never isinstance().
-_PLAN: Final = tuple(
-    (field, PYTHON_TYPE[field.kind], CROSS_CHECKS.get(field.name, ())) for field in FIELDS
-)
+class _Step(NamedTuple):
+    """One row of the table, unrolled for `validate`: where its value sits, its exact
+    Python type, its rule, the answers that reject it (made once), and the checks that
+    run after it. Types are strict: bool is no int, so `type(...) is` and never
+    isinstance()."""
+
+    name: str
+    parent: str | None  # the object field it sits in; None: the body itself
+    key: str
+    python_type: type
+    rule: Callable[[Any, Context], str | None] | None
+    missing: Invalid | None  # the answer when it is absent; None: optional
+    wrong_type: Invalid
+    field: Field
+    checks: tuple[CrossCheck, ...]
+
+
+def _step(field: Field) -> _Step:
+    *parents, key = field.path
+    if parents and _PARENTS.get(".".join(parents)) is not True:
+        raise ValueError(f"{field.name}: its parent must be a required object before it")
+    _PARENTS[field.name] = field.kind is Kind.OBJECT and field.required
+    return _Step(
+        field.name,
+        ".".join(parents) or None,
+        key,
+        PYTHON_TYPE[field.kind],
+        None if field.rule is None else field.rule.reason,
+        Invalid(errors.no_value(field.name)) if field.required else None,
+        Invalid(errors.wrong_type(field.name)),
+        field,
+        CROSS_CHECKS.get(field.name, ()),
+    )
+
+
+_PARENTS: dict[str, bool] = {}  # the fields seen so far: may one hold others?
+_STEPS: Final = tuple(_step(field) for field in FIELDS)
+# The Settings attributes, each with the JSON name of the field that fills it.
+_ATTRS: Final = tuple((f.attr, f.name) for f in FIELDS if f.attr is not None)
 
 
 def _settings(values: Mapping[str, Any], stored: Settings) -> Settings:
-    attrs = {f.attr: values[f.name] for f in FIELDS if f.attr is not None}
+    attrs = {attr: values[name] for attr, name in _ATTRS}
     if attrs["password"] == PASSWORD_PLACEHOLDER:
         attrs["password"] = stored.password
     return Settings(**attrs)
