@@ -9,11 +9,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from intercom_sip import errors
 from intercom_sip.agent import status
 from intercom_sip.agent.outbox import Outbox, SettingsSaved
 from intercom_sip.agent.phone import CallRecord, NoPhone, Phone
+from intercom_sip.contract import jsonbody
 from intercom_sip.contract.fields import FACTORY
-from intercom_sip.contract.rejections import Rejections
 from intercom_sip.contract.settings import Settings, to_view
 from intercom_sip.contract.validation import Invalid, validate
 from intercom_sip.store import Change, HistoryEntry, Store, StoreError
@@ -99,7 +100,6 @@ class Device:
         self.serial_number = store.made_once(SERIAL_KEY, secrets.token_hex(8).upper())
         self._set_current(store.load_settings() or FACTORY)
         self._tail = self._current  # the last accepted settings, durable or about to be
-        self._rejections = Rejections()  # a body rejected again is answered at once
         self._open: _Group | None = None  # accepting changes
         self._flight: _Group | None = None  # the group being committed
         self.outbox = outbox or Outbox()
@@ -133,7 +133,10 @@ class Device:
         failure makes void); after a failure, changes are checked against what is
         stored.
         """
-        new = self._rejections.judge(raw, rules, self._tail)
+        body = jsonbody.parse_object(raw)
+        if body is None:
+            return Invalid(errors.WRONG_JSON_BODY)
+        new = rules(body, self._tail)
         if isinstance(new, Invalid):
             return new
         if new == self._tail and self._open is None and self._flight is None:
