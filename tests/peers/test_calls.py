@@ -2,6 +2,7 @@
 a separate process. Each way a call ends is seen three times: in `call/status`, in the
 call log (`call/history`) and in the service's log line."""
 
+import contextlib
 import json
 import re
 import threading
@@ -96,6 +97,10 @@ class Monitor:
         return self.history()[0]
 
     def ended_line(self, call_id: str) -> str:
+        # The call log's row can be read before the service's log line reaches us (its
+        # stderr is read by a thread of ours): wait for the line, bounded.
+        with contextlib.suppress(AssertionError):  # the assertion below says what is missing
+            wait_for(lambda: re.search(rf"call {call_id} .* ended: ", self.log), 10)
         lines = [line for line in self.log.splitlines() if f"call {call_id} " in line]
         ended = [line for line in lines if " ended: " in line]
         assert len(ended) == 1, "\n".join(lines) or self.log

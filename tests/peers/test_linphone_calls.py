@@ -8,7 +8,6 @@ Tones: the monitor sends its default 425 Hz, linphone 1000 Hz.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -37,29 +36,13 @@ def kamailio(kamailio_factory: MakeKamailio) -> Kamailio:
 
 
 def rtp_ports(size: int = 4) -> str:
-    """`--rtp-ports` for `size` ports free now, from a free even one.
+    """`--rtp-ports` for `size` ports free now and reserved (tests/peers/ports.py).
 
     Not the default 10000-20000: every monitor started on this machine takes 10000 and
     10002 first, and RTP still flowing there from another test's call took this
     monitor's media (it latched to the stranger and sent linphone nothing; CALLS.md).
     """
-    while True:
-        first = ports.free_port() & ~1
-        if (
-            first >= 1024
-            and first + size <= 65535
-            and all(map(udp_free, range(first, first + size)))
-        ):
-            return f"{first}-{first + size - 1}"
-
-
-def udp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((ports.HOST, port))
-        except OSError:
-            return False
-    return True
+    return ports.free_rtp_window(size // 2)
 
 
 @pytest.fixture
