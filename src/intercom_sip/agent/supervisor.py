@@ -189,7 +189,10 @@ class Agent:
     def status(self) -> Status:
         binding = self._applied.binding
         if binding is not None:
-            return binding.status()
+            shown = binding.status()
+            # A binding that has let go shows as none: one `disabled` for the page, not
+            # the binding's last one and then the empty one when it is dropped.
+            return Status() if shown.state == "disabled" else shown
         if self._desired is not None and self._desired.enable:
             return Status(state="registering", transport=self._desired.transport)
         return Status()
