@@ -90,6 +90,19 @@ def nothing_arrives(sock: socket.socket, within: float) -> bool:
     return False
 
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; unnamed in Python
+STAMP_SPACE = socket.CMSG_SPACE(16)
+
+
+def kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """When the datagram reached our socket, by the kernel (on loopback: when the monitor
+    sent it), not when our thread, maybe starved on a loaded machine, came to read it."""
+    [(level, kind, data)] = ancillary
+    assert (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS)
+    seconds, nanoseconds = struct.unpack("qq", data[:16])
+    return float(seconds) + nanoseconds / 1e9
+
+
 def log_times(log: str) -> list[float]:
     """When the monitor logged a stranger's refusal."""
     stamps = (datetime.strptime(found, "%Y-%m-%d %H:%M:%S,%f") for found in REFUSED.findall(log))
@@ -97,8 +110,8 @@ def log_times(log: str) -> list[float]:
 
 
 def most_in_a_second(times: list[float], slack: float = 0.05) -> int:
-    """The most events within any one second (less `slack`: what the network and the
-    clocks add between the monitor's sending and our hearing)."""
+    """The most events within any one second (less `slack`: what a loaded machine may add
+    between the monitor's counting an answer and its sending it)."""
     times = sorted(times)
     return max((sum(1 for t in times if s <= t < s + 1.0 - slack) for s in times), default=0)
 
@@ -165,6 +178,7 @@ class Flood:
         self.target, self.rate, self.seconds = target, rate, seconds
         self.sock = udp_socket(STRANGER)
         self.answers: list[tuple[float, bytes]] = []
+        self.arrivals: list[float] = []  # the kernel's: this thread may hear them late
         self.sent = 0
         self.last_sent = 0.0
         self._done = threading.Event()
@@ -203,14 +217,16 @@ class Flood:
 
     def _hear(self) -> None:
         self.sock.settimeout(0.2)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         while not self._done.is_set():
             try:
-                data = self.sock.recv(65535)
+                data, ancillary, _, _ = self.sock.recvmsg(65535, STAMP_SPACE)
             except TimeoutError:
                 continue
             except OSError:
                 return
             self.answers.append((time.monotonic(), data.split(b"\r\n")[0]))
+            self.arrivals.append(kernel_stamp(ancillary))
 
 
 def test_floods_from_a_stranger_cost_the_real_call_nothing(
@@ -234,7 +250,7 @@ def test_floods_from_a_stranger_cost_the_real_call_nothing(
     assert monitor.device.status()["state"] == "registered"
     times = [at for at, _ in flood.answers]
     assert {line for _, line in flood.answers} == {b"SIP/2.0 403 Forbidden"}
-    assert most_in_a_second(times) <= 10
+    assert most_in_a_second(flood.arrivals) <= 10
     assert [at for at in times if at > flood.last_sent + 1.0] == []  # nothing resent
     assert len(flood.answers) <= 10 * 6
     assert [(c["direction"], c["end_reason"]) for c in monitor.history()] == [
