@@ -61,11 +61,15 @@ def transport_of(flow: core.Channel) -> str:
 class SipPort:
     """One SIP port: its core, the sockets it sends on, its users by name."""
 
-    def __init__(self, sip_core: core.Core, trust: TrustSource | None = None) -> None:
+    def __init__(
+        self, sip_core: core.Core, trust: TrustSource | None = None, *, token: str = ""
+    ) -> None:
         """`trust`: what the core judges requests by (§6.9), asked before each message,
-        so that it always knows the current registration, proxy and dialogs."""
+        so that it always knows the current registration, proxy and dialogs. `token`:
+        our Contact's, kept out of the debug trace."""
         self.core = sip_core
         self.trust = trust
+        self._token = token
         self._send_udp: SendUdp | None = None
         self._users: dict[str, CoreUser] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -135,7 +139,7 @@ class SipPort:
     def _transmit(self, transmit: core.Transmit) -> None:
         flow = transmit.flow
         if trace.isEnabledFor(logging.DEBUG):
-            trace.debug("to %s:%d\n%s", *flow.remote, redacted(transmit.data))
+            trace.debug("to %s:%d\n%s", *flow.remote, redacted(transmit.data, self._token))
         try:
             if isinstance(flow.key, StreamFlow):
                 flow.key.send(transmit.data)
