@@ -126,6 +126,8 @@ class SipPort:
                 self._transmit(event)
             elif isinstance(event, core.StrangerRefused):
                 _told(event)
+            elif isinstance(event, core.FlowRefused):
+                _close_stranger(event.flow)
             elif (user := self._users.get(event.user)) is not None:
                 user.core_event(event)
         self._arm()
@@ -182,3 +184,15 @@ def _told(event: core.StrangerRefused) -> None:
         *event.source,
         more,
     )
+
+
+def _close_stranger(flow: core.Channel) -> None:
+    if isinstance(flow.key, StreamFlow) and flow.key.open:
+        limited.log(
+            "stranger flow",
+            logging.WARNING,
+            "closing the %s connection from %s:%d: a stranger past its answer budget",
+            flow.key.transport,
+            *flow.remote,
+        )
+        flow.key.abort()
