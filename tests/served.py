@@ -37,7 +37,9 @@ class Served:
         self.url = ""
         self.process: subprocess.Popen[str] | None = None
 
-    def start(self, timeout: float = 20.0) -> "Served":
+    def start(self, timeout: float = 60.0) -> "Served":
+        # Waits for the ready line, so a generous bound costs nothing: two suites side by
+        # side beside other jobs on 2 cores once took 20 s to start the service (imports).
         command = [sys.executable, "-m", "intercom_sip", "serve", *self.options]
         if self.file_limit is not None:  # prlimit runs it in its own place: the same pid
             command = ["prlimit", f"--nofile={self.file_limit}", *command]

@@ -183,7 +183,7 @@ class Baresip(process.Peer):
 
     # -- life cycle
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = 30.0) -> None:
         """Start baresip, connect to ctrl_tcp, and return once the account registered."""
         if self._process is not None:
             return

@@ -36,7 +36,7 @@ class Coturn(process.Peer):
             self._dir = process.private_dir("coturn-")
         return self._dir / "turnserver.log"
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 30.0) -> None:
         """Start turnserver; return once it answers a Binding request."""
         if self._process is not None:
             return

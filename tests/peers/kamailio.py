@@ -94,7 +94,7 @@ class Kamailio(process.Peer):
         """Kamailio's stderr log (appended to across restarts)."""
         return self.directory / "kamailio.log"
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 30.0) -> None:
         """Start kamailio and return once it answers SIP and its control socket."""
         if self.running:
             return

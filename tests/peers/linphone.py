@@ -154,7 +154,7 @@ class Linphone(process.Peer):
 
     # -- life cycle
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = 30.0) -> None:
         """Start linphonec in file mode and return once the account is registered."""
         if self._process is not None:
             return
