@@ -286,7 +286,7 @@ class Handset:
 
     def _on_ack(self, ack: Request, now: float) -> Outputs:
         call = self._calls.get(_dialog_id(ack))
-        if call is None or call.session.dialog is None or not call.session.takes(ack):
+        if call is None or not call.session.takes(ack):
             return []  # an ACK is never answered
         return self._step(call, PeerAck(ack), now)
 

@@ -275,7 +275,7 @@ class Session:
         if row is None:
             return unanswered(kind, event)
         if isinstance(event, PeerRequest) and kind is not E.BAD_SEQUENCE:
-            self._receive(event.request)
+            self._receive(event.request)  # its CSeq and target, whatever the method (§12.2.2)
         if row.next is not None:
             self.state = row.next
         return row.handler(self, event, now)
@@ -520,6 +520,9 @@ class Session:
 
     # --- our INVITE's fate (out) ---------------------------------------------------------------
 
+    def _on_provisional(self, event: Replied, now: float) -> Steps:
+        return []  # 180/183: still calling (early media is not played)
+
     def _on_connected(self, event: Replied, now: float) -> Steps:
         response = event.response
         dialog = as_uac(self.invite, response)
@@ -713,7 +716,7 @@ TABLE: Final[Table] = {
     (S.RINGING, E.UPDATE): Row(Session._on_retry_later),
     (S.RINGING, E.UPDATE_REFUSED): Row(Session._on_retry_later),
     # calling (out)
-    (S.CALLING, E.PROVISIONAL): Row(lambda session, event, now: []),  # no early media
+    (S.CALLING, E.PROVISIONAL): Row(Session._on_provisional),
     (S.CALLING, E.SUCCESS): Row(Session._on_connected, S.CONFIRMED),
     (S.CALLING, E.SUCCESS_UNUSABLE): Row(Session._on_unusable, S.ENDED),
     (S.CALLING, E.CHALLENGE): Row(Session._on_challenge),
