@@ -28,8 +28,8 @@ from intercom_sip.sip.callevents import (
     StopMedia,
 )
 from intercom_sip.sip.message import response_bytes
-from intercom_sip.sip.session import (
-    TABLE,
+from intercom_sip.sip.session import TABLE, Session, incoming, outgoing
+from intercom_sip.sip.sessionevents import (
     AutoAnswer,
     Connected,
     End,
@@ -39,12 +39,9 @@ from intercom_sip.sip.session import (
     PeerRequest,
     Retransmit,
     Role,
-    Session,
     SessionEvent,
     SessionState,
     Steps,
-    incoming,
-    outgoing,
 )
 from intercom_sip.sip.transactions import TransactionId
 from tests.sip.test_call import (

@@ -78,7 +78,8 @@ from intercom_sip.sip.message import (
     parse_name_addr,
 )
 from intercom_sip.sip.negotiation import Negotiated
-from intercom_sip.sip.session import (
+from intercom_sip.sip.session import Session, incoming, no_dialog, outgoing
+from intercom_sip.sip.sessionevents import (
     AutoAnswer,
     Connected,
     DialogId,
@@ -87,12 +88,8 @@ from intercom_sip.sip.session import (
     PeerAck,
     PeerRequest,
     Retransmit,
-    Session,
     SessionState,
     Steps,
-    incoming,
-    no_dialog,
-    outgoing,
 )
 from intercom_sip.sip.transactions import TransactionId
 from intercom_sip.sip.trust import user_of
