@@ -88,6 +88,7 @@ from intercom_sip.sip.sessionevents import (
     PeerAck,
     PeerRequest,
     Retransmit,
+    SessionInput,
     SessionState,
     Steps,
 )
@@ -150,11 +151,8 @@ class Handset:
         """Fire every timer due by `now`, earliest first."""
         outputs: Outputs = []
         while (due := self._next_due(now)) is not None:
-            if due is Timer.RETRANSMIT:
-                outputs += self._to_session(Retransmit(), now)
-            else:
-                del self._timers[due]
-                outputs += _ON_TIMER[due](self, now)
+            self._timers.pop(due, None)  # the 2xx's is the session's: it moves on itself
+            outputs += _ON_TIMER[due](self, now)
         return outputs
 
     def pending(self) -> dict[Timer, float]:
@@ -197,7 +195,7 @@ class Handset:
 
     # --- API inputs ------------------------------------------------------------------------
 
-    def _to_session(self, event: Any, now: float) -> Outputs:
+    def _to_session(self, event: Answer | Hangup | Dtmf, now: float) -> Outputs:
         """An input for the call's session; without a call, an API input has nothing to
         act on (the session's table says the same of a call in the wrong phase)."""
         call = self._current
@@ -376,13 +374,13 @@ class Handset:
 
     # --- timers ------------------------------------------------------------------------------
 
-    def _on_auto_answer(self, now: float) -> Outputs:
-        call = self._current
-        return self._step(call, AutoAnswer(), now) if call is not None else []
-
     # --- the session's steps -----------------------------------------------------------------
 
-    def _step(self, call: _Call, event: Any, now: float) -> Outputs:
+    def _timed(self, event: AutoAnswer | Retransmit, now: float) -> Outputs:
+        call = self._current
+        return self._step(call, event, now) if call is not None else []
+
+    def _step(self, call: _Call, event: SessionInput, now: float) -> Outputs:
         return self._carry(call, call.session.handle(event, now), now)
 
     def _carry(self, call: _Call, steps: Steps, now: float) -> Outputs:
@@ -475,9 +473,15 @@ def _ender(reason: str) -> Callable[[Handset, float], Outputs]:
     return lambda handset, now: handset._end(reason, now)
 
 
+def _to_session(event: AutoAnswer | Retransmit) -> Callable[[Handset, float], Outputs]:
+    """A timer of the call's session's (its table says whether it still applies)."""
+    return lambda handset, now: handset._timed(event, now)
+
+
 _ON_TIMER: Final[dict[Timer, Callable[[Handset, float], Outputs]]] = {
     Timer.RING: _ender("no answer"),
-    Timer.AUTO_ANSWER: Handset._on_auto_answer,
+    Timer.AUTO_ANSWER: _to_session(AutoAnswer()),
+    Timer.RETRANSMIT: _to_session(Retransmit()),
     Timer.NO_ANSWER: _ender("no answer"),
     Timer.CALL_TIMEOUT: _ender("timeout"),
     Timer.MEDIA: _ender("no media"),

@@ -77,6 +77,7 @@ from intercom_sip.sip.sessionevents import (
     Retransmit,
     Role,
     SessionEvent,
+    SessionInput,
     SessionState,
     Steps,
 )
@@ -132,14 +133,14 @@ class Session:
 
     # --- the owner's side ------------------------------------------------------------------
 
-    def handle(self, event: Any, now: float) -> Steps:
+    def handle(self, event: SessionInput, now: float) -> Steps:
         """Any input of the session: its kind, then the table."""
         return self.step(self.kind_of(event), event, now)
 
-    def kind_of(self, event: Any) -> SessionEvent:
+    def kind_of(self, event: SessionInput) -> SessionEvent:
         return _KINDS[type(event)](self, event)
 
-    def step(self, kind: SessionEvent, event: Any, now: float) -> Steps:
+    def step(self, kind: SessionEvent, event: SessionInput, now: float) -> Steps:
         """The one way a session's state changes: the row of (state, kind)."""
         row = TABLE.get((self.state, kind))
         if row is None:
@@ -151,8 +152,10 @@ class Session:
         return row.handler(self, event, now)
 
     def deadline(self) -> float | None:
-        """When the 2xx is due again (the only timer of the session's own)."""
-        return self.two_xx.schedule.deadline() if self.two_xx is not None else None
+        """When the 2xx is due again: the only timer of the session's own, which runs in
+        ANSWERED alone (the state whose RETRANSMIT row moves it on)."""
+        pending = self.two_xx if self.state is S.ANSWERED else None
+        return pending.schedule.deadline() if pending is not None else None
 
     def owns(self, tid: TransactionId) -> bool:
         return tid in (self.invite_tid, self.info_tid)
@@ -396,10 +399,10 @@ REQUESTS: Final = frozenset(
 API_INPUTS: Final = frozenset({E.ANSWER, E.DTMF})  # an API input that finds no call
 
 
-def unanswered(kind: SessionEvent, event: Any) -> Steps:
+def unanswered(kind: SessionEvent, event: SessionInput) -> Steps:
     """The one answer of a (state, event) pair without a row: a request finds no dialog
     (481); an API input finds no call; anything else is absorbed."""
-    if kind in REQUESTS:
+    if kind in REQUESTS and isinstance(event, PeerRequest):
         return [no_dialog(event.request, event.transaction_id, event.tag)]
     if kind in API_INPUTS:
         return [Refused(NO_CALL)]

@@ -5,7 +5,7 @@ All frozen but the enums."""
 from dataclasses import dataclass
 from enum import Enum, auto
 
-from intercom_sip.sip.callevents import Output
+from intercom_sip.sip.callevents import Answer, Cancelled, Dtmf, Failed, Hangup, Output, Replied
 from intercom_sip.sip.message import Request
 from intercom_sip.sip.transactions import TransactionId
 
@@ -111,6 +111,21 @@ class GiveUp:
 class Retransmit:
     """The 2xx timer is due."""
 
+
+SessionInput = (
+    PeerRequest
+    | PeerAck
+    | Replied
+    | Failed
+    | Cancelled
+    | Answer
+    | AutoAnswer
+    | Hangup
+    | End
+    | GiveUp
+    | Dtmf
+    | Retransmit
+)
 
 # --- the notes for the owner -----------------------------------------------------------------
 
