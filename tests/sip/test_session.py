@@ -200,7 +200,7 @@ SAMPLES: dict[SessionEvent, Callable[[], Any]] = {
     E.AUTO_ANSWER: AutoAnswer,
     E.HANGUP: Hangup,
     E.END: lambda: End("timeout"),
-    E.GIVE_UP: lambda: GiveUp("failed"),
+    E.GIVE_UP: lambda: GiveUp(Over("failed")),
     E.DTMF: lambda: Dtmf("1"),
     E.RETRANSMIT: Retransmit,
 }

@@ -98,34 +98,9 @@ class End:
 
 
 @dataclass(frozen=True)
-class GiveUp:
-    """The session is over without a message of ours (our INVITE failed)."""
-
-    reason: str
-    code: int | None = None
-    phrase: str | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True)
 class Retransmit:
     """The 2xx timer is due."""
 
-
-SessionInput = (
-    PeerRequest
-    | PeerAck
-    | Replied
-    | Failed
-    | Cancelled
-    | Answer
-    | AutoAnswer
-    | Hangup
-    | End
-    | GiveUp
-    | Dtmf
-    | Retransmit
-)
 
 # --- the notes for the owner -----------------------------------------------------------------
 
@@ -145,5 +120,27 @@ class Over:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class GiveUp:
+    """An input: the session is over without a message of ours (our INVITE failed);
+    `over` says why."""
+
+    over: Over
+
+
+SessionInput = (
+    PeerRequest
+    | PeerAck
+    | Replied
+    | Failed
+    | Cancelled
+    | Answer
+    | AutoAnswer
+    | Hangup
+    | End
+    | GiveUp
+    | Dtmf
+    | Retransmit
+)
 Note = Connected | Over
 Steps = list[Output | Note]

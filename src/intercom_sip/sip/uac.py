@@ -97,7 +97,7 @@ def invite_failed(session: "Session", event: Failed, now: float) -> Steps:
 
 
 def give_up(session: "Session", event: GiveUp, now: float) -> Steps:
-    return [Over(event.reason, event.code, event.phrase, event.detail)]
+    return [event.over]
 
 
 def redirected(session: "Session", event: Replied, now: float) -> Steps:
@@ -141,8 +141,8 @@ def cancel(session: "Session", event: End, now: float) -> Steps:
 
 
 def _give_up(session: "Session", response: Response, detail: str, now: float) -> Steps:
-    given_up = GiveUp("failed", response.code, response.reason, detail)
-    return session.step(SessionEvent.GIVE_UP, given_up, now)
+    over = Over("failed", response.code, response.reason, detail)
+    return session.step(SessionEvent.GIVE_UP, GiveUp(over), now)
 
 
 def _invite_again(session: "Session", out: Outgoing) -> Steps:
