@@ -165,10 +165,9 @@ class Handset:
         return timers
 
     def peers(self) -> frozenset[str]:
-        """Whose requests within the call are taken (§6.9): the host it came from or went
+        """Whose requests within a call are taken (§6.9): the host it came from or went
         to, and its dialog's remote target."""
-        call = self._current
-        return call.session.peers() if call is not None else frozenset()
+        return frozenset().union(*(call.session.peers() for call in self._calls.values()))
 
     def status(self, now: float) -> CallStatus:
         call = self._current
@@ -225,8 +224,7 @@ class Handset:
         return []
 
     def _on_flow_moved(self, event: FlowMoved, now: float) -> Outputs:
-        call = self._current
-        if call is not None:
+        for call in self._calls.values():
             call.session.move(event.old, event.new)
         return []
 
@@ -364,15 +362,14 @@ class Handset:
 
     def _on_transaction(self, event: Replied | Failed | Cancelled, now: float) -> Outputs:
         """What became of a transaction: its session's, or a cancelled INVITE's."""
-        call, tid = self._current, event.transaction_id
-        if call is not None and call.session.owns(tid):
+        tid = event.transaction_id
+        call = next((c for c in self._calls.values() if c.session.owns(tid)), None)
+        if call is not None:
             return self._step(call, event, now)
         abandoned = self._abandoned.get(tid)
         if abandoned is None or not isinstance(event, Replied):
             return []
         return [s for s in abandoned.handle(event, now) if not isinstance(s, Connected | Over)]
-
-    # --- timers ------------------------------------------------------------------------------
 
     # --- the session's steps -----------------------------------------------------------------
 
@@ -394,7 +391,7 @@ class Handset:
                 outputs.append(self._over(call, step, now))
             else:
                 outputs += self._noted(call, step, now)
-        if any(isinstance(step, Connected) for step in steps) and self._current is call:
+        if any(isinstance(step, Connected) for step in steps) and call.session.id in self._calls:
             outputs.append(Answered(self.status(now)))
         return outputs
 
