@@ -416,9 +416,11 @@ def test_rapid_changes_end_in_the_last_state(kamailio: Kamailio, device: Device)
 
 def test_debug_trace_redacts_credentials(kamailio: Kamailio, device: Device) -> None:
     device.post(body(kamailio, "tcp"))
-    device.wait_status(registered)
+    token = token_of(device.wait_status(registered)["contact"])
     log = device.log
     assert "REGISTER sip:kamailio.test SIP/2.0" in log  # the trace is there at debug level
+    assert "Contact: <sip:101-<token>@" in log  # our REGISTER's, and the registrar's 200
+    assert token not in log
     assert "Authorization: <redacted>" in log
     assert "response=" not in log
     assert "secret" not in log

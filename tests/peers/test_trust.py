@@ -370,6 +370,49 @@ def test_the_tcp_cap_held_with_keepalives_still_takes_the_proxys_connection(
             sock.close()
 
 
+def test_a_strangers_pipelined_tcp_flood_loses_its_connection_and_the_call_goes_on(
+    monitor: Monitor, kamailio: Kamailio
+) -> None:
+    """Finding 13 beside §6.9: a stranger's connection pipelining OPTIONS, 500 a write,
+    never reading. It is closed within its first second's answer budget (10 answers;
+    read on, the flood took the loop and the API's p99 to 94 ms), and again each time it
+    comes back; meanwhile a real call from Kamailio rings and ends well."""
+    target, here = monitor_at(monitor), (STRANGER, 0)
+    uri = f"sip:101@{target[0]}:{target[1]}"
+    batch = "".join(options(uri, here, n) for n in range(500)).encode()
+    cut: list[float] = []
+    stop = threading.Event()
+
+    def flood() -> None:
+        while not stop.is_set() and len(cut) < 20:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(here)
+                sock.settimeout(5.0)
+                sock.connect(target)
+                opened = time.monotonic()
+                try:
+                    while not stop.is_set():
+                        sock.sendall(batch)
+                except OSError:  # reset by the monitor: what this test waits for
+                    cut.append(time.monotonic() - opened)
+
+    flooding = threading.Thread(target=flood, daemon=True)
+    flooding.start()
+    try:
+        wait_for(lambda: len(cut) >= 3, 10)
+        with caller(kamailio, "uac_bye.xml", "101", pause_ms=500) as real_call:
+            result = real_call.wait()
+    finally:
+        stop.set()
+        flooding.join(10)
+    assert result.ok, result.report()
+    assert max(cut[:3]) < 2.0, cut
+    assert "a stranger past its answer budget" in monitor.log
+    assert [(c["direction"], c["end_reason"]) for c in monitor.history()] == [
+        ("in", "remote hangup")
+    ]
+
+
 # --- direct calls ---------------------------------------------------------------------------
 
 

@@ -888,3 +888,17 @@ def test_the_trace_redacts_credentials_and_srtp_keys_and_escapes_control_charact
         "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>",
         "a=crypto:2 AES_CM_128_HMAC_SHA1_32 INLINE:<redacted>",
     ]
+
+
+def test_the_trace_redacts_our_contacts_token_wherever_it_stands() -> None:
+    """§6.9: the token lets a registrar's INVITE in; a trace that held it would let a
+    reader of the log forge one. No token given: nothing replaced."""
+    message = (
+        b"INVITE sip:101-9f3a0c1d2e4b@192.0.2.9:5060 SIP/2.0\r\n"
+        b"Contact: <sip:101-9f3a0c1d2e4b@192.0.2.9:5060;transport=tcp>\r\n\r\n"
+    )
+    assert redacted(message, "9f3a0c1d2e4b").split("\n") == [
+        "INVITE sip:101-<token>@192.0.2.9:5060 SIP/2.0",
+        "Contact: <sip:101-<token>@192.0.2.9:5060;transport=tcp>",
+    ]
+    assert redacted(message).split("\n")[0] == "INVITE sip:101-9f3a0c1d2e4b@192.0.2.9:5060 SIP/2.0"

@@ -9,6 +9,7 @@ from intercom_sip.sip.core import (
     Channel,
     Core,
     CoreEvent,
+    FlowRefused,
     PortLimits,
     RequestReceived,
     StrangerRefused,
@@ -266,3 +267,26 @@ def test_a_dialogs_peer_reaches_the_phone_whatever_user_it_names() -> None:
 
 def test_the_token_is_not_in_the_trusts_repr() -> None:
     assert TOKEN not in repr(TRUST)
+
+
+STRANGER_TCP = Channel("conn-1", True, ("203.0.113.66", 40000))
+
+
+@pytest.mark.parametrize(
+    ("channel", "refused"),
+    [(STRANGER_TCP, [FlowRefused(STRANGER_TCP)] * 3), (STRANGER, [])],
+)
+def test_a_stranger_past_its_budget_on_a_connection_loses_it(
+    channel: Channel, refused: list[FlowRefused]
+) -> None:
+    """A pipelined flood over TCP is closed, not read: the 11th request in a second on a
+    stranger's connection asks the shell to close it (and ACKs count). Over UDP there is
+    nothing to close. (A connection from the proxy's address is never a stranger's.)"""
+    core = guarded()
+    events: list[CoreEvent] = []
+    for n in range(13):
+        method = "ACK" if n == 0 else "OPTIONS"
+        core.receive(wire(method, "sip:101@192.0.2.9", f"z9hG4bKt{n}"), channel, n / 100)
+        events += drain(core)
+    assert sum(isinstance(e, Transmit) for e in events) == 9  # the ACK took one, unanswered
+    assert [e for e in events if isinstance(e, FlowRefused)] == refused

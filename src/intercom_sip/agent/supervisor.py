@@ -154,7 +154,8 @@ class Agent:
         rng = random.SystemRandom()
         # §6.9: in our registered Contact, new at each start; only the registrar learns it.
         self._token = secrets.token_hex(TOKEN_BYTES)
-        self.port = SipPort(core.Core(rng, transactions.SipTimers(t1=options.t1), strays=STRAYS))
+        timers = transactions.SipTimers(t1=options.t1)
+        self.port = SipPort(core.Core(rng, timers, strays=STRAYS), token=self._token)
         # Told of every applied settings, in the same turn: a call ends before the
         # un-REGISTER (the task's, in a later turn).
         self.on_settings: Callable[[Settings], None] = _ignore
@@ -352,7 +353,7 @@ class Agent:
     def receive(self, data: bytes, flow: Flow) -> None:
         """Every SIP message of the port goes to its core, which hands each to its user."""
         if trace.isEnabledFor(logging.DEBUG):
-            trace.debug("from %s:%d\n%s", *flow.remote, redacted(data))
+            trace.debug("from %s:%d\n%s", *flow.remote, redacted(data, self._token))
         self.port.receive(data, flow)
 
     def _is_proxy(self, host: str) -> bool:

@@ -146,9 +146,19 @@ class StrangerRefused:
     left_out: int
 
 
+@dataclass(frozen=True)
+class FlowRefused:
+    """A stranger went past its answer budget on a connection (§6.9): the shell closes
+    it, rather than read and judge all else it sends (a pipelined flood read at full
+    speed would starve everything else on the loop)."""
+
+    flow: Channel
+
+
 CoreEvent = (
     RequestReceived
     | StrangerRefused
+    | FlowRefused
     | CancelReceived
     | ResponseReceived
     | TransactionTimedOut
@@ -364,7 +374,11 @@ class Core:
     def _refuse_stranger(self, request: Request, flow: Channel, now: float) -> None:
         """One stateless 403 (§26.3.2.4: no transaction, nothing resent), within the
         source's budget; the same whatever the user, so that no user can be found out."""
-        if request.method == "ACK" or not self.budget.admit(flow.remote[0], now):
+        if not self.budget.admit(flow.remote[0], now):  # its ACKs count too
+            if flow.reliable:  # never the proxy's: a connection from it is trusted
+                self._events.append(FlowRefused(flow))
+            return
+        if request.method == "ACK":
             return
         refusal = response_to(request, 403, "Forbidden", self._tag())
         self._events.append(Transmit(response_bytes(refusal), flow))

@@ -361,10 +361,13 @@ _CREDENTIALS = re.compile(rb"^((?:proxy-)?authorization[ \t]*:)[^\r\n]*", re.I |
 _SRTP_KEYS = re.compile(rb"(inline:)[^\s;]*", re.I)
 
 
-def redacted(data: bytes) -> str:
-    """A message as text for a debug trace, its credentials and SRTP keys replaced, and
-    control characters escaped in each of its lines (so the trace's lines are ours)."""
+def redacted(data: bytes, token: str = "") -> str:
+    """A message as text for a debug trace, its credentials, SRTP keys and our Contact's
+    `token` (what a forger needs to ring us, §6.9) replaced, and control characters
+    escaped in each of its lines (so the trace's lines are ours)."""
     data = _SRTP_KEYS.sub(rb"\1<redacted>", _CREDENTIALS.sub(rb"\1 <redacted>", data))
+    if token:
+        data = data.replace(token.encode(), b"<token>")
     lines = data.decode("utf-8", "replace").rstrip("\r\n").split("\n")
     return "\n".join(escaped(line.removesuffix("\r")) for line in lines)
 

@@ -61,11 +61,15 @@ def transport_of(flow: core.Channel) -> str:
 class SipPort:
     """One SIP port: its core, the sockets it sends on, its users by name."""
 
-    def __init__(self, sip_core: core.Core, trust: TrustSource | None = None) -> None:
+    def __init__(
+        self, sip_core: core.Core, trust: TrustSource | None = None, *, token: str = ""
+    ) -> None:
         """`trust`: what the core judges requests by (§6.9), asked before each message,
-        so that it always knows the current registration, proxy and dialogs."""
+        so that it always knows the current registration, proxy and dialogs. `token`:
+        our Contact's, kept out of the debug trace."""
         self.core = sip_core
         self.trust = trust
+        self._token = token
         self._send_udp: SendUdp | None = None
         self._users: dict[str, CoreUser] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -122,6 +126,8 @@ class SipPort:
                 self._transmit(event)
             elif isinstance(event, core.StrangerRefused):
                 _told(event)
+            elif isinstance(event, core.FlowRefused):
+                _close_stranger(event.flow)
             elif (user := self._users.get(event.user)) is not None:
                 user.core_event(event)
         self._arm()
@@ -135,7 +141,7 @@ class SipPort:
     def _transmit(self, transmit: core.Transmit) -> None:
         flow = transmit.flow
         if trace.isEnabledFor(logging.DEBUG):
-            trace.debug("to %s:%d\n%s", *flow.remote, redacted(transmit.data))
+            trace.debug("to %s:%d\n%s", *flow.remote, redacted(transmit.data, self._token))
         try:
             if isinstance(flow.key, StreamFlow):
                 flow.key.send(transmit.data)
@@ -178,3 +184,15 @@ def _told(event: core.StrangerRefused) -> None:
         *event.source,
         more,
     )
+
+
+def _close_stranger(flow: core.Channel) -> None:
+    if isinstance(flow.key, StreamFlow) and flow.key.open:
+        limited.log(
+            "stranger flow",
+            logging.WARNING,
+            "closing the %s connection from %s:%d: a stranger past its answer budget",
+            flow.key.transport,
+            *flow.remote,
+        )
+        flow.key.abort()

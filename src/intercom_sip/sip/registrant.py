@@ -58,6 +58,10 @@ limited = LogLimit(log)
 
 KEEPALIVE_EVERY: Final = {"udp": 25.0, "tcp": 90.0, "tls": 90.0}  # RFC 5626 §4.4.1
 STUN_TIMEOUT: Final = 2.0
+# The task's queue: each kind of event is coalesced where it is put (one refresh, one new
+# account, one ICMP word about the flow in use), so a few are ever waiting; the bound is
+# the backstop that no forged ICMP or burst of POSTs can push past.
+MAX_QUEUED: Final = 32
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class Unreachable:
 
 @dataclass(frozen=True)
 class NewAccount:
-    account: Account
+    """A new account waits (the newest in `Registrant._account`)."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,9 @@ class Registrant:
         self._template = Template(
             identity, self._machine.call_id, secrets.token_hex(6), env.instance, env.user_agent
         )
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._events: asyncio.Queue[Event] = asyncio.Queue(MAX_QUEUED)
+        self._account: Account | None = None  # the newest, while a NewAccount waits
+        self._unreachable_queued = False
         self._waiting: asyncio.Timeout | None = None  # while the task waits for an event
         self._flow: Flow | None = None
         self._targets = Targets()
@@ -215,7 +221,9 @@ class Registrant:
         usual case: a settings change); else through the task, which may open a flow."""
         flow = self._ready_flow()
         if flow is None:
-            self._events.put_nowait(NewAccount(account))
+            if self._account is None:
+                self._put(NewAccount())
+            self._account = account  # a later change replaces a waiting one
             return
         self._send(self._machine.update(account, self._now()), flow)
         self._rearm()
@@ -226,7 +234,7 @@ class Registrant:
         again before the first is taken: one event, so a client cannot fill the queue."""
         if not self._refresh_asked:
             self._refresh_asked = True
-            self._events.put_nowait(Refresh())
+            self._put(Refresh())
 
     def core_event(self, event: UserEvent) -> None:
         """The core's word on a transaction of ours; one we gave up is no longer heard."""
@@ -235,22 +243,42 @@ class Registrant:
             return
         if isinstance(event, core.ResponseReceived):
             if event.response.code >= 200:
-                self._events.put_nowait(FinalResponse(tid, event.response))
+                self._put(FinalResponse(tid, event.response))
         elif isinstance(event, core.TransactionTimedOut):
-            self._events.put_nowait(TransactionFailed(tid, "timeout"))
+            self._put(TransactionFailed(tid, "timeout"))
         elif isinstance(event, core.TransportError):
-            self._events.put_nowait(TransactionFailed(tid, "transport error"))
+            self._put(TransactionFailed(tid, "transport error"))
 
     def flow_closed(self, flow: Flow) -> None:
-        self._events.put_nowait(Closed(flow))
+        """Once per flow this binding opened (one may close before it is in use)."""
+        self._put(Closed(flow))
 
     def unreachable(self, remote: Address) -> None:
-        """ICMP says nothing listens at `remote` (UDP)."""
-        self._events.put_nowait(Unreachable(remote))
+        """ICMP says nothing listens at `remote` (UDP). Anyone can forge one: only a word
+        about the flow in use, while a REGISTER waits on it, is queued, and once."""
+        flow = self._flow
+        if flow is None or flow.reliable or flow.remote != remote or self._tid is None:
+            return
+        if not self._unreachable_queued:
+            self._unreachable_queued = True
+            self._put(Unreachable(remote))
+
+    @property
+    def backlog(self) -> int:
+        """Events waiting for the task (bounded by MAX_QUEUED)."""
+        return self._events.qsize()
+
+    def _put(self, event: Event) -> None:
+        try:
+            self._events.put_nowait(event)
+        except asyncio.QueueFull:  # a bug, since each kind is coalesced: never a crash
+            log.warning(
+                "%s: %s dropped, %d queued", self.identity.aor, type(event).__name__, MAX_QUEUED
+            )
 
     async def stop(self, within: float) -> None:
         """Unregister, waiting at most `within` seconds; then let go of everything."""
-        self._events.put_nowait(StopAsked())
+        self._put(StopAsked())
         try:
             async with asyncio.timeout(within):
                 await self.done.wait()
@@ -321,8 +349,11 @@ class Registrant:
             case Closed(flow):
                 await self._on_closed(flow, now)
             case Unreachable(remote):
+                self._unreachable_queued = False
                 await self._on_unreachable(remote, now)
-            case NewAccount(account):
+            case NewAccount():
+                account, self._account = self._account, None
+                assert account is not None  # set with each NewAccount queued
                 await self._transmit(self._machine.update(account, now))
             case StopAsked():
                 self._stopping = True
@@ -596,7 +627,7 @@ class Registrant:
         endpoint = self._env.endpoint
         public = await stun.query(endpoint.send, endpoint.stun_answers, server, STUN_TIMEOUT)
         if public is not None:
-            self._events.put_nowait(PublicAddress(public))
+            self._put(PublicAddress(public))
 
     def _log_outcome(self, answer: RegisterReply, was_bound: bool, now: float) -> None:
         state = self._machine.state.value
