@@ -55,6 +55,7 @@ from intercom_sip.sip.callflow import Callee, Here, target_of
 from intercom_sip.sip.core import Channel
 from intercom_sip.sip.digest import Credentials
 from intercom_sip.sip.message import (
+    Headers,
     Request,
     Response,
     parse,
@@ -1257,3 +1258,36 @@ def test_after_the_flow_moved_the_calls_requests_go_on_the_new_one() -> None:
     bye = h.handle(Hangup(), 3.0)[0]
     assert isinstance(bye, SendRequest) and bye.flow == TCP_NEW
     assert bye.request.method == "BYE"
+
+
+# --- the handset holds its call's session by dialog id ------------------------------------------
+
+
+def test_a_request_naming_the_call_with_another_tag_is_481_and_the_call_goes_on() -> None:
+    h = handset()
+    tag = active(h)
+    ours = sip_request("BYE", 2, "", tag, "z9hG4bKb")
+    theirs = '"Door" <sip:100@example.com>;tag=f2'
+    other_from = replace(ours, headers=with_header(ours.headers, "From", theirs))
+    other_to = sip_request("BYE", 2, "", "not-" + tag, "z9hG4bKb")
+    for request in (other_from, other_to):
+        outputs = h.handle(received(request), 1.0)
+        assert [(r.code, r.reason) for r in responses(outputs)] == [
+            (481, "Call/Transaction Does Not Exist")
+        ]
+    assert h.phase is Phase.ACTIVE and h.status(1.0).state == "active"
+
+
+def with_header(headers: Headers, name: str, value: str) -> Headers:
+    return Headers(tuple((k, value if k == name else v) for k, v in headers))
+
+
+def test_the_callee_before_its_2xx_finds_no_dialog_and_the_call_goes_on() -> None:
+    h = handset()
+    sent = dial(h)
+    our_tag = (sent.request.headers.get("From") or "").split("tag=")[1]
+    call_id = sent.request.headers.get("Call-ID") or ""
+    bye = sip_request("BYE", 1, "", our_tag, "z9hG4bKcallee")
+    bye = replace(bye, headers=with_header(bye.headers, "Call-ID", call_id))
+    assert codes(h.handle(received(bye), 1.0)) == [481]
+    assert h.phase is Phase.CALLING
