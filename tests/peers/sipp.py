@@ -156,6 +156,17 @@ class Sipp(process.Peer):
         if child is not None:
             process.terminate(child)
 
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        """A test that failed within the block says what SIPp saw and sent by then."""
+        if isinstance(error, Exception) and self._dir is not None:
+            running = self._process is not None and self._process.poll() is None
+            code = -2 if running or self._process is None else self._process.returncode
+            error.add_note(
+                "SIPp when the test failed (exit -2: still running):\n"
+                + self.result(code).report()
+            )
+        self.close()
+
     def close(self) -> None:
         """Stop and remove the work dir."""
         self.stop()
