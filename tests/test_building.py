@@ -15,6 +15,7 @@ import pytest
 from intercom_sip import config, errors
 from intercom_sip.store import DB_NAME
 from tests.building import Building
+from tests.served import wait_for
 from tests.test_cli import cli
 from tests.test_validation import BASE
 
@@ -185,4 +186,15 @@ def test_one_store_failing_stops_that_device_alone(building: Building) -> None:
         "2000",
         "2001",
         "",
+    ]
+
+
+@pytest.mark.served
+def test_each_line_of_the_log_names_its_device(building: Building) -> None:
+    wrong = "/api/v1/login?username=admin&password=" + "0" * 32
+    assert building.call(2, "GET", wrong)[0] == 400
+    wait_for(lambda: "failed login" in building.log, 10)  # read from its stderr by a thread
+    failed = [line for line in building.lines if "failed login" in line]
+    assert [line.split(" ", 3)[3] for line in failed] == [
+        f"{building.address(2)} intercom_sip.admin.logins: failed login from 127.0.0.1\n"
     ]

@@ -16,6 +16,7 @@ from typing import Any
 
 from intercom_sip import __version__, config, server
 from intercom_sip.admin import credentials as auth
+from intercom_sip.monitor import DeviceField
 from intercom_sip.store import Store, StoreError
 
 PASSWORD_LENGTHS = range(6, 129)
@@ -127,11 +128,16 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     options = config.from_options(args)
+    # A building's lines say which device's work wrote them.
+    device = "%(device)s " if options.devices is not None else ""
     logging.basicConfig(
         level=options.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {device}%(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if options.devices is not None:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(DeviceField())
     server.run(options)
     return 0
 

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,10 @@ from intercom_sip.store import Credential, Store
 from intercom_sip.worker import Worker, Writer
 
 log = logging.getLogger(__name__)
+
+# The address of the monitor whose work is running: set in its start, so every task and
+# callback it makes carries it (asyncio copies the context into each), for the log.
+DEVICE: ContextVar[str] = ContextVar("device", default="-")
 
 CALL_END_WAIT = 2.0  # seconds a stop gives the call's BYE and its call-log write
 
@@ -176,7 +181,9 @@ class Monitor:
         self._store.close()
 
     async def start(self) -> None:
-        """Start the SIP side, then serve HTTP."""
+        """Start the SIP side, then serve HTTP (in the caller's task: a building starts
+        each monitor in a task of its own, so the address stays with its work)."""
+        DEVICE.set(self.config.host)
         await self.startup()
         limits = Limits(timeout=self.config.http_timeout)
         cap = connection_cap(self.config.http_max_connections)
@@ -239,3 +246,11 @@ def phone_options(config: ServiceConfig, sip_port: int) -> PhoneOptions:
         user_agent=USER_AGENT,
     )
     return PhoneOptions(call, config.sip_host, config.recordings, sip_port)
+
+
+class DeviceField(logging.Filter):
+    """Gives each log record the `device` whose work logged it (a building's log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.device = DEVICE.get()
+        return True
