@@ -15,7 +15,6 @@ import socket
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
 
 from intercom_sip import USER_AGENT, events
 from intercom_sip.admin import credentials as auth
@@ -24,6 +23,7 @@ from intercom_sip.admin.watch import DirectoryWatch
 from intercom_sip.agent.outbox import Outbox
 from intercom_sip.agent.phoneshell import PhoneOptions, PhoneShell
 from intercom_sip.agent.supervisor import Agent, AgentOptions
+from intercom_sip.api import http
 from intercom_sip.api.app import Api
 from intercom_sip.api.connection import Limits
 from intercom_sip.api.hosts import HostCheck
@@ -55,9 +55,13 @@ class Shared:
 
     hasher: Worker
     source: AudioSource
-    openapi: dict[str, Any]
+    openapi: http.Response  # the document's answer, made once
     watch: bool = True  # inotify per monitor (a building polls: instances are few, 128)
     refresh_jitter: float = 0.0  # a fraction of each grant, refreshed that much earlier
+    # One SQLite connection per monitor, not two (a building): each costs ~130 KB (most
+    # of it SQLite's lookaside memory, which Python cannot size). Reads are rare after
+    # the start (the settings live in memory): they wait for a commit in flight.
+    lean: bool = False
     _factory: Credential | None = field(default=None, repr=False)
     _tls_checked: set[TlsOptions] = field(default_factory=set)
 
@@ -118,7 +122,8 @@ class Monitor:
             for sock in self._sip_sockets:
                 sock.close()
             raise
-        self._writer = Writer(Store.open(config.data_dir))  # every write, on its own connection
+        # Every write on the writer's thread, on a connection of its own but in a building.
+        self._writer = Writer(store if shared.lean else Store.open(config.data_dir))
         self.outbox = Outbox()  # the device's: its agent, phone and settings emit here
         self.agent = Agent(options, self.outbox)
         self.phone = PhoneShell(

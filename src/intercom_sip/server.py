@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 
 import uvloop
 
-from intercom_sip.api import openapi
+from intercom_sip.api import http, openapi
 from intercom_sip.api.connection import AsgiApp, Limits
 from intercom_sip.api.lifespan import Lifespan
 from intercom_sip.api.listener import Listener, connection_cap
@@ -51,20 +51,21 @@ def run(config: ServiceConfig) -> None:
     shared = Shared(
         hasher=Worker("hash", threads=2),
         source=source,
-        openapi=openapi.build(),
+        openapi=http.json_response(200, openapi.build()),
         watch=not building,
         refresh_jitter=REFRESH_JITTER if building else 0.0,
+        lean=building,
     )
     try:
         monitors = build_monitors(config, shared)
     except BaseException:
         shared.hasher.close()
         raise
-    http = HttpOptions(config.http_timeout, config.http_max_connections, loop=config.loop)
+    options = HttpOptions(config.http_timeout, config.http_max_connections, loop=config.loop)
     spread = START_SPREAD_PER_DEVICE * len(monitors) if building else 0.0
     try:
-        with asyncio.Runner(loop_factory=LOOPS[http.loop]) as runner:
-            runner.run(_serve([_Monitored(m, spread) for m in monitors], http))
+        with asyncio.Runner(loop_factory=LOOPS[options.loop]) as runner:
+            runner.run(_serve([_Monitored(m, spread) for m in monitors], options))
     finally:
         shared.hasher.close()
 
