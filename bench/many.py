@@ -86,8 +86,14 @@ def seed(building: Building, kamailio: Kamailio, interval: int, auto_answer: int
 
 
 def registered(kamailio: Kamailio) -> int:
-    text = kamcmd.run(kamailio.ctl, "ul.dump", "brief", timeout=20)
-    return sum(1 for line in text.splitlines() if "AoR:" in line)
+    """Contacts in Kamailio's location table (its statistic: `ul.dump` of 1,000 AoRs is
+    more than its RPC answers, "error creating aor struct")."""
+    text = kamcmd.run(kamailio.ctl, "stats.get_statistics", "usrloc:", timeout=20)
+    for line in text.splitlines():
+        name, _, value = line.partition(" = ")
+        if name.strip() == "usrloc:location_contacts":
+            return int(value)
+    raise RuntimeError(f"no usrloc:location_contacts in {text!r}")
 
 
 def rss_kb(pid: int) -> int:

@@ -110,13 +110,17 @@ def test_devices_share_nothing_a_client_sees(building: Building) -> None:
 @pytest.mark.served
 def test_the_command_line_reaches_one_device(building: Building, tmp_path: Path) -> None:
     data, second = str(building.data_dir), building.address(1)
+    before = [building.login(i) for i in range(3)]
     done = cli("passwd", "--stdin", "--data-dir", data, "--device", second, stdin="n3w-Secret\n")
     assert (done.returncode, done.stdout) == (
         0,
         "password changed; a running service ends every token it issued\n",
     )
     building.login(1, "n3w-Secret")
-    building.login(0)  # the others keep theirs
+    assert building.call(1, "GET", SETTINGS, before[1]) == LOG_IN  # its tokens end
+    assert building.call(0, "GET", SETTINGS, before[0])[0] == 200  # the others' stay
+    assert building.call(2, "GET", SETTINGS, before[2])[0] == 200
+    building.login(0)  # and so do their passwords
     building.login(2)
     body = tmp_path / "body.json"
     body.write_text(json.dumps(OFF | {"user": "2001"}))
