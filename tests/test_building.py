@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from intercom_sip import config, errors
+from intercom_sip import config, errors, server
 from intercom_sip.store import DB_NAME
 from tests.building import Building
 from tests.served import wait_for
@@ -202,3 +202,21 @@ def test_each_line_of_the_log_names_its_device(building: Building) -> None:
     assert [line.split(" ", 3)[3] for line in failed] == [
         f"{building.address(2)} intercom_sip.admin.logins: failed login from 127.0.0.1\n"
     ]
+
+
+def test_each_device_of_a_building_has_its_own_address_and_data(tmp_path: Path) -> None:
+    building = parsed("--devices", "3", "--first-address", "127.0.20.254", "--data-dir", "d")
+    assert [
+        (c.host, c.sip_host, c.data_dir, c.http_max_connections, c.devices)
+        for c in server.device_configs(building)
+    ] == [
+        ("127.0.20.254", "127.0.20.254", Path("d/127.0.20.254"), 64, None),
+        ("127.0.20.255", "127.0.20.255", Path("d/127.0.20.255"), 64, None),
+        ("127.0.21.0", "127.0.21.0", Path("d/127.0.21.0"), 64, None),
+    ]
+    capped = parsed(
+        "--devices", "1", "--first-address", "127.0.20.1", "--http-max-connections", "9"
+    )
+    assert [c.http_max_connections for c in server.device_configs(capped)] == [9]
+    one = parsed("--data-dir", "d")
+    assert server.device_configs(one) == [one]

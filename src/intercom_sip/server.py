@@ -40,6 +40,10 @@ REFRESH_JITTER: Final = 0.05  # of each grant: refreshes drift apart (registrati
 # each), the HTTP socket, SIP's UDP and TCP sockets, and a few more for its clients.
 FILES_PER_DEVICE: Final = 16
 FILES_RESERVE: Final = 256  # the loop, the log, the process's own
+# HTTP connections a building's device holds at once unless --http-max-connections says
+# (at the cap the longest idle goes): a flood at one device takes its share of the
+# process's descriptors, not its neighbours'.
+DEVICE_MAX_CONNECTIONS: Final = 64
 
 
 def run(config: ServiceConfig) -> None:
@@ -101,6 +105,7 @@ def device_configs(config: ServiceConfig) -> list[ServiceConfig]:
                 sip_host=address,
                 data_dir=config.data_dir / address,
                 recordings=None if config.recordings is None else config.recordings / address,
+                http_max_connections=config.http_max_connections or DEVICE_MAX_CONNECTIONS,
                 devices=None,
                 first_address=None,
             )
