@@ -73,6 +73,13 @@ def seed(building: Building, kamailio: Kamailio) -> None:
         list(pool.map(one, range(building.devices)))
 
 
+def contacts(kamailio: Kamailio) -> int:
+    """How many contacts Kamailio's location table holds (its statistic: cheap to poll)."""
+    text = kamcmd.run(kamailio.ctl, "stats.get_statistics", "usrloc:", timeout=10)
+    counts = dict(line.split(" = ") for line in text.splitlines() if " = " in line)
+    return int(counts["usrloc:location_contacts"])
+
+
 def registered(kamailio: Kamailio) -> set[str]:
     """The AoRs in Kamailio's location table: `ul.dump brief` (a whole `ul.dump` of 500
     contacts is more than kamcmd takes: "reply too big")."""
@@ -113,10 +120,11 @@ def test_500_monitors_in_one_process(building: Building, kamailio: Kamailio) -> 
     started = time.monotonic()
     building.start(timeout=ALL_REGISTERED)
     expected = {str(FIRST_USER + i): building.address(i) for i in range(DEVICES)}
-    wait_for(lambda: registered(kamailio) == set(expected), ALL_REGISTERED)
+    wait_for(lambda: contacts(kamailio) >= DEVICES, ALL_REGISTERED)
     took = time.monotonic() - started
     assert took < ALL_REGISTERED
     print(f"{DEVICES} monitors registered {took:.1f} s after the start")
+    assert registered(kamailio) == set(expected)
     seen = bindings(kamailio, expected)
     assert {aor: [at(b) for b in found] for aor, found in seen.items()} == {
         aor: [address] for aor, address in expected.items()
