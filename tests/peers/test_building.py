@@ -4,6 +4,7 @@
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from tests.peers import kamcmd, sipp
 from tests.peers.kamailio import Kamailio, MakeKamailio
 from tests.peers.kamcmd import Binding
 from tests.peers.ports import free_rtp_window
+from tests.peers.registrar import Behaviour, Registrar
+from tests.peers.test_agent import Device as AgentDevice
+from tests.peers.test_agent import registered as registered_status
 from tests.served import wait_for
 
 pytestmark = pytest.mark.peers
@@ -171,3 +175,31 @@ def calls_of(building: Building, i: int) -> int:
         return len(store.calls(10))
     finally:
         store.close()
+
+
+def test_a_registrars_503_retry_after_is_waited_out(tmp_path: Path) -> None:
+    """A registrar that answers 503 with Retry-After (an overloaded one, while a building
+    starts): the next REGISTER comes no sooner than it asked, then registers."""
+    with Registrar(Behaviour(mode="busy", retry_after=2)) as registrar:
+        device = AgentDevice(tmp_path / "data").start()  # --sip-backoff-max 1
+        try:
+            body = {
+                "enable": True,
+                "proxy": registrar.proxy,
+                "realm": registrar.behaviour.realm,
+                "user": "101",
+                "password": "secret",
+                "transport": "udp",
+                "timeout": 120,
+                "registration_interval": 30,
+                "stun": {"ip": "", "port": 0},
+            }
+            assert device.post(body)[0] == 200
+            wait_for(lambda: len(registrar.registers()) >= 2, 15)
+            first, second = registrar.registers()[:2]
+            assert (first.code, second.code) == (503, 503)
+            assert second.at - first.at >= 2.0  # the backoff alone: about 1 s
+            registrar.behaviour = replace(registrar.behaviour, mode="serve")
+            device.wait_status(registered_status, 15)
+        finally:
+            device.stop()
