@@ -76,7 +76,8 @@ def run(config: ServiceConfig) -> None:
 
 def build_monitors(config: ServiceConfig, shared: Shared) -> list[Monitor]:
     """One monitor, or one per device of `--devices`; on a failure, none stays open."""
-    recordings_dir(config)
+    if config.devices is not None:
+        recordings_dir(config)  # the building's; each device's below
     made: list[Monitor] = []
     try:
         for one in device_configs(config):
