@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-slow lint bench bench-apply bench-hostile bench-media peers clean
+.PHONY: install run test test-slow lint bench bench-apply bench-hostile bench-media bench-many peers clean
 
 install: $(STAMP)
 
@@ -60,6 +60,10 @@ bench-media: install peers
 
 # Issue 6's hostile findings against a served instance (Linux: /proc, prlimit).
 # The HTTP findings again on the standard loop (the service runs uvloop unless told).
+# A building in one process: 100, 500 and 1,000 devices at one Kamailio (issue 14).
+bench-many: install peers
+	$(BIN)/python bench/many.py
+
 bench-hostile: install
 	$(BIN)/python bench/hostile.py
 	INTERCOM_SIP_LOOP=asyncio $(BIN)/python bench/hostile.py --only 1 2 3 4 5

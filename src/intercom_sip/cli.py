@@ -2,6 +2,7 @@
 
 import argparse
 import getpass
+import ipaddress
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ from typing import Any
 
 from intercom_sip import __version__, config, server
 from intercom_sip.admin import credentials as auth
+from intercom_sip.monitor import DeviceField
 from intercom_sip.store import Store, StoreError
 
 PASSWORD_LENGTHS = range(6, 129)
@@ -70,6 +72,43 @@ def _data_dir_option(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path(os.environ.get(config.ENV_PREFIX + "DATA_DIR", "data")),
     )
+    _device_option(parser, "its data in DATA_DIR/ADDRESS/")
+
+
+def _device_option(parser: argparse.ArgumentParser, where: str) -> None:
+    parser.add_argument(
+        "--device",
+        metavar="ADDRESS",
+        help=f"one device of a building (serve --devices): {where}",
+    )
+
+
+def _device_address(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise ValueError(f"--device must be an IPv4 address, not {text!r}") from None
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    """The data directory, or with --device that device's, which must be there (a typo
+    must not make a store nobody serves)."""
+    if args.device is None:
+        return Path(args.data_dir)
+    folder = Path(args.data_dir) / _device_address(args.device)
+    if not folder.is_dir():
+        raise ValueError(f"no device {args.device} in {args.data_dir}: {folder} is missing")
+    return folder
+
+
+def _url(args: argparse.Namespace) -> str:
+    """The service's URL, or with --device that device's: the same URL at its address."""
+    if args.device is None:
+        return str(args.url)
+    address = _device_address(args.device)
+    parts = urllib.parse.urlsplit(args.url)
+    netloc = address if parts.port is None else f"{address}:{parts.port}"
+    return str(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))
 
 
 def _client_options(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +117,7 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(config.ENV_PREFIX + "URL", "http://127.0.0.1:8080"),
         help="the service (env INTERCOM_SIP_URL)",
     )
+    _device_option(parser, "the --url's scheme and port at ADDRESS")
     parser.add_argument(
         "--password-stdin",
         action="store_true",
@@ -88,20 +128,26 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     options = config.from_options(args)
+    # A building's lines say which device's work wrote them.
+    device = "%(device)s " if options.devices is not None else ""
     logging.basicConfig(
         level=options.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {device}%(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if options.devices is not None:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(DeviceField())
     server.run(options)
     return 0
 
 
 def _passwd(args: argparse.Namespace) -> int:
+    folder = _data_dir(args)  # a wrong --device is told before the password is asked
     password = _new_password(args.stdin)
     if password is None:
         return 1
-    store = Store.open(args.data_dir)
+    store = Store.open(folder)
     credential = auth.make_credential(auth.md5_hex(password), os.urandom(auth.SALT_BYTES))
     store.save_credential(credential, time.time())
     store.close()
@@ -124,7 +170,7 @@ def _new_password(from_stdin: bool) -> str | None:
 
 
 def _history(args: argparse.Namespace) -> int:
-    store = Store.open(args.data_dir)
+    store = Store.open(_data_dir(args))
     for entry in store.history(args.limit):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.at))
         changed = " (password changed)" if entry.password_changed else ""
@@ -172,14 +218,15 @@ class _Session:
 
 
 def _with_session(args: argparse.Namespace, action: Any) -> int:
-    session = _Session(args.url)
+    url = _url(args)
+    session = _Session(url)
     try:
         status, answer = session.login(_admin_password(args.password_stdin))
         if status == 200:
             status, answer = action(session)
             session.call("GET", "/logout")
     except (OSError, ValueError) as exc:
-        print(f"intercom-sip: cannot reach {args.url}: {exc}", file=sys.stderr)
+        print(f"intercom-sip: cannot reach {url}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(answer, indent=2))
     return 0 if status == 200 else 1

@@ -14,6 +14,7 @@ from intercom_sip.sip.transactions import T1
 ENV_PREFIX: Final = "INTERCOM_SIP_"
 RTP_PORTS: Final = PortRange(10000, 20000)
 LOOPS: Final = ("uvloop", "asyncio")  # the names server.LOOPS makes loops of
+MAX_DEVICES: Final = 1000
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class ServiceConfig:
     auto_answer_delay: float = 1.0
     direct_calls: bool = False
     loop: str = "uvloop"
+    devices: int | None = None  # None: one device, at --host and --sip-host
+    first_address: str | None = None  # with devices: device i at this address + i
 
     @property
     def loopback_only(self) -> bool:
@@ -141,6 +144,18 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="longest wait between retries after errors (default 300)",
     )
+    building = parser.add_argument_group("a building: many monitors in one process")
+    building.add_argument(
+        "--devices",
+        metavar="N",
+        help=f"serve N monitors (1 to {MAX_DEVICES}): device i on address FIRST + i, HTTP at"
+        " --port and SIP at --sip-port, its data in DATA_DIR/<address>/",
+    )
+    building.add_argument(
+        "--first-address",
+        metavar="FIRST",
+        help="the IPv4 address of the first device (with --devices; any 127.x.y.z on Linux)",
+    )
     calls = parser.add_argument_group("calls")
     calls.add_argument(
         "--rtp-ports", metavar="FIRST-LAST", help="UDP ports for RTP (default 10000-20000)"
@@ -193,6 +208,7 @@ def from_options(
             value = environ.get(ENV_PREFIX + name.upper())
         return getattr(defaults, name) if value is None else value
 
+    building = _building(args, pick("devices"), pick("first_address"))
     hosts = args.allowed_hosts or _split(environ.get(ENV_PREFIX + "ALLOWED_HOSTS", ""))
     dns = getattr(args, "dns_servers", None) or _split(environ.get(ENV_PREFIX + "DNS_SERVER", ""))
     return ServiceConfig(
@@ -227,7 +243,36 @@ def from_options(
         auto_answer_delay=_delay("auto_answer_delay", pick("auto_answer_delay")),
         direct_calls=_flag(pick("direct_calls")),
         loop=_loop(pick("loop")),
+        devices=building[0],
+        first_address=building[1],
     )
+
+
+# The flags a building decides for each device itself.
+_PER_DEVICE: Final = (("host", "--host"), ("sip_host", "--sip-host"))
+
+
+def _building(
+    args: argparse.Namespace, devices: object, first: object
+) -> tuple[int | None, str | None]:
+    """`devices` and `first_address`, checked together."""
+    if devices is None:
+        if first is not None:
+            raise ValueError("--first-address needs --devices")
+        return None, None
+    count = _count("devices", devices, MAX_DEVICES)
+    if first is None:
+        raise ValueError("--devices needs --first-address")
+    for name, flag in _PER_DEVICE:
+        if getattr(args, name, None) is not None:
+            raise ValueError(f"{flag} cannot go with --devices: device i uses --first-address + i")
+    try:
+        address = ipaddress.IPv4Address(str(first))
+    except ValueError:
+        raise ValueError(f"--first-address must be an IPv4 address, not {str(first)!r}") from None
+    if int(address) + count - 1 > int(ipaddress.IPv4Address("255.255.255.255")):
+        raise ValueError(f"--first-address {address} leaves no room for {count} devices")
+    return count, str(address)
 
 
 def _loop(value: object) -> str:

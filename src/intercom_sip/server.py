@@ -1,145 +1,132 @@
-"""Wiring: the store, the device, the API and its HTTP server, for `intercom-sip serve`."""
+"""Wiring: one monitor (`monitor.Monitor`), or a building of them, served on one event
+loop, for `intercom-sip serve`."""
 
 import asyncio
+import dataclasses
 import gc
+import ipaddress
 import logging
-import os
+import random
+import resource
 import signal
 import socket
-import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import uvloop
 
-from intercom_sip import USER_AGENT, events
-from intercom_sip.admin import credentials as auth
-from intercom_sip.admin.logins import Admin, ensure_credential
-from intercom_sip.admin.watch import DirectoryWatch
-from intercom_sip.agent.outbox import Outbox
-from intercom_sip.agent.phoneshell import PhoneOptions, PhoneShell
-from intercom_sip.agent.supervisor import Agent, AgentOptions
-from intercom_sip.api import openapi
-from intercom_sip.api.app import Api
+from intercom_sip.api import http, openapi
 from intercom_sip.api.connection import AsgiApp, Limits
-from intercom_sip.api.hosts import HostCheck
 from intercom_sip.api.lifespan import Lifespan
 from intercom_sip.api.listener import Listener, connection_cap
-from intercom_sip.api.routes import Routes
+from intercom_sip.binding import RefusedToStart, bind
 from intercom_sip.config import ServiceConfig
-from intercom_sip.device import Device
 from intercom_sip.loglimit import LogLimit
-from intercom_sip.media.ports import PortPool
 from intercom_sip.media.source import AudioSource, SourceError, load_wav, tone
-from intercom_sip.sip import callevents, transactions
-from intercom_sip.sip.registration import Timers
-from intercom_sip.sip.transport import FlowError, InboundLimits, TlsOptions
-from intercom_sip.store import Store
-from intercom_sip.worker import Worker, Writer
+from intercom_sip.monitor import Monitor, Shared
+from intercom_sip.worker import Worker
+
+__all__ = ["LOOPS", "HttpOptions", "RefusedToStart", "bind", "run", "serve_asgi"]
 
 log = logging.getLogger(__name__)
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-CALL_END_WAIT = 2.0  # seconds a stop gives the call's BYE and its call-log write
-
-
-class RefusedToStart(Exception):
-    """A start that would be unsafe or cannot work; the message says why."""
+# A building's monitors start over this many seconds per monitor (0.5 s per 100), each at
+# a random moment: their first REGISTERs spread out, and so do all that follow.
+START_SPREAD_PER_DEVICE: Final = 0.005
+REFRESH_JITTER: Final = 0.05  # of each grant: refreshes drift apart (registration.Timers)
+# Descriptors a monitor holds: two store connections (database, WAL, shared memory
+# each), the HTTP socket, SIP's UDP and TCP sockets, and a few more for its clients.
+FILES_PER_DEVICE: Final = 16
+FILES_RESERVE: Final = 256  # the loop, the log, the process's own
+# HTTP connections a building's device holds at once unless --http-max-connections says
+# (at the cap the longest idle goes): a flood at one device takes its share of the
+# process's descriptors, not its neighbours'.
+DEVICE_MAX_CONNECTIONS: Final = 64
 
 
 def run(config: ServiceConfig) -> None:
     """Serve until SIGTERM or SIGINT. Raises RefusedToStart or StoreError."""
-    store = Store.open(config.data_dir)
-    credential = ensure_credential(store)
-    if not (config.loopback_only or config.allow_factory_password) and auth.is_factory(credential):
-        raise RefusedToStart(
-            f"refusing to listen on {config.host} with the factory password:"
-            " set one with `intercom-sip passwd`, or pass --allow-factory-password"
-        )
-    options = agent_options(config, store)
-    try:
-        options.tls.context()  # a CA file that cannot be used stops the start, not a flow
-    except FlowError as exc:
-        raise RefusedToStart(str(exc)) from exc
     source = audio_source(config)
-    recordings_dir(config)
-    hasher = Worker("hash", threads=2)
-    writer = Writer(Store.open(config.data_dir))  # every write, on its own connection
-    sip_sockets = bind_sip(config.sip_host, config.sip_port)
-    outbox = Outbox()  # the device's: its agent, phone and settings emit here
-    agent = Agent(options, outbox)
-    phone = PhoneShell(
-        agent.port,
-        agent,
-        pool=PortPool(config.rtp_ports),
+    building = config.devices is not None
+    if config.devices is not None:
+        enough_files(config.devices)
+    shared = Shared(
+        hasher=Worker("hash", threads=2),
         source=source,
-        call_log=writer,
-        options=phone_options(config, sip_sockets[0].getsockname()[1]),
-        redialer=agent,
-        outbox=outbox,
+        openapi=http.json_response(200, openapi.build()),
+        watch=not building,
+        refresh_jitter=REFRESH_JITTER if building else 0.0,
+        lean=building,
     )
-    agent.on_settings = phone.apply
-    device = Device(store, agent, phone=phone, writer=writer, outbox=outbox)
-    admin = Admin(store, hasher)
-    hub, feed = events.for_device(device, admin.authorized)
-
-    def credential_changed() -> None:
-        admin.notice_changes()
-        hub.sweep()  # a new password ends every token: their streams end at once
-
-    watch = DirectoryWatch(config.data_dir, credential_changed)
-
-    async def startup() -> None:
-        admin.watched = watch.start(asyncio.get_running_loop())
-        await agent.start(*sip_sockets)
-        phone.start()
-        device.start()
-
-    async def shutdown() -> None:
-        feed.close()
-        await phone.close(CALL_END_WAIT)  # a call ends (BYE) before the un-REGISTER
-        await agent.stop()  # unregisters, bounded in time
-        watch.close(asyncio.get_running_loop())
-        hasher.close()
-        writer.close()  # after the call log's last write
-
-    api = Api(
-        Routes(device, admin, openapi.build(), hub),
-        admin.authorized,
-        HostCheck(config.host, config.allowed_hosts),
-        startup,
-        shutdown,
-    )
-    http = HttpOptions(config.http_timeout, config.http_max_connections, loop=config.loop)
-    serve_asgi(api, bind(config.host, config.port), http)
+    try:
+        monitors = build_monitors(config, shared)
+    except BaseException:
+        shared.hasher.close()
+        raise
+    options = HttpOptions(config.http_timeout, config.http_max_connections, loop=config.loop)
+    spread = START_SPREAD_PER_DEVICE * len(monitors) if building else 0.0
+    try:
+        with asyncio.Runner(loop_factory=LOOPS[options.loop]) as runner:
+            runner.run(_serve([_Monitored(m, spread) for m in monitors], options))
+    finally:
+        shared.hasher.close()
 
 
-def agent_options(config: ServiceConfig, store: Store) -> AgentOptions:
-    instance = store.made_once("instance", f"urn:uuid:{uuid.uuid4()}")
-    return AgentOptions(
-        tls=TlsOptions(config.tls_ca_file, verify=not config.tls_no_verify),
-        t1=config.sip_t1,
-        timers=Timers(auth_retry=config.sip_auth_retry, backoff_max=config.sip_backoff_max),
-        instance=instance,
-        user_agent=USER_AGENT,
-        keepalive=config.sip_keepalive,
-        dns_servers=config.dns_servers,
-        inbound=InboundLimits(idle=config.sip_tcp_idle, max_connections=config.sip_tcp_max),
-    )
+def build_monitors(config: ServiceConfig, shared: Shared) -> list[Monitor]:
+    """One monitor, or one per device of `--devices`; on a failure, none stays open."""
+    if config.devices is not None:
+        recordings_dir(config)  # the building's; each device's below
+    made: list[Monitor] = []
+    try:
+        for one in device_configs(config):
+            recordings_dir(one)
+            made.append(Monitor(one, shared))
+    except BaseException:
+        for monitor in made:
+            monitor.close()
+        raise
+    return made
 
 
-def phone_options(config: ServiceConfig, sip_port: int) -> PhoneOptions:
-    timers = transactions.SipTimers(t1=config.sip_t1)
-    call = callevents.Options(
-        ring_time=config.ring_time,
-        auto_answer_delay=config.auto_answer_delay,
-        media_timeout=config.media_timeout,
-        allow_direct=config.direct_calls,
-        timers=timers,
-        user_agent=USER_AGENT,
-    )
-    return PhoneOptions(call, config.sip_host, config.recordings, sip_port)
+def device_configs(config: ServiceConfig) -> list[ServiceConfig]:
+    """The config of each device: device i at address first + i, for HTTP and SIP, with
+    its data (and recordings) in a directory named after the address."""
+    if config.devices is None or config.first_address is None:
+        return [config]
+    first = ipaddress.IPv4Address(config.first_address)
+    configs = []
+    for i in range(config.devices):
+        address = str(first + i)
+        configs.append(
+            dataclasses.replace(
+                config,
+                host=address,
+                sip_host=address,
+                data_dir=config.data_dir / address,
+                recordings=None if config.recordings is None else config.recordings / address,
+                http_max_connections=config.http_max_connections or DEVICE_MAX_CONNECTIONS,
+                devices=None,
+                first_address=None,
+            )
+        )
+    return configs
+
+
+def enough_files(devices: int) -> None:
+    """Raise the open-file limit to what the hard limit allows; a building that would
+    still run out stops the start, with the numbers."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = devices * FILES_PER_DEVICE + FILES_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        soft = hard if hard == resource.RLIM_INFINITY else max(soft, min(hard, needed * 4))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raise RefusedToStart(
+            f"--devices {devices} needs {needed} open files; the limit is {soft}"
+            " (raise it: ulimit -n, or LimitNOFILE= in a systemd unit)"
+        )
 
 
 def audio_source(config: ServiceConfig) -> AudioSource:
@@ -165,52 +152,6 @@ def recordings_dir(config: ServiceConfig) -> None:
         raise RefusedToStart(f"--recordings {folder}: {reason}") from exc
 
 
-def bind_sip(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """The fixed SIP port, UDP and TCP, taken before serving so that a clash stops the
-    start. Port 0 (for tests) takes a free port, the same for both."""
-    for _ in range(20):
-        udp = _bound(socket.SOCK_DGRAM, host, port)
-        try:
-            tcp = _bound(socket.SOCK_STREAM, host, udp.getsockname()[1])
-        except RefusedToStart:
-            udp.close()
-            if port:
-                raise
-            continue
-        tcp.listen(128)
-        return udp, tcp
-    raise RefusedToStart(f"cannot find a free SIP port on {host}")
-
-
-def _bound(kind: socket.SocketKind, host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, kind)
-    try:
-        if kind == socket.SOCK_STREAM:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise RefusedToStart(f"cannot use SIP port {host}:{port}: {reason}") from exc
-    return sock
-
-
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(
-            4096
-        )  # the kernel caps it (somaxconn); a burst of connects then waits, not its SYNs
-    except OSError as exc:
-        sock.close()
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise RefusedToStart(f"cannot listen on {host}:{port}: {reason}") from exc
-    return sock
-
-
 @dataclass(frozen=True)
 class HttpOptions:
     timeout: float = 10.0
@@ -232,40 +173,120 @@ def serve_asgi(app: AsgiApp, sock: socket.socket, options: HttpOptions | None = 
     app runs under the same)."""
     options = options or HttpOptions()
     with asyncio.Runner(loop_factory=LOOPS[options.loop]) as runner:
-        runner.run(_serve(app, sock, options))
+        runner.run(_serve([_AppSite(app, sock, options)], options))
 
 
-async def _serve(app: AsgiApp, sock: socket.socket, options: HttpOptions) -> None:
+class _Site(Protocol):
+    """What `_serve` runs: one HTTP listener and what lives behind it."""
+
+    @property
+    def url(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def stop_http(self, grace: float) -> None: ...
+
+    async def cut(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+class _AppSite:
+    """An ASGI app under the lifespan protocol (the bare app of the benchmark)."""
+
+    def __init__(self, app: AsgiApp, sock: socket.socket, options: HttpOptions) -> None:
+        self._app, self._sock, self._options = app, sock, options
+        self._lifespan = Lifespan(app)
+        self._listener: Listener | None = None
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{port}"
+
+    async def start(self) -> None:
+        await self._lifespan.startup()
+        o = self._options
+        limits = Limits(timeout=o.timeout)
+        self._listener = Listener(self._app, self._sock, limits, connection_cap(o.max_connections))
+        self._listener.start()
+
+    async def stop_http(self, grace: float) -> None:
+        if self._listener is not None:
+            await self._listener.stop(grace)
+
+    async def cut(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop(0)
+
+    async def shutdown(self) -> None:
+        await self._lifespan.shutdown()
+
+
+class _Monitored:
+    """A monitor whose start waits a random part of `spread` seconds: a building's
+    monitors then do not all REGISTER in the same millisecond."""
+
+    def __init__(self, monitor: Monitor, spread: float) -> None:
+        self._monitor, self._spread = monitor, spread
+        self.url = monitor.url
+
+    async def start(self) -> None:
+        if self._spread:
+            await asyncio.sleep(random.uniform(0, self._spread))
+        await self._monitor.start()
+
+    async def stop_http(self, grace: float) -> None:
+        await self._monitor.stop_http(grace)
+
+    async def cut(self) -> None:
+        await self._monitor.cut()
+
+    async def shutdown(self) -> None:
+        await self._monitor.shutdown()
+
+
+async def _serve(sites: Sequence[_Site], options: HttpOptions) -> None:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_LoopErrors().report)
     stops = asyncio.Queue[signal.Signals]()
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stops.put_nowait, sig)
     try:
-        lifespan = Lifespan(app)
-        await lifespan.startup()
+        await asyncio.gather(*(site.start() for site in sites))
         _freeze_heap()
-        listener = Listener(
-            app, sock, Limits(timeout=options.timeout), connection_cap(options.max_connections)
-        )
-        listener.start()
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
         log.info("event loop: %s", "uvloop" if isinstance(loop, uvloop.Loop) else "asyncio")
-        log.info("intercom-sip ready on http://%s:%d", shown, port)
+        if len(sites) == 1:
+            log.info("intercom-sip ready on %s", sites[0].url)
+        else:
+            log.info(
+                "intercom-sip ready on %s (%d devices, the last on %s)",
+                sites[0].url,
+                len(sites),
+                sites[-1].url,
+            )
         await stops.get()
         # A second signal cuts the answers in progress short.
-        grace = loop.create_task(listener.stop(options.grace))
+        grace = loop.create_task(_each(sites, lambda site: site.stop_http(options.grace)))
         second = loop.create_task(stops.get())
         await asyncio.wait({grace, second}, return_when=asyncio.FIRST_COMPLETED)
         second.cancel()
         if not grace.done():
             grace.cancel()
-            await listener.stop(0)
-        await lifespan.shutdown()
+            await _each(sites, lambda site: site.cut())
+        await _each(sites, lambda site: site.shutdown())
     finally:
         for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+
+
+async def _each(sites: Sequence[_Site], step: Callable[[_Site], Awaitable[None]]) -> None:
+    """`step` for every site at once; one site's failure is logged, the others go on."""
+    if len(sites) == 1:  # one device: its failure is the process's, as it always was
+        await step(sites[0])
+        return
+    results = await asyncio.gather(*(step(site) for site in sites), return_exceptions=True)
+    for site, result in zip(sites, results, strict=True):
+        if isinstance(result, Exception):
+            log.error("stopping %s failed: %r", site.url, result, exc_info=result)
 
 
 def _freeze_heap() -> None:

@@ -6,7 +6,7 @@ forms, qop=auth or none) and can be set to behave as registrars in the field do 
 Kamailio's defaults do not: a new nonce with every challenge, one-time nonces, several
 challenges (SHA-512-256 first, or another scheme first), stale never or always, 407
 instead of 401, no rport/received in its Via, 423 with Min-Expires, a granted expiry of
-its choosing, silence, or 403.
+its choosing, silence, 403, or 503 with a Retry-After.
 
     with Registrar(Behaviour(nonces="per-challenge")) as registrar:
         ... point the agent at registrar.proxy ...
@@ -50,7 +50,7 @@ from .ports import HOST, free_port
 
 Nonces = Literal["fixed", "per-challenge", "one-time"]
 Stale = Literal["honest", "never", "always"]
-Mode = Literal["serve", "silent", "forbid"]
+Mode = Literal["serve", "silent", "forbid", "busy"]
 Address = tuple[str, int]
 
 MAX_RECORDED: Final = 10_000
@@ -89,7 +89,9 @@ class Behaviour:
     rport: bool = True  # RFC 3581: received and rport in the Via of answers
     min_expires: int | None = None  # 423 below this
     grant: int | None = None  # the expiry granted, whatever was asked
-    mode: Mode = "serve"  # "silent": answer nothing; "forbid": 403 to every REGISTER
+    mode: Mode = "serve"  # "silent": answer nothing; "forbid": 403 to every REGISTER;
+    # "busy": 503 to every REGISTER, with `Retry-After: retry_after` when it is set
+    retry_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,9 @@ class Registrar:
             return None
         if b.mode == "forbid":
             return self._reply(request, 403, "Forbidden", b, source)
+        if b.mode == "busy":
+            extra = [] if b.retry_after is None else [("Retry-After", str(b.retry_after))]
+            return self._reply(request, 503, "Service Unavailable", b, source, extra)
         return self._register(request, b, source)
 
     def _register(self, request: Request, b: Behaviour, source: Address) -> Response:

@@ -5,6 +5,7 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -154,12 +155,17 @@ class Admin:
         return credential
 
 
-def ensure_credential(store: Store) -> Credential:
-    """The stored credential; the factory one (admin / 123456) is stored first if none is."""
+def ensure_credential(store: Store, factory: Callable[[], Credential] | None = None) -> Credential:
+    """The stored credential; the factory one (admin / 123456) is stored first if none is,
+    made by `factory` if given (a building hashes it once for all its monitors)."""
     credential = store.load_credential()
     if credential is None:
-        credential = auth.make_credential(
-            auth.md5_hex(auth.FACTORY_PASSWORD), os.urandom(auth.SALT_BYTES)
+        credential = (
+            factory()
+            if factory is not None
+            else auth.make_credential(
+                auth.md5_hex(auth.FACTORY_PASSWORD), os.urandom(auth.SALT_BYTES)
+            )
         )
         store.save_credential(credential, time.time())
     return credential

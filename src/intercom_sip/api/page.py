@@ -1,6 +1,7 @@
 """The web page's files (contract §1): read once from the package, served with the
 headers that keep the page to itself."""
 
+import functools
 from importlib import resources
 from typing import Final
 
@@ -24,7 +25,13 @@ SECURITY_HEADERS: Final = (
 
 
 def page_files() -> dict[str, Response]:
-    """Handler name -> its answer, for every page file of the endpoint table."""
+    """Handler name -> its answer, for every page file of the endpoint table (read once
+    per process: a building's monitors share the bytes, 36 KB each)."""
+    return dict(_page_files())
+
+
+@functools.cache
+def _page_files() -> dict[str, Response]:
     folder = resources.files("intercom_sip") / "web"
     answers = {}
     for endpoint in ENDPOINTS:

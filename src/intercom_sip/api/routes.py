@@ -35,14 +35,22 @@ class Call:
 
 class Routes:
     def __init__(
-        self, device: Device, admin: Admin, openapi: dict[str, Any], hub: Hub | None = None
+        self,
+        device: Device,
+        admin: Admin,
+        openapi: dict[str, Any] | http.Response,
+        hub: Hub | None = None,
     ) -> None:
+        """`openapi`: the document, or its answer made once (a building's monitors share
+        it: 64 KB each)."""
         self._device, self._admin = device, admin
         # Without a hub of the server's (tests of other routes), one of our own: it is
         # primed on connect, but nothing watches for changes.
         self._hub = hub if hub is not None else Hub(device_sources(device), admin.authorized)
         self._page = page.page_files()
-        self._openapi = http.json_response(200, openapi)
+        self._openapi = (
+            openapi if isinstance(openapi, http.Response) else http.json_response(200, openapi)
+        )
         self._settings = http.response(200, b"")
         self._info = http.json_response(200, _info(device.serial_number))
         self._empty = http.json_response(200, {})

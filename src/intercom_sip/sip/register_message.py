@@ -121,7 +121,15 @@ def answer_of(response: Response, contact: str | None) -> RegisterReply:
         challenge_of(response),
         _seconds(headers.get("Min-Expires")),
         granted(response, contact),
+        retry_after(headers.get("Retry-After")),
     )
+
+
+def retry_after(text: str | None) -> int | None:
+    """The seconds of a Retry-After header (RFC 3261 §20.33: `120 (comment);duration=60`)."""
+    if text is None:
+        return None
+    return _seconds(text.split(";")[0].split("(")[0].strip())
 
 
 def challenge_of(response: Response) -> Challenge | None:

@@ -98,6 +98,7 @@ class RegisterReply:
     challenge: Challenge | None = None
     min_expires: int | None = None
     granted: int | None = None  # the expiry the registrar granted our contact
+    retry_after: int | None = None  # seconds the registrar asks us to wait (a 503's)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,10 @@ class Timers:
     backoff_jitter: float = 0.2  # ± this fraction
     refresh_margin: float = 5.0  # refresh at least this long before expiry ...
     refresh_fraction: float = 0.1  # ... or this fraction of the grant, whichever is more
+    # Up to this fraction of the grant earlier still, at random: monitors that registered
+    # together (a building's start, a registrar back) drift apart instead of refreshing
+    # in the same millisecond for ever. 0: no draw (the random source untouched).
+    refresh_jitter: float = 0.0
 
 
 AUTH_FAILURES: Final = frozenset({401, 403, 407})
@@ -193,6 +198,12 @@ class Registration:
             self.expires_asked = answer.min_expires  # RFC 3261 §10.2.8: ask again at once
             return self._send(now, self.expires_asked)
         self._fail(now, auth=answer.code in AUTH_FAILURES)
+        if answer.retry_after is not None and self.next_at is not None:
+            # RFC 3261 §21.5.4: an overloaded registrar says when to come back: never
+            # sooner, and up to the backoff's jitter later, so that a building's
+            # monitors refused together do not all come back in the same millisecond.
+            later = answer.retry_after * self._rng.uniform(1, 1 + self._timers.backoff_jitter)
+            self.next_at = max(self.next_at, now + later)
         return None
 
     def on_failure(self, cause: str, now: float) -> None:
@@ -265,7 +276,7 @@ class Registration:
         self.granted = granted
         self.bound_until = self._sent_at + granted
         margin = max(self._timers.refresh_margin, granted * self._timers.refresh_fraction)
-        self.next_at = self._sent_at + max(granted - margin, granted / 2)
+        self.next_at = self._sent_at + max(granted - margin, granted / 2) - self._early(granted)
         self._failures = 0
 
     def _fail(self, now: float, auth: bool) -> None:
@@ -274,6 +285,10 @@ class Registration:
         self.next_at = now + (self._auth_delay() if auth else self._backoff())
         if not self.bound(now):
             self.granted = None
+
+    def _early(self, granted: int) -> float:
+        jitter = self._timers.refresh_jitter
+        return granted * self._rng.uniform(0, jitter) if jitter else 0.0
 
     def _auth_delay(self) -> float:
         t = self._timers
