@@ -6,15 +6,13 @@ import dataclasses
 from intercom_sip.agent.outbox import CallChanged, Outbox
 from intercom_sip.agent.phone import (
     BUSY,
-    IDLE,
     NO_CALL,
     NOT_REGISTERED,
     Busy,
-    CallStatus,
     NoCall,
     NotRegistered,
-    RtpFigures,
 )
+from intercom_sip.calls import IDLE, CallStatus, RtpFigures
 from intercom_sip.contract.dialing import DialTarget
 
 REALM = "example.com"

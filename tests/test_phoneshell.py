@@ -13,6 +13,7 @@ from typing import Final
 
 import pytest
 
+from intercom_sip import calls
 from intercom_sip.address import Address
 from intercom_sip.agent import phone
 from intercom_sip.agent.outbox import (
@@ -68,10 +69,10 @@ class Lines:
 
 @dataclass
 class CallLog:
-    records: list[phone.CallRecord] = field(default_factory=list)
+    records: list[calls.CallRecord] = field(default_factory=list)
     threads: list[str] = field(default_factory=list)
 
-    def save_call(self, record: phone.CallRecord) -> None:
+    def save_call(self, record: calls.CallRecord) -> None:
         self.threads.append(threading.current_thread().name)
         self.records.append(record)
 
@@ -232,7 +233,7 @@ def test_an_incoming_call_rings_is_answered_and_ends_with_the_callers_bye() -> N
         rig.receive(in_dialog("ACK", to_tag(ok), 1, "z9hG4bKack1"))
         rig.receive(in_dialog("BYE", to_tag(ok), 2, "z9hG4bKbye1"))
         await rig.answer_starting("SIP/2.0 200 OK", "CSeq: 2 BYE")
-        assert rig.shell.status() == phone.IDLE
+        assert rig.shell.status() == calls.IDLE
         await wait_until(lambda: rig.log.records != [])
         (record,) = rig.log.records
         assert (record.id, record.end_reason, record.codec) == (active.id, "remote hangup", "PCMU")
@@ -273,7 +274,7 @@ def test_an_invite_without_the_token_gets_403_and_nothing_else(
         await asyncio.sleep(0.3)  # what would be T1's resends (0.05 s) and auto-answer
         assert rig.sent == []  # no 180, no 403 again, no 200
         assert rig.log.records == []
-        assert rig.shell.status() == phone.IDLE
+        assert rig.shell.status() == calls.IDLE
 
     run(test)
 
@@ -310,7 +311,7 @@ def test_an_outsider_with_the_dialogs_ids_gets_403_and_the_call_goes_on() -> Non
         assert rig.shell.status().state == "active"
         rig.receive(in_dialog("BYE", tag, 4, "z9hG4bKbye2"))  # the proxy's: taken
         await rig.answer_starting("SIP/2.0 200 OK", "CSeq: 4 BYE")
-        await wait_until(lambda: rig.shell.status() == phone.IDLE)
+        await wait_until(lambda: rig.shell.status() == calls.IDLE)
 
     run(test)
 
@@ -375,13 +376,13 @@ def test_dial_needs_a_registration_and_refuses_while_busy() -> None:
         target = parse_number("203")
         assert target is not None
         calling = rig.shell.dial(target)
-        assert isinstance(calling, phone.CallStatus)
+        assert isinstance(calling, calls.CallStatus)
         assert (calling.state, calling.remote) == ("calling", "sip:203@example.test")
         sent = await rig.answer_starting("INVITE sip:203@example.test SIP/2.0")
         assert f"m=audio {rig.rtp_port} RTP/AVP 0 8 101" in sent
         assert rig.shell.dial(target) is phone.BUSY
-        assert isinstance(rig.shell.hangup(), phone.CallStatus)
-        assert rig.shell.status() == phone.IDLE
+        assert isinstance(rig.shell.hangup(), calls.CallStatus)
+        assert rig.shell.status() == calls.IDLE
 
     run(test)
 
@@ -404,7 +405,7 @@ def test_an_invite_with_every_rtp_port_taken_gets_503_and_a_log_entry() -> None:
         assert [(r.end_reason, r.code, r.reason) for r in rig.log.records] == [
             ("failed", 503, "Service Unavailable")
         ]
-        assert rig.shell.status() == phone.IDLE
+        assert rig.shell.status() == calls.IDLE
         held.release()
         rig.receive(invite("call-2", "z9hG4bKinv2"))
         ringing = await rig.answer_starting("SIP/2.0 180 Ringing")
@@ -447,7 +448,7 @@ def test_each_change_of_the_call_is_emitted_as_it_happens() -> None:
         assert rig.events == [CallChanged(ringing)]
         assert ringing.state == "ringing"
         answered = rig.shell.answer()
-        assert isinstance(answered, phone.CallStatus)
+        assert isinstance(answered, calls.CallStatus)
         assert rig.events[1:] == [CallChanged(answered)]
         ok = await rig.answer_starting("SIP/2.0 200 OK")
         rig.receive(in_dialog("ACK", to_tag(ok), 1, "z9hG4bKack1"))
@@ -456,12 +457,12 @@ def test_each_change_of_the_call_is_emitted_as_it_happens() -> None:
         assert rig.events == [DtmfReceived("5"), CallChanged(rig.shell.status())]
         assert rig.shell.status().dtmf_received == "5"
         rig.events.clear()
-        assert isinstance(rig.shell.dtmf("1#"), phone.CallStatus)
+        assert isinstance(rig.shell.dtmf("1#"), calls.CallStatus)
         assert rig.events[-1] == DtmfSent("1#")
         rig.events.clear()
         rig.shell.hangup()
         ended, idle = rig.events
-        assert idle == CallChanged(phone.IDLE)
+        assert idle == CallChanged(calls.IDLE)
         assert isinstance(ended, CallEnded)
         assert (ended.record.id, ended.record.end_reason) == (answered.id, "local hangup")
         await wait_until(lambda: rig.log.records != [])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from intercom_sip import store as store_module
-from intercom_sip.agent.phone import CallRecord, RtpFigures
+from intercom_sip.calls import CallRecord, RtpFigures
 from intercom_sip.contract.fields import FACTORY
 from intercom_sip.contract.settings import Settings
 from intercom_sip.contract.validation import to_record, validate

@@ -12,7 +12,8 @@ from typing import Any, Final, Protocol
 from intercom_sip import errors
 from intercom_sip.agent import status
 from intercom_sip.agent.outbox import Outbox, SettingsSaved
-from intercom_sip.agent.phone import CallRecord, NoPhone, Phone
+from intercom_sip.agent.phone import NoPhone, Phone
+from intercom_sip.calls import CallRecord
 from intercom_sip.contract import jsonbody
 from intercom_sip.contract.fields import FACTORY
 from intercom_sip.contract.settings import Settings, to_view

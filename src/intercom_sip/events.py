@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from intercom_sip.agent import status
 from intercom_sip.agent.outbox import CallChanged, DeviceEvent, RegistrationChanged, SettingsSaved
+from intercom_sip.api.calls import status_view
 from intercom_sip.contract.settings import to_view
 from intercom_sip.device import Device
 
@@ -208,7 +209,7 @@ class Feed:
                 self._offer("registration", status.to_view(self._device.settings, event.status))
             case CallChanged():
                 self._in_call = event.status.state != "idle"
-                self._offer("call", event.status.to_view())
+                self._offer("call", status_view(event.status))
                 self._arm()
             case SettingsSaved():
                 self._hub.publish("settings", to_view(event.settings))
@@ -244,7 +245,7 @@ class Feed:
     def _refreshed(self) -> None:
         self._refresh = None
         if len(self._hub):  # nobody reads: no need to look
-            self._offer("call", self._device.phone.status().to_view())
+            self._offer("call", status_view(self._device.phone.status()))
         self._arm()
 
 
@@ -252,7 +253,7 @@ def device_sources(device: Device) -> dict[str, Read]:
     """The current state of each kind, read from the device."""
     return {
         "registration": device.status_view,
-        "call": lambda: device.phone.status().to_view(),  # the phone may be swapped in later
+        "call": lambda: status_view(device.phone.status()),  # the phone may be swapped in later
         "settings": lambda: to_view(device.settings),
     }
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from intercom_sip.agent.phone import (
+from intercom_sip.calls import (
     LOG_KEEP,
     MAX_DTMF_RECEIVED,
     MAX_REASON,

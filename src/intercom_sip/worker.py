@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
-from intercom_sip.agent.phone import CallRecord
+from intercom_sip.calls import CallRecord
 from intercom_sip.store import Store
 
 T = TypeVar("T")

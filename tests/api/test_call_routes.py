@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from intercom_sip.agent.phone import CallRecord, RtpFigures
 from intercom_sip.api.endpoints import ENDPOINTS
+from intercom_sip.calls import CallRecord, RtpFigures
 from intercom_sip.contract.dialing import DialKind, DialTarget
 from tests.conftest import Rig, make_rig
 from tests.phones import STARTED, FakePhone

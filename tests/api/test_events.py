@@ -13,7 +13,8 @@ import pytest
 from intercom_sip import errors, events
 from intercom_sip.agent import status
 from intercom_sip.agent.outbox import CallChanged, DtmfSent, Outbox, RegistrationChanged
-from intercom_sip.agent.phone import IDLE, RtpFigures
+from intercom_sip.api.calls import status_view
+from intercom_sip.calls import IDLE, RtpFigures
 from intercom_sip.contract.fields import FACTORY
 from intercom_sip.contract.settings import to_view
 from intercom_sip.device import Device
@@ -91,7 +92,7 @@ def test_each_kind_of_change_is_pushed(service: InProcessService) -> None:
     assert registration["state"] == "registered"
     assert next_of(stream, "registration", "registered") == registration
     ringing = service.run(service.phone.ring)
-    assert stream.event() == ("call", ringing.to_view())
+    assert stream.event() == ("call", status_view(ringing))
     stream.close()
 
 
@@ -288,10 +289,10 @@ def test_each_change_is_on_the_streams_when_its_emit_returns(tmp_path: Path) -> 
         assert stream.take() == events.frame("registration", registration)
         ringing = FakePhone().ring()
         device.outbox.emit(CallChanged(ringing))
-        assert stream.take() == events.frame("call", ringing.to_view())
+        assert stream.take() == events.frame("call", status_view(ringing))
         device.outbox.emit(DtmfSent("1"))  # no frame of its own: the call's status says it
         device.outbox.emit(CallChanged(IDLE))
-        assert stream.take() == events.frame("call", IDLE.to_view())
+        assert stream.take() == events.frame("call", status_view(IDLE))
         feed.close()
         assert stream.ended
 
@@ -315,16 +316,16 @@ def test_with_no_call_no_timer_runs_and_in_a_call_one_refreshes_the_counters(
         phone.answer()
         assert feed.refreshing
         active = phone.current
-        assert stream.take() == events.frame("call", active.to_view())
+        assert stream.take() == events.frame("call", status_view(active))
         counted = dataclasses.replace(active, rtp=RtpFigures(50, 49, 0, 0.1), duration=1)
         phone.current = counted  # a change of the counters alone: not at once ...
         assert stream.take() == b""
         async with asyncio.timeout(5):  # ... but at the refresh, a quiet period later
             while (data := await stream.next()) == events.COMMENT:
                 pass  # the wake of the frames taken above
-        assert data == events.frame("call", counted.to_view())
+        assert data == events.frame("call", status_view(counted))
         phone.hangup()
-        assert stream.take() == events.frame("call", IDLE.to_view())
+        assert stream.take() == events.frame("call", status_view(IDLE))
         assert not feed.refreshing  # the call is over: so is its timer
         feed.close()
 

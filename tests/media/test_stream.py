@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from intercom_sip.calls import RtpFigures
 from intercom_sip.media import rtcp, rtp
 from intercom_sip.media.dtmf import digit_payloads
 from intercom_sip.media.g711 import PCMA, PCMU
@@ -29,7 +30,6 @@ from intercom_sip.media.stream import (
     Address,
     DtmfRefused,
     MediaStream,
-    RtpStats,
 )
 from intercom_sip.sip.negotiation import Negotiated
 
@@ -302,7 +302,7 @@ def test_audio_is_counted_decoded_and_recorded() -> None:
     for n, (data, _) in enumerate(slots(b, 50)):
         assert a.receive(data, B, T0 + n * 0.020) == ""
     a.close()
-    assert a.stats() == RtpStats(0, 50, 0, 0.0)
+    assert a.stats() == RtpFigures(0, 50, 0, 0.0)
     assert a.last_arrival == T0 + 49 * 0.020
     file.seek(0)
     with wave.open(file, "rb") as reader:
@@ -319,8 +319,8 @@ def test_stats_count_what_was_sent_received_and_lost() -> None:
     for n, (data, _) in enumerate(sent):
         if n not in (5, 6):  # two lost on the way
             a.receive(data, B, T0 + n * 0.020)
-    assert b.stats() == RtpStats(20, 0, 0, 0.0)
-    assert a.stats() == RtpStats(0, 18, 2, 0.0)
+    assert b.stats() == RtpFigures(20, 0, 0, 0.0)
+    assert a.stats() == RtpFigures(0, 18, 2, 0.0)
 
 
 def test_rtcp_from_the_current_source_is_a_sign_of_life_not_media() -> None:

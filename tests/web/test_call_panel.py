@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from intercom_sip.agent import status
-from intercom_sip.agent.phone import CallRecord
+from intercom_sip.calls import CallRecord
 from intercom_sip.contract.dialing import parse_number
 from tests.web.browser import PHONE, log_in, open_page, shot, shot_path
 from tests.web.rig import InProcessService

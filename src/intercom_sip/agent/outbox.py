@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from intercom_sip.agent.phone import CallRecord, CallStatus
+from intercom_sip.calls import CallRecord, CallStatus
 from intercom_sip.contract.settings import Settings
 from intercom_sip.loglimit import LogLimit
 from intercom_sip.sip.callevents import DtmfReceived

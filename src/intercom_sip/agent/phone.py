@@ -1,137 +1,16 @@
-"""What the API needs of the handset (contract §6): the call status and the call log as
-values, the refusals as data, and the `Phone` Protocol that the SIP side implements.
+"""What the API needs of the handset (contract §6): the refusals as data, and the `Phone`
+Protocol that the SIP side implements (its values are `calls.py`'s).
 
 Pure: no I/O. The real phone (the call machine and its asyncio shell) lives elsewhere;
 `NoPhone` stands in until it is plugged in.
 """
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, Protocol
+from typing import ClassVar, Final, Protocol
 
 from intercom_sip import errors
+from intercom_sip.calls import IDLE, CallStatus
 from intercom_sip.contract.dialing import DialTarget
-
-STATES: Final = ("idle", "ringing", "calling", "active")
-DIRECTIONS: Final = ("in", "out")
-END_REASONS: Final = (
-    "remote hangup",
-    "local hangup",
-    "timeout",
-    "cancelled",
-    "declined",
-    "busy",
-    "no answer",
-    "no media",
-    "failed",
-    "disabled",
-    "shutdown",
-)
-LOG_KEEP: Final = 1000  # calls in the log; the oldest go first (§6.8)
-
-# Bounds on what one logged call holds: the remote URI comes from a bounded SIP message,
-# but the digits received grow with the call; a row of the log stays small whatever a
-# peer sends.
-MAX_REMOTE: Final = 512
-MAX_DTMF_RECEIVED: Final = 256  # the last ones are kept
-MAX_REASON: Final = 128
-
-
-@dataclass(frozen=True)
-class RtpFigures:
-    """The §6.1 `rtp` object: packets sent and received, lost, jitter (RFC 3550 A.8)."""
-
-    sent: int
-    received: int
-    lost: int
-    jitter_ms: float
-
-
-@dataclass(frozen=True)
-class CallStatus:
-    """The §6.1 call status; every field but `state` is None when idle."""
-
-    state: str
-    id: str | None = None
-    direction: str | None = None
-    remote: str | None = None
-    started: int | None = None  # Unix time
-    answered: int | None = None  # Unix time of the 200 OK
-    ends_at: int | None = None  # answered + timeout (§6.6)
-    duration: int | None = None  # seconds since answered
-    codec: str | None = None
-    srtp: bool | None = None
-    dtmf_received: str | None = None
-    rtp: RtpFigures | None = None
-
-    def to_view(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "id": self.id,
-            "direction": self.direction,
-            "remote": self.remote,
-            "started": self.started,
-            "answered": self.answered,
-            "ends_at": self.ends_at,
-            "duration": self.duration,
-            "codec": self.codec,
-            "srtp": self.srtp,
-            "dtmf_received": self.dtmf_received,
-            "rtp": _rtp_view(self.rtp),
-        }
-
-
-IDLE: Final = CallStatus("idle")
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    """One ended call, as the log keeps it (§6.8): the status keys without `state` and
-    `ends_at`, plus when and why it ended, and the SIP final response that ended it."""
-
-    id: str
-    direction: str
-    remote: str
-    started: int
-    ended: int
-    end_reason: str
-    answered: int | None = None
-    duration: int | None = None  # ended - answered; None when never answered
-    codec: str | None = None
-    srtp: bool | None = None
-    dtmf_received: str | None = None
-    rtp: RtpFigures | None = None
-    code: int | None = None
-    reason: str | None = None
-
-    def to_view(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "direction": self.direction,
-            "remote": self.remote,
-            "started": self.started,
-            "answered": self.answered,
-            "duration": self.duration,
-            "codec": self.codec,
-            "srtp": self.srtp,
-            "dtmf_received": self.dtmf_received,
-            "rtp": _rtp_view(self.rtp),
-            "ended": self.ended,
-            "end_reason": self.end_reason,
-            "code": self.code,
-            "reason": self.reason,
-        }
-
-
-def _rtp_view(rtp: RtpFigures | None) -> dict[str, Any] | None:
-    if rtp is None:
-        return None
-    return {
-        "sent": rtp.sent,
-        "received": rtp.received,
-        "lost": rtp.lost,
-        "jitter_ms": rtp.jitter_ms,
-    }
-
 
 # --- refusals: errors as data, each with the 409 text it answers -----------------------------
 

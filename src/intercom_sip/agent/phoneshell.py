@@ -24,6 +24,7 @@ from typing import IO, Final, Protocol
 
 from intercom_sip.agent import phone
 from intercom_sip.agent.outbox import CallChanged, CallEnded, DtmfSent, Outbox
+from intercom_sip.calls import IDLE, CallRecord, CallStatus, RtpFigures
 from intercom_sip.contract.dialing import DIRECT_PORT, DialTarget
 from intercom_sip.contract.settings import Settings
 from intercom_sip.loglimit import LogLimit, escaped
@@ -31,7 +32,6 @@ from intercom_sip.media.ports import PortError, PortPool, RtpPort
 from intercom_sip.media.recording import Recorder
 from intercom_sip.media.session import MediaSession
 from intercom_sip.media.source import AudioSource
-from intercom_sip.media.stream import RtpStats
 from intercom_sip.sip import callevents as ev
 from intercom_sip.sip import core, digest
 from intercom_sip.sip.call import Handset
@@ -80,7 +80,7 @@ class Redialer(Protocol):
 
 
 class CallLog(Protocol):
-    def save_call(self, record: phone.CallRecord) -> None:
+    def save_call(self, record: CallRecord) -> None:
         """Blocking: the shell runs it on a worker thread."""
 
 
@@ -112,7 +112,7 @@ class PhoneShell:
         `CallChanged`, `CallEnded`, `DtmfReceived`, `DtmfSent`."""
         self._port, self._lines, self._pool, self._source = port, lines, pool, source
         self._outbox = outbox or Outbox()
-        self._shown = phone.IDLE  # the status last emitted
+        self._shown = IDLE  # the status last emitted
         self._log, self._options = call_log, options
         self._rng = rng or random.SystemRandom()
         offset = time.time() - time.monotonic()  # asyncio's loops run on time.monotonic
@@ -124,10 +124,10 @@ class PhoneShell:
         self._opening: asyncio.Task[None] | None = None
         self._opening_lease: RtpPort | None = None  # released if the opening is cancelled
         self._media_file: IO[bytes] | None = None
-        self._final_rtp: RtpStats | None = None
+        self._final_rtp: RtpFigures | None = None
         self._heard_at: float | None = None  # the last RTP arrival told to the handset
         self._timer: asyncio.TimerHandle | None = None
-        self._writes: asyncio.Queue[phone.CallRecord] = asyncio.Queue(MAX_WRITES)
+        self._writes: asyncio.Queue[CallRecord] = asyncio.Queue(MAX_WRITES)
         self._writer: asyncio.Task[None] | None = None
         self._ours = OurAddresses(options.rtp_host)
         self._token = ""  # the registered Contact's, once there is one
@@ -193,16 +193,16 @@ class PhoneShell:
 
     # --- the Phone Protocol ---------------------------------------------------------------
 
-    def status(self) -> phone.CallStatus:
+    def status(self) -> CallStatus:
         return self._status(self._port.now())
 
-    def answer(self) -> phone.CallStatus | phone.NoCall:
+    def answer(self) -> CallStatus | phone.NoCall:
         return self._act(ev.Answer(), phone.NO_CALL)
 
-    def hangup(self) -> phone.CallStatus | phone.NoCall:
+    def hangup(self) -> CallStatus | phone.NoCall:
         return self._act(ev.Hangup(), phone.NO_CALL)
 
-    def dtmf(self, digits: str) -> phone.CallStatus | phone.NoCall:
+    def dtmf(self, digits: str) -> CallStatus | phone.NoCall:
         answer = self._act(ev.Dtmf(digits), phone.NO_CALL)
         if not isinstance(answer, phone.NoCall):
             self._outbox.emit(DtmfSent(digits))
@@ -212,7 +212,7 @@ class PhoneShell:
         self._settings = replace(self._settings, auto_answer=enabled)
         self._feed(self._settings)
 
-    def dial(self, target: DialTarget) -> phone.CallStatus | phone.Busy | phone.NotRegistered:
+    def dial(self, target: DialTarget) -> CallStatus | phone.Busy | phone.NotRegistered:
         line = self._lines.line()
         if self._handset.phase is not ev.Phase.IDLE:
             return phone.BUSY
@@ -271,7 +271,7 @@ class PhoneShell:
 
     # --- inputs and outputs ----------------------------------------------------------------
 
-    def _act(self, event: ev.Input, refusal: phone.NoCall) -> phone.CallStatus | phone.NoCall:
+    def _act(self, event: ev.Input, refusal: phone.NoCall) -> CallStatus | phone.NoCall:
         return refusal if self._feed(event) is not None else self.status()
 
     def _feed(self, event: ev.Input) -> ev.Refused | None:
@@ -482,7 +482,7 @@ class PhoneShell:
             answer,
             detail,
         )
-        logged = _logged(record, rtp if record.answered is not None else None)
+        logged = replace(record, rtp=rtp) if record.answered is not None else record
         self._outbox.emit(CallEnded(logged))
         try:
             self._writes.put_nowait(logged)
@@ -521,23 +521,9 @@ class PhoneShell:
             self._heard_at = heard
             self._handset.handle(ev.RtpArrived(), heard)
 
-    def _status(self, now: float) -> phone.CallStatus:
-        s = self._handset.status(now)
+    def _status(self, now: float) -> CallStatus:
         stats = self._media.stats() if self._media is not None else None
-        return phone.CallStatus(
-            state=s.state,
-            id=s.id,
-            direction=s.direction,
-            remote=s.remote[: phone.MAX_REMOTE] if s.remote is not None else None,
-            started=s.started,
-            answered=s.answered,
-            ends_at=s.ends_at,
-            duration=s.duration,
-            codec=s.codec,
-            srtp=s.srtp,
-            dtmf_received=s.dtmf_received,
-            rtp=_figures(stats) if stats is not None else None,
-        )
+        return replace(self._handset.status(now), rtp=stats)
 
     # --- where we are ------------------------------------------------------------------------
 
@@ -592,29 +578,6 @@ def _host_port(uri: str) -> str:
     """`host:port` of `sip:user@host:port;params`."""
     rest = uri.partition(":")[2]
     return rest.rpartition("@")[2].partition(";")[0].partition(">")[0]
-
-
-def _figures(stats: RtpStats) -> phone.RtpFigures:
-    return phone.RtpFigures(stats.sent, stats.received, stats.lost, stats.jitter_ms)
-
-
-def _logged(record: ev.CallRecord, rtp: RtpStats | None) -> phone.CallRecord:
-    return phone.CallRecord(
-        id=record.id,
-        direction=record.direction,
-        remote=record.remote[: phone.MAX_REMOTE],
-        started=record.started,
-        ended=record.ended,
-        end_reason=record.end_reason,
-        answered=record.answered,
-        duration=record.duration,
-        codec=record.codec,
-        srtp=record.srtp if record.answered is not None else None,
-        dtmf_received=record.dtmf_received[-phone.MAX_DTMF_RECEIVED :] or None,
-        rtp=_figures(rtp) if rtp is not None else None,
-        code=record.code,
-        reason=record.reason[: phone.MAX_REASON] if record.reason else None,
-    )
 
 
 def _close_file(file: IO[bytes] | None, recorder: Recorder | None) -> None:

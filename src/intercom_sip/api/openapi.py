@@ -10,8 +10,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final
 
-from intercom_sip import USER_AGENT, __version__, errors
-from intercom_sip.agent import phone
+from intercom_sip import USER_AGENT, __version__, calls, errors
 from intercom_sip.api.endpoints import API_PREFIXES, ENDPOINTS, Endpoint
 from intercom_sip.contract.callbody import AUTO_ANSWER, DIGITS, LIMIT_DEFAULT, NUMBER
 from intercom_sip.contract.dialing import NUMBER_PATTERN
@@ -205,7 +204,7 @@ _TEXTS: Final = {
 
 
 def _limit(what: str) -> list[dict[str, Any]]:
-    schema = {"type": "integer", "minimum": 1, "maximum": phone.LOG_KEEP, "default": LIMIT_DEFAULT}
+    schema = {"type": "integer", "minimum": 1, "maximum": calls.LOG_KEEP, "default": LIMIT_DEFAULT}
     return [_query("limit", f"How many {what}, newest first", schema, required=False)]
 
 
@@ -378,7 +377,7 @@ def _call_schemas() -> dict[str, Any]:
             {
                 "calls": {
                     "type": "array",
-                    "maxItems": phone.LOG_KEEP,
+                    "maxItems": calls.LOG_KEEP,
                     "items": _object(_call_keys(live=False)),
                 }
             }
@@ -423,28 +422,28 @@ def _call_keys(live: bool) -> dict[str, Any]:
     maybe_time = {"type": ["integer", "null"], "description": "Unix time"}
     keys: dict[str, Any] = {
         "id": {"type": "string", "minLength": 1},
-        "direction": {"enum": list(phone.DIRECTIONS)},
-        "remote": {"type": "string", "maxLength": phone.MAX_REMOTE},
+        "direction": {"enum": list(calls.DIRECTIONS)},
+        "remote": {"type": "string", "maxLength": calls.MAX_REMOTE},
         "started": time,
         "answered": maybe_time,
         "duration": {"type": ["integer", "null"], "minimum": 0, "description": "s"},
         "codec": {"enum": ["PCMU", "PCMA", None]},
         "srtp": {"type": ["boolean", "null"]},
-        "dtmf_received": {"type": ["string", "null"], "maxLength": phone.MAX_DTMF_RECEIVED},
+        "dtmf_received": {"type": ["string", "null"], "maxLength": calls.MAX_DTMF_RECEIVED},
         "rtp": {"anyOf": [{"$ref": "#/components/schemas/RtpFigures"}, {"type": "null"}]},
     }
     if live:
         return {
-            "state": {"enum": [s for s in phone.STATES if s != "idle"]},
+            "state": {"enum": [s for s in calls.STATES if s != "idle"]},
             **keys,
             "ends_at": maybe_time,
         }
     return {
         **keys,
         "ended": time,
-        "end_reason": {"enum": list(phone.END_REASONS)},
+        "end_reason": {"enum": list(calls.END_REASONS)},
         "code": {"type": ["integer", "null"], "minimum": 100, "maximum": 699},
-        "reason": {"type": ["string", "null"], "maxLength": phone.MAX_REASON},
+        "reason": {"type": ["string", "null"], "maxLength": calls.MAX_REASON},
     }
 
 

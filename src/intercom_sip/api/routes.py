@@ -8,9 +8,11 @@ from urllib.parse import parse_qs
 
 from intercom_sip import BUILD_ID, USER_AGENT, __version__, errors
 from intercom_sip.admin.logins import Admin, LoginResult
-from intercom_sip.agent.phone import CallStatus, Refusal
+from intercom_sip.agent.phone import Refusal
 from intercom_sip.api import http, page
+from intercom_sip.api.calls import record_view, status_view
 from intercom_sip.api.http import Receive, Response, Scope
+from intercom_sip.calls import CallStatus
 from intercom_sip.contract import callbody, jsonbody
 from intercom_sip.contract.settings import Settings, to_view
 from intercom_sip.contract.validation import Invalid, switch, validate
@@ -146,7 +148,7 @@ class Routes:
         except StoreError as exc:
             log.error("call log not read: %s", exc)
             return http.error(503, errors.CALL_LOG_FAILED)
-        return http.json_response(200, {"calls": [record.to_view() for record in records]})
+        return http.json_response(200, {"calls": [record_view(record) for record in records]})
 
     async def get_auto_answer(self, call: Call) -> Response:
         return self._auto_answer[self._device.auto_answer]
@@ -229,7 +231,7 @@ def _call_answer(result: CallStatus | Refusal) -> Response:
     """200 with the call status after the action, or 409 with why not."""
     if isinstance(result, Refusal):
         return http.error(409, result.message)
-    return http.json_response(200, result.to_view())
+    return http.json_response(200, status_view(result))
 
 
 def _info(serial_number: str) -> dict[str, object]:

@@ -8,7 +8,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs
 
 from intercom_sip import errors
-from intercom_sip.agent.phone import LOG_KEEP
+from intercom_sip.calls import LOG_KEEP
 from intercom_sip.contract.dialing import (
     DTMF_MAX,
     DTMF_PATTERN,

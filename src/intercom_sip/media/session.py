@@ -30,13 +30,14 @@ from collections.abc import Callable
 from typing import Final
 
 from ..address import Address
+from ..calls import RtpFigures
 from ..sip.negotiation import Negotiated
 from . import stamps
 from .lateness import LatenessSummary
 from .ports import RtpPort
 from .recording import Recorder
 from .source import AudioSource
-from .stream import MAX_DATAGRAM, DtmfRefused, MediaStream, RtpStats
+from .stream import MAX_DATAGRAM, DtmfRefused, MediaStream
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class MediaSession:
         """Queue digits as RFC 4733 events; refused when not negotiated (use SIP INFO)."""
         return self._stream.send_dtmf(digits)
 
-    def stats(self) -> RtpStats:
+    def stats(self) -> RtpFigures:
         return self._stream.stats()
 
     def lateness(self) -> LatenessSummary:

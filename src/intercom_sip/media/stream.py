@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..address import Address
+from ..calls import RtpFigures
 from ..sip.negotiation import ABILITIES, OUR_EVENT_TYPE, Negotiated
 from ..sip.syntax import DTMF_DIGITS as DIGITS
 from . import rtcp, rtp
@@ -69,24 +70,6 @@ TOO_MANY_DIGITS: Final = f"more than {MAX_DIGITS} DTMF digits waiting"
 
 _AUDIO, _EVENT, _OTHER = "audio", "event", "other"
 _NOT_PACKETS: Final = (rtp.RtpError, rtp.Rtcp)
-
-
-@dataclass(frozen=True)
-class RtpStats:
-    """The §6.1 `rtp` object."""
-
-    sent: int
-    received: int
-    lost: int
-    jitter_ms: float
-
-    def as_json(self) -> dict[str, int | float]:
-        return {
-            "sent": self.sent,
-            "received": self.received,
-            "lost": self.lost,
-            "jitter_ms": self.jitter_ms,
-        }
 
 
 @dataclass(frozen=True)
@@ -170,10 +153,10 @@ class MediaStream:
         self._digits_out.extend(digits.upper())
         return None
 
-    def stats(self) -> RtpStats:
+    def stats(self) -> RtpFigures:
         summary = self._stats.summary()
         sent = self._earlier_sent + self._sender.sent
-        return RtpStats(sent, summary.received, summary.lost, summary.jitter_ms)
+        return RtpFigures(sent, summary.received, summary.lost, summary.jitter_ms)
 
     @property
     def target(self) -> Address | None:

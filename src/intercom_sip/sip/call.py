@@ -20,18 +20,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from intercom_sip.calls import (
+    IDLE,
+    CallRecord,
+    CallStatus,
+    bounded_digits,
+    bounded_reason,
+    bounded_remote,
+)
 from intercom_sip.sip.callevents import (
     BUSY,
     DEFAULT_OPTIONS,
     FACTORY_SETTINGS,
-    IDLE_STATUS,
     MAX_ABANDONED,
     NO_CALL,
     Answer,
     Answered,
     Calling,
-    CallRecord,
-    CallStatus,
     Cancelled,
     Dial,
     Dtmf,
@@ -172,13 +177,13 @@ class Handset:
     def status(self, now: float) -> CallStatus:
         call = self._current
         if call is None:
-            return IDLE_STATUS
+            return IDLE
         answered, media = call.answered, call.session.agreed()
         return CallStatus(
             state=self.phase.value,
             id=call.id,
             direction=call.session.role.value,
-            remote=call.remote,
+            remote=bounded_remote(call.remote),
             started=self._unix(call.started),
             answered=self._unix(answered) if answered is not None else None,
             ends_at=self._unix(answered) + self.settings.timeout if answered is not None else None,
@@ -343,17 +348,12 @@ class Handset:
         record = CallRecord(
             id=self._call_id(),
             direction="in",
-            remote=_caller(event),
+            remote=bounded_remote(_caller(event)),
             started=self._unix(now),
-            answered=None,
             ended=self._unix(now),
-            duration=None,
-            codec=None,
-            srtp=False,
-            dtmf_received="",
             end_reason=refusal.end_reason,
             code=refusal.code,
-            reason=refusal.reason,
+            reason=bounded_reason(refusal.reason),
             detail=refusal.detail,
         )
         return [Respond(tid, response), Rejected(record)]
@@ -428,17 +428,17 @@ class Handset:
         record = CallRecord(
             id=call.id,
             direction=session.role.value,
-            remote=call.remote,
+            remote=bounded_remote(call.remote),
             started=self._unix(call.started),
             answered=self._unix(answered) if answered is not None else None,
             ended=self._unix(now),
             duration=int(now - answered) if answered is not None else None,
             codec=media.codec if media else None,
-            srtp=_srtp(media),
-            dtmf_received=call.dtmf,
+            srtp=_srtp(media) if answered is not None else None,
+            dtmf_received=bounded_digits(call.dtmf),
             end_reason=over.reason,
             code=over.code,
-            reason=over.phrase,
+            reason=bounded_reason(over.phrase),
             detail=over.detail,
         )
         self._calls.pop(session.id, None)

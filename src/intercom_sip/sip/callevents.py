@@ -1,10 +1,11 @@
-"""The call machine's values (CONTRACT §6): its options, inputs, outputs, the call
-status of §6.1 and the call-log record of §6.8. All frozen; `call.py` is the machine."""
+"""The call machine's values (CONTRACT §6): its options, inputs and outputs (the call
+status and record they carry are `calls.py`'s). All frozen; `call.py` is the machine."""
 
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
+from intercom_sip.calls import CallRecord, CallStatus
 from intercom_sip.sip import digest
 from intercom_sip.sip.callflow import Callee, Here
 from intercom_sip.sip.core import Channel
@@ -249,46 +250,6 @@ class Refused:
     """An API input that cannot be done now; `error` is the 409 body's text."""
 
     error: str
-
-
-@dataclass(frozen=True)
-class CallStatus:
-    """§6.1 without `rtp` (the media side adds it); Unix seconds."""
-
-    state: str
-    id: str | None = None
-    direction: str | None = None
-    remote: str | None = None
-    started: int | None = None
-    answered: int | None = None
-    ends_at: int | None = None
-    duration: int | None = None
-    codec: str | None = None
-    srtp: bool | None = None
-    dtmf_received: str | None = None
-
-
-IDLE_STATUS: Final = CallStatus("idle")
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    """A call-log entry (§6.8) without `rtp`; `detail` is for the log line only."""
-
-    id: str
-    direction: str
-    remote: str
-    started: int
-    answered: int | None
-    ended: int
-    duration: int | None
-    codec: str | None
-    srtp: bool
-    dtmf_received: str
-    end_reason: str
-    code: int | None = None
-    reason: str | None = None
-    detail: str = ""
 
 
 @dataclass(frozen=True)
