@@ -156,6 +156,10 @@ def main() -> None:
     parser.add_argument(
         "--uvicorn", help="a python with uvicorn, httptools and uvloop (the bench's own venv)"
     )
+    parser.add_argument(
+        "--loads",
+        help="only these loads, comma-separated (get-settings, post-valid, post-invalid)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
@@ -171,6 +175,9 @@ def main() -> None:
         ),
         Load("post-invalid", "POST", (json.dumps(INVALID),), False),
     )
+    if args.loads:
+        wanted = set(args.loads.split(","))
+        loads = tuple(load for load in loads if load.name in wanted)
     with tempfile.TemporaryDirectory(prefix="intercom-bench-") as tmp:
         work = Path(tmp)
         ours_port, bare_port, uvicorn_port = free_port(), free_port(), free_port()
@@ -205,6 +212,13 @@ def main() -> None:
                 process.terminate()
                 process.wait(20)
     report(results, args)
+    if commits:
+        report_commits(results, commits)
+
+
+def report_commits(
+    results: dict[str, dict[str, list[dict[str, float]]]], commits: list[dict[str, float]]
+) -> None:
     median = {k: statistics.median(c[k] for c in commits) for k in ("rps", "p50", "p99")}
     valid = statistics.median(r["rps"] for r in results["post-valid"]["ours"])
     rounds = [

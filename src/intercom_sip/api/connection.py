@@ -197,7 +197,10 @@ class Connection(asyncio.BufferedProtocol):
         self._grow_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._grow_head(len(name) + len(value) + 4)
+        self._head_size += len(name) + len(value) + 4  # _grow_head's, without its call
+        if self._head_size > self._limits.max_head:
+            self._refusal = h1.HEAD_TOO_LARGE
+            raise _Refused
         if not self._in_head:
             return  # a trailer: counted, not kept
         name = name.lower()
@@ -444,6 +447,26 @@ class Connection(asyncio.BufferedProtocol):
 
 class _Cycle:
     """One request and its answer: the app's `receive` and `send`."""
+
+    # One per request: slots make it and its sixteen fields without a dict.
+    __slots__ = (
+        "_body",
+        "_body_given",
+        "_body_limit",
+        "_conn",
+        "_disconnected",
+        "_done",
+        "_head_sent",
+        "_start",
+        "_stopping",
+        "_waiter",
+        "body_complete",
+        "continued",
+        "framing",
+        "head",
+        "scope",
+        "started",
+    )
 
     def __init__(self, conn: Connection, scope: Scope, head: h1.Head) -> None:
         self._conn, self.scope, self.head = conn, scope, head

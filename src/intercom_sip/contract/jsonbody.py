@@ -26,14 +26,15 @@ def parse_object(raw: bytes) -> dict[str, Any] | None:
         return None
     if end != len(text) and text[end:].strip(_SPACE):
         return None  # more after the value
-    if type(value) is not dict or _too_deep(value, text):
+    if type(value) is not dict:
+        return None
+    # The common case first: too few brackets to nest that deep.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _too_deep(value):
         return None
     return value
 
 
-def _too_deep(value: dict[str, Any], text: str) -> bool:
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return False  # the common case: too few brackets to nest that deep
+def _too_deep(value: dict[str, Any]) -> bool:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
