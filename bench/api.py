@@ -16,8 +16,11 @@ Run: make bench   (needs Debian's wrk and taskset; two cores)
 """
 
 import argparse
+import asyncio
+import gc
 import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -29,6 +32,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SERVER_CORE, LOAD_CORE = "0", "1"
@@ -156,7 +160,19 @@ def main() -> None:
     parser.add_argument(
         "--uvicorn", help="a python with uvicorn, httptools and uvloop (the bench's own venv)"
     )
+    parser.add_argument(
+        "--loads",
+        help="only these loads, comma-separated (get-settings, post-valid, post-invalid)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="no sockets, no wrk: CPU us per request of the connection and the app alone",
+    )
     args = parser.parse_args()
+    if args.in_process:
+        in_process()
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
     if (os.cpu_count() or 1) < 2:
@@ -171,6 +187,9 @@ def main() -> None:
         ),
         Load("post-invalid", "POST", (json.dumps(INVALID),), False),
     )
+    if args.loads:
+        wanted = set(args.loads.split(","))
+        loads = tuple(load for load in loads if load.name in wanted)
     with tempfile.TemporaryDirectory(prefix="intercom-bench-") as tmp:
         work = Path(tmp)
         ours_port, bare_port, uvicorn_port = free_port(), free_port(), free_port()
@@ -205,6 +224,13 @@ def main() -> None:
                 process.terminate()
                 process.wait(20)
     report(results, args)
+    if commits:
+        report_commits(results, commits)
+
+
+def report_commits(
+    results: dict[str, dict[str, list[dict[str, float]]]], commits: list[dict[str, float]]
+) -> None:
     median = {k: statistics.median(c[k] for c in commits) for k in ("rps", "p50", "p99")}
     valid = statistics.median(r["rps"] for r in results["post-valid"]["ours"])
     rounds = [
@@ -218,6 +244,133 @@ def main() -> None:
         f" (rounds {', '.join(f'{ratio:.2f}' for ratio in rounds)};"
         f" median {statistics.median(rounds):.2f})"
     )
+
+
+def in_process(count: int = 5000, rounds: int = 12) -> None:
+    """Each request's raw bytes fed to one connection of our server (a transport that
+    keeps nothing), on uvloop: the thread's CPU time per request, the least of `rounds`
+    runs of `count`. Beside wrk's figures this one moves little with the machine's load;
+    it also counts the writes and the tasks a request took (both should be 1 and 0)."""
+    import uvloop
+
+    from bare_app import app as bare
+    from intercom_sip.admin.logins import Admin, ensure_credential
+    from intercom_sip.api import openapi
+    from intercom_sip.api.app import Api
+    from intercom_sip.api.hosts import HostCheck
+    from intercom_sip.api.routes import Routes
+    from intercom_sip.device import Device, NoAgent
+    from intercom_sip.store import Store
+    from intercom_sip.worker import Worker
+
+    async def main(data: Path) -> None:
+        store = Store.open(data)
+        ensure_credential(store)
+        device = Device(store, NoAgent())
+        hasher = Worker("hash")
+        admin = Admin(store, hasher)
+        admin.watched = True  # as the service, which learns of changes by inotify
+        device.start()
+
+        async def nothing() -> None:
+            pass
+
+        api = Api(
+            Routes(device, admin, openapi.build()),
+            admin.authorized,
+            HostCheck("127.0.0.1", ()),
+            nothing,
+            nothing,
+        )
+        md5 = hashlib.md5(b"123456").hexdigest()  # noqa: S324 (the vendor's login)
+        query = f"username=admin&password={md5}"
+        login = f"GET /api/v1/login?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        answer = await _Fed(api).answer(login.encode())
+        token = json.loads(answer.partition(b"\r\n\r\n")[2])["token"]
+        head = (
+            "{} /api/v1/device/sip/settings HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+            f"Authorization: Bearer {token}\r\n"
+        )
+        get = (head.format("GET") + "\r\n").encode()
+        body = json.dumps(INVALID).encode()
+        post = (head.format("POST") + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        cases = (("api GET", api, get), ("api POST rejected", api, post))
+        cases += (("bare GET", bare, get), ("bare POST", bare, post))
+        hasher.close()
+        gc.collect()
+        gc.freeze()  # as the service does once started
+        for name, app, raw in cases:
+            fed = _Fed(app)
+            best, writes, tasks = fed.run(raw, count, rounds)
+            print(f"{name:<18} {best:6.2f} us  ({writes:.2f} writes, {tasks} tasks a request)")
+
+    with tempfile.TemporaryDirectory(prefix="intercom-bench-") as tmp:
+        uvloop.run(main(Path(tmp) / "data"))
+
+
+class _Fed:
+    """One connection of our server, its transport and listener played by this object."""
+
+    def __init__(self, app: Any) -> None:
+        from intercom_sip.api.connection import Connection, Limits
+        from intercom_sip.loglimit import LogLimit
+
+        self.limits, self.throttled = Limits(), LogLimit(logging.getLogger("bench"))
+        self._buffer = memoryview(bytearray(self.limits.read_size))
+        self.writes, self.tasks, self.last = 0, 0, b""
+        self._wrote: asyncio.Event | None = None
+        self.conn = Connection(app, self)
+        self.conn.connection_made(self)  # type: ignore[arg-type]
+
+    async def answer(self, raw: bytes) -> bytes:
+        """One request that may wait (a login): its answer, once written."""
+        self._wrote = asyncio.Event()
+        self._feed(raw)
+        await asyncio.wait_for(self._wrote.wait(), 10)
+        return self.last
+
+    def run(self, raw: bytes, count: int, rounds: int) -> tuple[float, float, int]:
+        for _ in range(200):  # warm
+            self._feed(raw)
+        self.writes, best = 0, float("inf")
+        for _ in range(rounds):
+            started = time.thread_time()
+            for _ in range(count):
+                self._feed(raw)
+            best = min(best, (time.thread_time() - started) / count * 1e6)
+        return best, self.writes / (count * rounds), self.tasks
+
+    def _feed(self, raw: bytes) -> None:
+        self._buffer[: len(raw)] = raw
+        self.conn.buffer_updated(len(raw))
+
+    # --- the listener (Owner) and the transport, as the connection calls them ---
+
+    def spawn(self, work: Any) -> None:
+        self.tasks += 1
+        asyncio.get_running_loop().create_task(work)
+
+    def read_buffer(self) -> memoryview:
+        return self._buffer
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.last = data
+        if self._wrote is not None:
+            self._wrote.set()
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("127.0.0.1", 40000)
+
+    def idle(self, conn: Any) -> None: ...
+    def busy(self, conn: Any) -> None: ...
+    def gone(self, conn: Any) -> None: ...
+    def set_write_buffer_limits(self, high: int) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def write_eof(self) -> None: ...
 
 
 def uvicorn(python: str, port: int) -> subprocess.Popen[bytes]:

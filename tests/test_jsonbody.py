@@ -121,3 +121,38 @@ def test_the_worst_bodies_are_near_the_limit_and_read_right(name: str) -> None:
     raw = WORST_CASES[name]
     assert 65000 < len(raw) <= 65536
     assert (parse_object(raw) is not None) == (name in ACCEPTED)
+
+
+# White space around the value, read by the decoder's scanner called straight: JSON's four
+# characters of white space (RFC 8259 §2) and no other, before and after, as json.loads.
+AROUND = [
+    b"",
+    b" ",
+    b"\t",
+    b"\n",
+    b"\r",
+    b" \r\n\t ",
+    b"\x0c",
+    b"\x0b",
+    b"\xc2\xa0",
+    b"\xe3\x80\x80",
+]
+
+
+@pytest.mark.parametrize("after", AROUND, ids=repr)
+@pytest.mark.parametrize("before", AROUND, ids=repr)
+def test_white_space_around_the_value_as_json_loads_reads_it(before: bytes, after: bytes) -> None:
+    raw = before + b'{"a": [1, {"b": "c"}]}' + after
+    try:
+        expected = json.loads(raw.decode())
+    except ValueError:
+        expected = None
+    assert parse_object(raw) == expected
+    assert (expected is None) == any(c not in b" \t\n\r" for c in before + after)
+
+
+@pytest.mark.parametrize(
+    "raw", [b"{} {}", b"{}x", b"{} 1", b'{}"', b"{}\x00", b"  ", b"\n", b"{} ]", b" {"]
+)
+def test_anything_but_white_space_beside_the_object_is_refused(raw: bytes) -> None:
+    assert parse_object(raw) is None

@@ -35,6 +35,19 @@ def test_a_header_with_cr_or_lf_is_refused(value: bytes) -> None:
     assert h1.answer_head(200, ((b"x-a", value),), "1.1", True, b"") is None
 
 
+@pytest.mark.parametrize("length", [b"-1", b"x", b""])
+def test_a_refused_head_is_refused_again_once_kept(length: bytes) -> None:
+    headers = ((b"content-length", length),)
+    assert [h1.answer_head(200, headers, "1.1", True, b"") for _ in range(3)] == [None] * 3
+    assert h1._HEADS[(200, headers, "1.1", True, 0)] is None  # kept as refused
+
+
+def test_a_kept_head_gives_a_framing_of_its_own_each_time() -> None:
+    first, again = (h1.answer_head(200, JSON, "1.1", True, b"{}") for _ in range(2))
+    assert first is not None and again is not None
+    assert first == again and first[1] is not again[1]  # each answer counts down its own
+
+
 def test_a_wrong_length_from_the_app_is_refused() -> None:
     assert h1.answer_head(200, ((b"content-length", b"-1"),), "1.1", True, b"") is None
 

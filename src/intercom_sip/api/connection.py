@@ -197,7 +197,10 @@ class Connection(asyncio.BufferedProtocol):
         self._grow_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._grow_head(len(name) + len(value) + 4)
+        self._head_size += len(name) + len(value) + 4  # _grow_head's, without its call
+        if self._head_size > self._limits.max_head:
+            self._refusal = h1.HEAD_TOO_LARGE
+            raise _Refused
         if not self._in_head:
             return  # a trailer: counted, not kept
         name = name.lower()
@@ -445,9 +448,31 @@ class Connection(asyncio.BufferedProtocol):
 class _Cycle:
     """One request and its answer: the app's `receive` and `send`."""
 
+    # One per request: slots make it and its sixteen fields without a dict.
+    __slots__ = (
+        "_body",
+        "_body_given",
+        "_body_limit",
+        "_conn",
+        "_disconnected",
+        "_done",
+        "_head_sent",
+        "_start",
+        "_stopping",
+        "_waiter",
+        "body_complete",
+        "continued",
+        "framing",
+        "head",
+        "scope",
+        "started",
+    )
+
     def __init__(self, conn: Connection, scope: Scope, head: h1.Head) -> None:
         self._conn, self.scope, self.head = conn, scope, head
-        self._body = bytearray()
+        # What came of the body and the app has not taken: the one piece as httptools gave
+        # it (most bodies come in one read: no copy), or the pieces joined in place.
+        self._body: bytes | bytearray = b""
         self._body_limit = conn._limits.body_buffer
         self.body_complete = False
         self.started = False
@@ -480,7 +505,12 @@ class _Cycle:
         return len(self._body) >= self._body_limit
 
     def feed(self, data: bytes) -> None:
-        self._body += data
+        if not self._body:
+            self._body = data
+        elif type(self._body) is bytes:
+            self._body = bytearray(self._body) + data  # then appended to in place
+        else:
+            self._body += data
         self._wake()
 
     def end_body(self) -> None:
@@ -509,8 +539,7 @@ class _Cycle:
             self._conn.continue_if_asked(self)
             await self._wait()
         if self._body or (self.body_complete and not self._body_given):
-            data = bytes(self._body)
-            self._body.clear()
+            data, self._body = bytes(self._body), b""  # bytes(a bytes) is the same object
             self._body_given = self.body_complete
             self._conn.body_taken()
             return {"type": "http.request", "body": data, "more_body": not self.body_complete}

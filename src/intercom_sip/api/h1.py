@@ -122,6 +122,7 @@ class Framing:
 
 
 _HEADS: dict[tuple[Any, ...], tuple[bytes, bool, int | None, bool] | None] = {}
+_UNSEEN: Final[Any] = object()
 HEADS_KEPT: Final = 256  # the answers' heads made last: most answers are made once, reused
 
 
@@ -137,9 +138,8 @@ def answer_head(
     if not isinstance(headers, tuple):
         return _answer_head(status, headers, version, keep_alive, whole)
     key = (status, headers, version, keep_alive, -1 if whole is None else len(whole))
-    if key in _HEADS:
-        made = _HEADS[key]
-    else:
+    made = _HEADS.get(key, _UNSEEN)  # one lookup: a key hashes its headers anew each time
+    if made is _UNSEEN:
         fresh = _answer_head(status, headers, version, keep_alive, whole)
         made = None if fresh is None else (fresh[0], *_fields(fresh[1]))
         if len(_HEADS) >= HEADS_KEPT:

@@ -2,8 +2,8 @@
 
 import json
 import logging
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from intercom_sip import BUILD_ID, USER_AGENT, __version__, errors
@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 _MAX_QUERY_FIELDS = 16
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One request, as far as a handler needs it."""
+class Call(NamedTuple):
+    """One request, as far as a handler needs it (a tuple: one is made per request, and a
+    frozen dataclass sets each field through `object.__setattr__`)."""
 
     scope: Scope
     receive: Receive

@@ -24,6 +24,7 @@ from intercom_sip.contract.settings import PASSWORD_PLACEHOLDER, Settings, to_vi
 from intercom_sip.sip import syntax
 
 _ABSENT: Final = object()
+_BODY: Final = ""  # the body's own place among the values by field name (no field's name)
 
 
 @dataclass(frozen=True)
@@ -75,26 +76,27 @@ CROSS_CHECKS: Final[Mapping[str, tuple[CrossCheck, ...]]] = {
 
 def validate(body: Mapping[str, Any], stored: Settings) -> Settings | Invalid:
     """Check every field in the contract's order; the first failure is the answer."""
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {_BODY: body}  # the body too: every value is `values[parent][key]`
     ctx = Context(values, stored)
     for name, parent, key, python_type, rule, missing, wrong_type, field, checks in _STEPS:
         # Its parent is an object already checked (`stun` before `stun.ip`).
-        value = (body if parent is None else values[parent]).get(key, _ABSENT)
-        if value is _ABSENT:
+        value = values[parent].get(key, _ABSENT)
+        if type(value) is not python_type:  # one test for the common case, present and typed
+            if value is not _ABSENT:
+                return wrong_type
             if missing is not None:
                 return missing
             value = field.absent(ctx) if field.absent else getattr(stored, field.attr or "")
-        elif type(value) is not python_type:
-            return wrong_type
         elif rule is not None:
             reason = rule(value, ctx)
             if reason is not None:
                 return _broken_rule(name, reason)
         values[name] = value
-        for check in checks:
-            problem = check(ctx)
-            if problem is not None:
-                return problem
+        if checks:
+            for check in checks:
+                problem = check(ctx)
+                if problem is not None:
+                    return problem
     return _settings(values, stored)
 
 
@@ -145,7 +147,7 @@ class _Step(NamedTuple):
     isinstance()."""
 
     name: str
-    parent: str | None  # the object field it sits in; None: the body itself
+    parent: str  # the object field it sits in; _BODY: the body itself
     key: str
     python_type: type
     rule: Callable[[Any, Context], str | None] | None
@@ -162,7 +164,7 @@ def _step(field: Field) -> _Step:
     _PARENTS[field.name] = field.kind is Kind.OBJECT and field.required
     return _Step(
         field.name,
-        ".".join(parents) or None,
+        ".".join(parents) or _BODY,
         key,
         PYTHON_TYPE[field.kind],
         None if field.rule is None else field.rule.reason,
