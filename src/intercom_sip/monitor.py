@@ -55,7 +55,7 @@ class Shared:
 
     hasher: Worker
     source: AudioSource
-    openapi: http.Response  # the document's answer, made once
+    openapi: http.HttpResponse  # the document's answer, made once
     watch: bool = True  # inotify per monitor (a building polls: instances are few, 128)
     refresh_jitter: float = 0.0  # a fraction of each grant, refreshed that much earlier
     # One SQLite connection per monitor, not two (a building): each costs ~130 KB (most

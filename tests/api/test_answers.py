@@ -18,7 +18,7 @@ MESSAGES = FIXED + sorted(
 STATUSES = (400, 401, 404, 405, 409, 413, 421, 429, 431, 500, 501, 503, 505)
 
 
-def fresh_error(status: int, message: str) -> http.Response:
+def fresh_error(status: int, message: str) -> http.HttpResponse:
     """An error answer made the slow way: encoded now, its headers written out."""
     body = json.dumps({"error": message}).encode()
     headers = (
@@ -26,7 +26,7 @@ def fresh_error(status: int, message: str) -> http.Response:
         (b"cache-control", b"no-store"),
         (b"content-length", str(len(body)).encode()),
     )
-    return http.Response(status, body, headers)
+    return http.HttpResponse(status, body, headers)
 
 
 def test_every_fixed_message_is_known() -> None:

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from intercom_sip.api import http
 from intercom_sip.api.endpoints import ENDPOINTS
 from intercom_sip.api.hosts import HostCheck
-from intercom_sip.api.http import Receive, Response, Scope, Send
+from intercom_sip.api.http import HttpResponse, Receive, Scope, Send
 from intercom_sip.api.routes import Call, Routes
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("intercom_sip.access")
 
-Handler = Callable[[Call], Awaitable[Response]]
+Handler = Callable[[Call], Awaitable[HttpResponse]]
 Hook = Callable[[], Awaitable[None]]
 
 
@@ -23,7 +23,7 @@ Hook = Callable[[], Awaitable[None]]
 class Path:
     protected: bool
     methods: Mapping[str, Handler]
-    not_allowed: Response  # 405 with this path's `Allow`
+    not_allowed: HttpResponse  # 405 with this path's `Allow`
 
 
 class Api:
@@ -72,7 +72,7 @@ class Api:
                 (time.perf_counter() - started) * 1000,
             )
 
-    async def _answer(self, scope: Scope, receive: Receive, client: str) -> Response:
+    async def _answer(self, scope: Scope, receive: Receive, client: str) -> HttpResponse:
         host = authorization = None
         for name, value in scope["headers"]:
             if name == b"host":

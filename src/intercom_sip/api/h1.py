@@ -11,7 +11,7 @@ from typing import Any, Final, NamedTuple
 from urllib.parse import unquote
 
 from intercom_sip.api import http
-from intercom_sip.api.http import Response, Scope
+from intercom_sip.api.http import HttpResponse, Scope
 
 _ASGI: Final = {"version": "3.0", "spec_version": "2.3"}
 _REASONS: Final = {status.value: status.phrase.encode() for status in HTTPStatus}
@@ -30,7 +30,7 @@ def _header_lines(items: Iterable[tuple[bytes, bytes]]) -> bytes:
     return b"".join([name + b": " + value + b"\r\n" for name, value in items])
 
 
-def raw_answer(answer: Response) -> bytes:
+def raw_answer(answer: HttpResponse) -> bytes:
     """A whole answer that ends the connection (a refusal)."""
     headers = (*answer.headers, (b"connection", b"close"))
     return _status_line(answer.status) + _header_lines(headers) + b"\r\n" + answer.body

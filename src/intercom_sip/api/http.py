@@ -29,7 +29,7 @@ class BodyStream(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Response:
+class HttpResponse:
     status: int
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...]
@@ -39,7 +39,7 @@ class Response:
 Headers = tuple[tuple[bytes, bytes], ...]
 
 
-def response(status: int, body: bytes, extra: Headers = ()) -> Response:
+def response(status: int, body: bytes, extra: Headers = ()) -> HttpResponse:
     """A JSON answer with its headers made once: most answers are made once and reused."""
     headers = (
         (b"content-type", b"application/json"),
@@ -47,19 +47,19 @@ def response(status: int, body: bytes, extra: Headers = ()) -> Response:
         (b"content-length", str(len(body)).encode()),
         *extra,
     )
-    return Response(status, body, headers)
+    return HttpResponse(status, body, headers)
 
 
-def json_response(status: int, value: object, extra: Headers = ()) -> Response:
+def json_response(status: int, value: object, extra: Headers = ()) -> HttpResponse:
     return response(status, json.dumps(value).encode(), extra)
 
 
 @functools.lru_cache(maxsize=512)  # messages never hold what a client sent: few of them
-def error(status: int, message: str, extra: Headers = ()) -> Response:
+def error(status: int, message: str, extra: Headers = ()) -> HttpResponse:
     return json_response(status, {"error": message}, extra)
 
 
-def method_not_allowed(methods: Iterable[str]) -> Response:
+def method_not_allowed(methods: Iterable[str]) -> HttpResponse:
     """405 with `Allow` (RFC 9110 §15.5.6)."""
     allow = ", ".join(sorted(methods)).encode()
     return error(405, errors.METHOD_NOT_ALLOWED, ((b"allow", allow),))
@@ -77,7 +77,7 @@ MISDIRECTED: Final = error(421, errors.MISDIRECTED)
 INTERNAL: Final = error(500, errors.INTERNAL)
 
 
-async def send_response(send: Send, answer: Response, receive: Receive | None = None) -> None:
+async def send_response(send: Send, answer: HttpResponse, receive: Receive | None = None) -> None:
     start = {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
     await send(start)
     if answer.stream is None or receive is None:

@@ -7,7 +7,7 @@ from typing import Final
 
 from intercom_sip.api import http
 from intercom_sip.api.endpoints import ENDPOINTS
-from intercom_sip.api.http import Response
+from intercom_sip.api.http import HttpResponse
 
 # No inline script or style, nothing from elsewhere, no framing, no form posted by the
 # browser itself (the script sends everything: a form that would submit without it
@@ -24,14 +24,14 @@ SECURITY_HEADERS: Final = (
 )
 
 
-def page_files() -> dict[str, Response]:
+def page_files() -> dict[str, HttpResponse]:
     """Handler name -> its answer, for every page file of the endpoint table (read once
     per process: a building's monitors share the bytes, 36 KB each)."""
     return dict(_page_files())
 
 
 @functools.cache
-def _page_files() -> dict[str, Response]:
+def _page_files() -> dict[str, HttpResponse]:
     folder = resources.files("intercom_sip") / "web"
     answers = {}
     for endpoint in ENDPOINTS:
@@ -45,14 +45,14 @@ def _page_files() -> dict[str, Response]:
             (b"content-length", str(len(body)).encode()),
             *SECURITY_HEADERS,
         )
-        answers[endpoint.handler] = Response(200, body, headers)
+        answers[endpoint.handler] = HttpResponse(200, body, headers)
     return answers
 
 
-def event_stream(stream: http.BodyStream) -> Response:
+def event_stream(stream: http.BodyStream) -> HttpResponse:
     headers = (
         (b"content-type", b"text/event-stream"),
         (b"cache-control", b"no-store"),
         (b"x-content-type-options", b"nosniff"),
     )
-    return Response(200, b"", headers, stream)
+    return HttpResponse(200, b"", headers, stream)
