@@ -37,6 +37,7 @@ from intercom_sip.sip.registration import (
     RegisterReply,
     Registration,
     Send,
+    State,
     Status,
     Timers,
 )
@@ -334,7 +335,7 @@ class Registrant:
                 self._waiting = None
             await self._handle(event)
             self._changed()
-            if self._stopping and self._machine.state.value == "disabled":
+            if self._stopping and self._machine.state is State.DISABLED:
                 self.done.set()
 
     async def _handle(self, event: Event) -> None:
