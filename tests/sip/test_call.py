@@ -21,13 +21,11 @@ from intercom_sip.sip.callevents import (
     Calling,
     CallRecord,
     CallStatus,
-    Cancelled,
     Dial,
     Dtmf,
     DtmfHeard,
     DtmfReceived,
     Ended,
-    Failed,
     FlowMoved,
     Hangup,
     Options,
@@ -36,7 +34,6 @@ from intercom_sip.sip.callevents import (
     Received,
     Refused,
     Rejected,
-    Replied,
     Respond,
     Ringing,
     RtpArrived,
@@ -52,7 +49,12 @@ from intercom_sip.sip.callevents import (
     UpdateMedia,
 )
 from intercom_sip.sip.callflow import Callee, Here, target_of
-from intercom_sip.sip.core import Channel
+from intercom_sip.sip.core import (
+    CancelReceived,
+    Channel,
+    ResponseReceived,
+    TransactionTimedOut,
+)
 from intercom_sip.sip.digest import Credentials
 from intercom_sip.sip.message import (
     Headers,
@@ -83,6 +85,7 @@ ANSWER = (
     "m=audio 31000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
 )
 INVITE_TID = TransactionId(True, "z9hG4bKc1", "INVITE", "192.0.2.1:5060")
+OWNER = "phone"  # the core's user whose transactions the handset's are
 
 
 def text_message(text: str) -> Request | Response:
@@ -421,14 +424,14 @@ def test_unanswered_for_the_ring_time_is_480_no_answer() -> None:
 def test_cancelled_by_the_caller() -> None:
     h = handset()
     ringing(h)
-    outputs = h.handle(Cancelled(INVITE_TID), 1.0)
+    outputs = h.handle(CancelReceived(INVITE_TID, OWNER), 1.0)
     record = ended(outputs)
     assert (record.end_reason, record.code, record.reason) == (
         "cancelled",
         487,
         "Request Terminated",
     )
-    assert h.handle(Cancelled(INVITE_TID), 1.0) == []
+    assert h.handle(CancelReceived(INVITE_TID, OWNER), 1.0) == []
 
 
 def test_a_bye_on_the_early_dialog_ends_the_invite_with_487() -> None:
@@ -811,9 +814,9 @@ def test_180_then_200_acks_through_the_reversed_route_set_and_starts_media() -> 
     h = handset()
     sent = dial(h)
     tid = sent.transaction_id
-    assert h.handle(Replied(reply(sent.request, 180, "Ringing"), tid), 1.0) == []
+    assert h.handle(ResponseReceived(reply(sent.request, 180, "Ringing"), tid, OWNER), 1.0) == []
     ok = reply(sent.request, 200, "OK", body=ANSWER, extra=OK_EXTRA)
-    outputs = h.handle(Replied(ok, tid), 2.0)
+    outputs = h.handle(ResponseReceived(ok, tid, OWNER), 2.0)
     ack = outputs[0]
     assert isinstance(ack, SendAck) and ack.flow == PROXY
     from_ = sent.request.headers.get("From")
@@ -833,16 +836,19 @@ def test_180_then_200_acks_through_the_reversed_route_set_and_starts_media() -> 
     assert isinstance(start, StartMedia) and start.media.remote_address == "192.0.2.70"
     assert outputs[-1] == Answered(h.status(2.0))
     # The 2xx again: the same ACK again.
-    assert h.handle(Replied(ok, tid), 2.5) == [ack]
+    assert h.handle(ResponseReceived(ok, tid, OWNER), 2.5) == [ack]
 
 
 def test_a_2xx_of_another_fork_is_acked_and_hung_up() -> None:
     h = handset()
     sent = dial(h)
     tid = sent.transaction_id
-    h.handle(Replied(reply(sent.request, 200, "OK", body=ANSWER, extra=OK_EXTRA), tid), 1.0)
+    h.handle(
+        ResponseReceived(reply(sent.request, 200, "OK", body=ANSWER, extra=OK_EXTRA), tid, OWNER),
+        1.0,
+    )
     other = reply(sent.request, 200, "OK", tag="fork2", body=ANSWER, extra=OK_EXTRA)
-    outputs = h.handle(Replied(other, tid), 1.1)
+    outputs = h.handle(ResponseReceived(other, tid, OWNER), 1.1)
     assert [type(o) for o in outputs] == [SendAck, SendRequest]
     bye = outputs[1]
     assert isinstance(bye, SendRequest) and to_tag(bye.request) == "fork2"
@@ -854,7 +860,10 @@ def test_a_challenge_is_answered_once_per_nonce() -> None:
     sent = dial(h)
     challenge = 'Proxy-Authenticate: Digest realm="example.com", nonce="n1", qop="auth"'
     outputs = h.handle(
-        Replied(reply(sent.request, 407, "Proxy Auth", extra=challenge), sent.transaction_id), 0.1
+        ResponseReceived(
+            reply(sent.request, 407, "Proxy Auth", extra=challenge), sent.transaction_id, OWNER
+        ),
+        0.1,
     )
     (again,) = outputs
     assert isinstance(again, SendRequest)
@@ -867,7 +876,10 @@ def test_a_challenge_is_answered_once_per_nonce() -> None:
     assert again.transaction_id != sent.transaction_id
     # The same nonce again: our credentials are refused.
     refused = h.handle(
-        Replied(reply(invite, 407, "Proxy Auth", extra=challenge), again.transaction_id), 0.2
+        ResponseReceived(
+            reply(invite, 407, "Proxy Auth", extra=challenge), again.transaction_id, OWNER
+        ),
+        0.2,
     )
     assert (ended(refused).end_reason, ended(refused).code) == ("failed", 407)
 
@@ -881,7 +893,9 @@ def test_challenges_are_answered_at_most_max_auth_times() -> None:
         assert isinstance(last, SendRequest)
         extra = f'WWW-Authenticate: Digest realm="example.com", nonce="n{n}"'
         outputs = h.handle(
-            Replied(reply(last.request, 401, "Unauthorized", extra=extra), last.transaction_id),
+            ResponseReceived(
+                reply(last.request, 401, "Unauthorized", extra=extra), last.transaction_id, OWNER
+            ),
             0.1,
         )
     assert ended(outputs).code == 401
@@ -892,11 +906,14 @@ def test_an_acked_invite_carries_the_credentials_in_its_ack() -> None:
     sent = dial(h)
     challenge = 'Proxy-Authenticate: Digest realm="example.com", nonce="n1"'
     (again,) = h.handle(
-        Replied(reply(sent.request, 407, "P", extra=challenge), sent.transaction_id), 0.1
+        ResponseReceived(
+            reply(sent.request, 407, "P", extra=challenge), sent.transaction_id, OWNER
+        ),
+        0.1,
     )
     assert isinstance(again, SendRequest)
     ok = reply(again.request, 200, "OK", body=ANSWER, extra=OK_EXTRA)
-    ack = h.handle(Replied(ok, again.transaction_id), 0.2)[0]
+    ack = h.handle(ResponseReceived(ok, again.transaction_id, OWNER), 0.2)[0]
     assert isinstance(ack, SendAck)
     assert ack.request.headers.get("CSeq") == "2 ACK"
     assert ack.request.headers.get("Proxy-Authorization") == again.request.headers.get(
@@ -921,7 +938,9 @@ def test_a_final_failure_ends_the_call_with_its_code(
 ) -> None:
     h = handset()
     sent = dial(h)
-    outputs = h.handle(Replied(reply(sent.request, code, reason), sent.transaction_id), 3.0)
+    outputs = h.handle(
+        ResponseReceived(reply(sent.request, code, reason), sent.transaction_id, OWNER), 3.0
+    )
     record = ended(outputs)
     assert (record.end_reason, record.code, record.reason) == (end_reason, code, reason)
     assert (record.direction, record.remote, record.answered) == ("out", TARGET.uri, None)
@@ -934,7 +953,9 @@ def test_hangup_while_calling_cancels_and_a_late_2xx_is_acked_and_hung_up() -> N
     assert outputs[0] == SendCancel(sent.transaction_id)
     assert ended(outputs).end_reason == "local hangup"
     late = reply(sent.request, 200, "OK", body=ANSWER, extra=OK_EXTRA)
-    assert [type(o) for o in h.handle(Replied(late, sent.transaction_id), 1.1)] == [
+    assert [
+        type(o) for o in h.handle(ResponseReceived(late, sent.transaction_id, OWNER), 1.1)
+    ] == [
         SendAck,
         SendRequest,
     ]
@@ -950,8 +971,8 @@ def test_abandoned_invites_are_bounded() -> None:
     oldest, newest = sent[0], sent[-1]
     late_old = reply(oldest.request, 200, "OK", body=ANSWER, extra=OK_EXTRA)
     late_new = reply(newest.request, 200, "OK", body=ANSWER, extra=OK_EXTRA)
-    assert h.handle(Replied(late_old, oldest.transaction_id), 9.0) == []
-    assert len(h.handle(Replied(late_new, newest.transaction_id), 9.0)) == 2
+    assert h.handle(ResponseReceived(late_old, oldest.transaction_id, OWNER), 9.0) == []
+    assert len(h.handle(ResponseReceived(late_new, newest.transaction_id, OWNER), 9.0)) == 2
 
 
 def test_unanswered_outgoing_is_cancelled_after_the_dial_time() -> None:
@@ -965,7 +986,7 @@ def test_unanswered_outgoing_is_cancelled_after_the_dial_time() -> None:
 def test_an_invite_that_times_out_fails() -> None:
     h = handset()
     sent = dial(h)
-    outputs = h.handle(Failed(sent.transaction_id, "timeout"), 32.0)
+    outputs = h.handle(TransactionTimedOut(sent.transaction_id, OWNER), 32.0)
     assert (ended(outputs).end_reason, ended(outputs).detail) == ("failed", "timeout")
 
 
@@ -974,7 +995,10 @@ def test_a_2xx_whose_answer_we_cannot_take_is_acked_then_hung_up() -> None:
     sent = dial(h)
     bad = ANSWER.replace("RTP/AVP 0", "RTP/AVP 9").replace("a=rtpmap:0 PCMU/8000\r\n", "")
     outputs = h.handle(
-        Replied(reply(sent.request, 200, "OK", body=bad, extra=OK_EXTRA), sent.transaction_id), 1.0
+        ResponseReceived(
+            reply(sent.request, 200, "OK", body=bad, extra=OK_EXTRA), sent.transaction_id, OWNER
+        ),
+        1.0,
     )
     assert [type(o) for o in outputs] == [SendAck, SendRequest, StopMedia, Ended]
     assert ended(outputs).end_reason == "failed"
@@ -986,7 +1010,7 @@ def test_a_2xx_whose_answer_we_cannot_take_is_acked_then_hung_up() -> None:
 def outgoing_active(h: Handset, answer: str = ANSWER) -> SendRequest:
     sent = dial(h)
     ok = reply(sent.request, 200, "OK", body=answer, extra=OK_EXTRA)
-    h.handle(Replied(ok, sent.transaction_id), 1.0)
+    h.handle(ResponseReceived(ok, sent.transaction_id, OWNER), 1.0)
     return sent
 
 
@@ -1009,10 +1033,10 @@ def test_dtmf_goes_by_info_one_digit_at_a_time_otherwise() -> None:
         "Content-Length: 0\r\n\r\n"
     )
     assert isinstance(ok, Response)
-    (second,) = h.handle(Replied(ok, first.transaction_id), 2.1)
+    (second,) = h.handle(ResponseReceived(ok, first.transaction_id, OWNER), 2.1)
     assert isinstance(second, SendRequest) and second.request.body.startswith(b"Signal=#")
     assert second.request.headers.get("CSeq") == "3 INFO"
-    assert h.handle(Replied(ok, second.transaction_id), 2.2) == []
+    assert h.handle(ResponseReceived(ok, second.transaction_id, OWNER), 2.2) == []
 
 
 def test_the_info_queue_is_bounded() -> None:
@@ -1161,10 +1185,10 @@ def test_a_manual_answer_still_starts_the_media_at_the_200() -> None:
 # --- §6.10: redirects ---------------------------------------------------------------------------
 
 
-def redirect(sent: SendRequest, contact: str, code: int = 302) -> Replied:
+def redirect(sent: SendRequest, contact: str, code: int = 302) -> ResponseReceived:
     reason = "Moved Temporarily" if code == 302 else "Moved Permanently"
     response = reply(sent.request, code, reason, extra=f"Contact: {contact}")
-    return Replied(response, sent.transaction_id)
+    return ResponseReceived(response, sent.transaction_id, OWNER)
 
 
 def test_a_302_is_followed_to_its_first_contact_in_the_same_call() -> None:
@@ -1183,7 +1207,7 @@ def test_a_302_is_followed_to_its_first_contact_in_the_same_call() -> None:
     assert h.status(1.0).state == "calling"
     assert h.status(1.0).remote == TARGET.uri
     ok = reply(second, 200, "OK", body=ANSWER, extra=OK_EXTRA)
-    outputs = h.handle(Replied(ok, again.transaction_id), 2.0)
+    outputs = h.handle(ResponseReceived(ok, again.transaction_id, OWNER), 2.0)
     assert outputs[-1] == Answered(h.status(2.0))
 
 
@@ -1230,7 +1254,7 @@ def test_a_redirect_we_cannot_follow_fails(contact: str) -> None:
     response = reply(sent.request, 302, "Moved Temporarily", extra=f"Contact: {contact}")
     if not contact:
         response = reply(sent.request, 302, "Moved Temporarily")
-    record = ended(h.handle(Replied(response, sent.transaction_id), 1.0))
+    record = ended(h.handle(ResponseReceived(response, sent.transaction_id, OWNER), 1.0))
     assert (record.end_reason, record.code, record.detail) == (
         "failed",
         302,
@@ -1250,10 +1274,12 @@ def test_after_the_flow_moved_the_calls_requests_go_on_the_new_one() -> None:
     sent = outputs[0]
     assert isinstance(sent, SendRequest)
     ok = reply(sent.request, 200, "OK", body=ANSWER, extra=OK_EXTRA)
-    h.handle(Replied(ok, sent.transaction_id), 1.0)
+    h.handle(ResponseReceived(ok, sent.transaction_id, OWNER), 1.0)
     assert h.handle(FlowMoved(TCP_NEW, TCP_OLD), 2.0) == []  # not the call's: ignored
     assert h.handle(FlowMoved(TCP_OLD, TCP_NEW), 2.0) == []
-    again = h.handle(Replied(ok, sent.transaction_id), 2.5)  # a 2xx again: the ACK again
+    again = h.handle(
+        ResponseReceived(ok, sent.transaction_id, OWNER), 2.5
+    )  # a 2xx again: the ACK again
     assert [type(o) for o in again] == [SendAck] and again[0].flow == TCP_NEW  # type: ignore[union-attr]
     bye = h.handle(Hangup(), 3.0)[0]
     assert isinstance(bye, SendRequest) and bye.flow == TCP_NEW

@@ -13,13 +13,10 @@ from intercom_sip.sip.callevents import (
     DEFAULT_OPTIONS,
     NO_CALL,
     Answer,
-    Cancelled,
     Dial,
     Dtmf,
-    Failed,
     Hangup,
     Refused,
-    Replied,
     Respond,
     SendAck,
     SendCancel,
@@ -27,6 +24,7 @@ from intercom_sip.sip.callevents import (
     StartMedia,
     StopMedia,
 )
+from intercom_sip.sip.core import CancelReceived, ResponseReceived, TransactionTimedOut
 from intercom_sip.sip.message import response_bytes
 from intercom_sip.sip.session import TABLE, Session, incoming, outgoing
 from intercom_sip.sip.sessionevents import (
@@ -50,6 +48,7 @@ from tests.sip.test_call import (
     HERE,
     INVITE_TID,
     OK_EXTRA,
+    OWNER,
     PROXY,
     TARGET,
     received,
@@ -126,8 +125,10 @@ def peer(method: str, cseq: int = 2, body: str = "", branch: str = "z9hG4bKp") -
     return PeerRequest(request, tid_of(request), "t481")
 
 
-def answered_to(session: Session, code: int = 200, reason: str = "OK", **kw: Any) -> Replied:
-    return Replied(reply(session.invite, code, reason, **kw), session.invite_tid)
+def answered_to(
+    session: Session, code: int = 200, reason: str = "OK", **kw: Any
+) -> ResponseReceived:
+    return ResponseReceived(reply(session.invite, code, reason, **kw), session.invite_tid, OWNER)
 
 
 def in_state(state: SessionState) -> Session:
@@ -179,9 +180,9 @@ SAMPLES: dict[SessionEvent, Callable[[], Any]] = {
     **{kind: request_sample(method) for kind, method in REQUEST_KINDS.items()},
     E.ACK: ack,
     E.STRAY_ACK: lambda: ack(9),
-    E.CANCELLED: lambda: Cancelled(INVITE_TID),
+    E.CANCELLED: lambda: CancelReceived(INVITE_TID, OWNER),
     **{
-        kind: (lambda: Replied(reply(sip_request(), 200, "OK"), OTHER_TID))
+        kind: (lambda: ResponseReceived(reply(sip_request(), 200, "OK"), OTHER_TID, OWNER))
         for kind in (
             E.PROVISIONAL,
             E.SUCCESS,
@@ -194,8 +195,8 @@ SAMPLES: dict[SessionEvent, Callable[[], Any]] = {
             E.STRAY,
         )
     },
-    E.INVITE_FAILED: lambda: Failed(OTHER_TID, "timeout"),
-    E.INFO_FAILED: lambda: Failed(OTHER_TID, "timeout"),
+    E.INVITE_FAILED: lambda: TransactionTimedOut(OTHER_TID, OWNER),
+    E.INFO_FAILED: lambda: TransactionTimedOut(OTHER_TID, OWNER),
     E.ANSWER: Answer,
     E.AUTO_ANSWER: AutoAnswer,
     E.HANGUP: Hangup,
@@ -304,10 +305,10 @@ def test_a_2xx_without_to_tag_is_unusable_and_ends_the_call() -> None:
 
 def test_responses_and_failures_of_nobody_are_stray() -> None:
     session = in_state(S.CONFIRMED)
-    stray = Replied(reply(sip_request(), 200, "OK"), OTHER_TID)
+    stray = ResponseReceived(reply(sip_request(), 200, "OK"), OTHER_TID, OWNER)
     assert session.kind_of(stray) == E.STRAY
-    assert session.kind_of(Failed(OTHER_TID, "timeout")) == E.STRAY
-    assert session.kind_of(Cancelled(OTHER_TID)) == E.STRAY
+    assert session.kind_of(TransactionTimedOut(OTHER_TID, OWNER)) == E.STRAY
+    assert session.kind_of(CancelReceived(OTHER_TID, OWNER)) == E.STRAY
 
 
 # --- both roles walked through the table ---------------------------------------------------------

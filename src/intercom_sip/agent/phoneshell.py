@@ -1,10 +1,10 @@
 """The phone: the asyncio shell around the pure call machine (`sip/call.py`'s `Handset`).
 
-It turns the port's core events into handset inputs, carries out the handset's outputs
-(core calls, the RTP session, log lines, the call log), and keeps one timer for the
-handset's deadline. The API drives it through the `Phone` Protocol; every method returns
-at once. Nothing here waits on the store: ended calls go to a bounded queue that one task
-writes on a worker thread.
+It hands the port's core events to the handset (a request with where we are on the wire),
+carries out the handset's outputs (core calls, the RTP session, log lines, the call log),
+and keeps one timer for the handset's deadline. The API drives it through the `Phone`
+Protocol; every method returns at once. Nothing here waits on the store: ended calls go to
+a bounded queue that one task writes on a worker thread.
 
 Where the call is on the wire (`Here`) comes from the registration (`Lines.line()`): the
 registered contact's address (STUN and `received`/`rport` already applied) is our Contact,
@@ -241,17 +241,10 @@ class PhoneShell:
     # --- the core's events --------------------------------------------------------------
 
     def core_event(self, event: UserEvent) -> None:
-        match event:
-            case core.RequestReceived():
-                self._on_request(event)
-            case core.CancelReceived():
-                self._feed(ev.Cancelled(event.invite_id))
-            case core.ResponseReceived():
-                self._feed(ev.Replied(event.response, event.transaction_id))
-            case core.TransactionTimedOut():
-                self._feed(ev.Failed(event.transaction_id, "timeout"))
-            case core.TransportError():
-                self._feed(ev.Failed(event.transaction_id, "transport error"))
+        if isinstance(event, core.RequestReceived):
+            self._on_request(event)
+        else:  # a transaction's response, cancel, timeout or failure: the handset's as is
+            self._feed(event)
 
     def _on_request(self, event: core.RequestReceived) -> None:
         request, line = event.request, self._lines.line()
@@ -305,7 +298,7 @@ class PhoneShell:
         if self._held_for_flow(output):
             return
         if self._port.request(output.request, output.flow, USER) is None:
-            self._feed(ev.Failed(output.transaction_id, "overload"))
+            self._feed(ev.NotStarted(output.transaction_id))
 
     def _send_cancel(self, output: ev.SendCancel) -> None:
         self._port.cancel(output.transaction_id)
@@ -347,7 +340,7 @@ class PhoneShell:
         if new is None:
             for output in held:
                 if isinstance(output, ev.SendRequest):
-                    self._feed(ev.Failed(output.transaction_id, "transport error"))
+                    self._feed(core.TransportError(output.transaction_id, USER))
             return
         line = self._lines.line()
         which = "the registration's" if line is not None and line.flow == new else "a new one"

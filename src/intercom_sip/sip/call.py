@@ -37,24 +37,23 @@ from intercom_sip.sip.callevents import (
     Answer,
     Answered,
     Calling,
-    Cancelled,
     Dial,
     Dtmf,
     DtmfHeard,
     DtmfReceived,
     Ended,
-    Failed,
     FlowMoved,
     Hangup,
     Input,
+    NotStarted,
     Options,
+    Outcome,
     Output,
     Outputs,
     Phase,
     Received,
     Refused,
     Rejected,
-    Replied,
     Respond,
     Ringing,
     RtpArrived,
@@ -63,6 +62,7 @@ from intercom_sip.sip.callevents import (
     StartMedia,
     Timer,
     UpdateMedia,
+    transaction_of,
 )
 from intercom_sip.sip.callflow import (
     ALLOW,
@@ -74,7 +74,13 @@ from intercom_sip.sip.callflow import (
     new_tag,
     respond,
 )
-from intercom_sip.sip.core import Strays
+from intercom_sip.sip.core import (
+    CancelReceived,
+    ResponseReceived,
+    Strays,
+    TransactionTimedOut,
+    TransportError,
+)
 from intercom_sip.sip.dialog import ids_of
 from intercom_sip.sip.message import (
     Request,
@@ -360,14 +366,14 @@ class Handset:
 
     # --- responses and failed transactions ---------------------------------------------------
 
-    def _on_transaction(self, event: Replied | Failed | Cancelled, now: float) -> Outputs:
+    def _on_transaction(self, event: Outcome, now: float) -> Outputs:
         """What became of a transaction: its session's, or a cancelled INVITE's."""
-        tid = event.transaction_id
+        tid = transaction_of(event)
         call = next((c for c in self._calls.values() if c.session.owns(tid)), None)
         if call is not None:
             return self._step(call, event, now)
         abandoned = self._abandoned.get(tid)
-        if abandoned is None or not isinstance(event, Replied):
+        if abandoned is None or not isinstance(event, ResponseReceived):
             return []
         return [s for s in abandoned.handle(event, now) if not isinstance(s, Connected | Over)]
 
@@ -486,9 +492,11 @@ _ON_TIMER: Final[dict[Timer, Callable[[Handset, float], Outputs]]] = {
 
 _ON_INPUT: Final[dict[type, Callable[[Handset, Any, float], Outputs]]] = {
     Received: Handset._on_received,
-    Cancelled: Handset._on_transaction,
-    Replied: Handset._on_transaction,
-    Failed: Handset._on_transaction,
+    ResponseReceived: Handset._on_transaction,
+    CancelReceived: Handset._on_transaction,
+    TransactionTimedOut: Handset._on_transaction,
+    TransportError: Handset._on_transaction,
+    NotStarted: Handset._on_transaction,
     Answer: Handset._to_session,
     Hangup: Handset._to_session,
     Dial: Handset._on_dial,

@@ -1,5 +1,6 @@
 """The call machine's values (CONTRACT §6): its options, inputs and outputs (the call
-status and record they carry are `calls.py`'s). All frozen; `call.py` is the machine."""
+status and record they carry are `calls.py`'s; the core's events about our transactions
+are inputs as they are). All frozen; `call.py` is the machine."""
 
 from dataclasses import dataclass, field
 from enum import Enum
@@ -8,7 +9,13 @@ from typing import Final
 from intercom_sip.calls import CallRecord, CallStatus
 from intercom_sip.sip import digest
 from intercom_sip.sip.callflow import Callee, Here
-from intercom_sip.sip.core import Channel
+from intercom_sip.sip.core import (
+    CancelReceived,
+    Channel,
+    ResponseReceived,
+    TransactionTimedOut,
+    TransportError,
+)
 from intercom_sip.sip.message import Request, Response
 from intercom_sip.sip.negotiation import Local, Negotiated
 from intercom_sip.sip.transactions import SipTimers, TransactionId
@@ -74,26 +81,28 @@ class Received:
 
 
 @dataclass(frozen=True)
-class Cancelled:
-    """The core's `CancelReceived`: it has answered CANCEL 200 and the INVITE 487."""
+class NotStarted:
+    """The core would not start a client transaction of ours (`core.request` gave None:
+    too many are open). No core event says so: the shell feeds this back itself."""
 
     transaction_id: TransactionId
 
 
-@dataclass(frozen=True)
-class Replied:
-    """The core's `ResponseReceived`."""
+# The core's events about a transaction of ours reach the machine as they are; a client
+# transaction that ended without a final response is one of `Failure`, and the call log's
+# `detail` names which.
+Failure = TransactionTimedOut | TransportError | NotStarted
+CAUSES: Final[dict[type, str]] = {
+    TransactionTimedOut: "timeout",
+    TransportError: "transport error",
+    NotStarted: "overload",
+}
+Outcome = ResponseReceived | CancelReceived | Failure
 
-    response: Response
-    transaction_id: TransactionId
 
-
-@dataclass(frozen=True)
-class Failed:
-    """A client transaction of ours timed out, lost its transport, or could not start."""
-
-    transaction_id: TransactionId
-    cause: str  # "timeout", "transport error", "overload"
+def transaction_of(event: Outcome) -> TransactionId:
+    """The transaction `event` is about (a CANCEL's is the INVITE it cancelled)."""
+    return event.invite_id if isinstance(event, CancelReceived) else event.transaction_id
 
 
 @dataclass(frozen=True)
@@ -164,9 +173,11 @@ class FlowMoved:
 
 Input = (
     Received
-    | Cancelled
-    | Replied
-    | Failed
+    | ResponseReceived
+    | CancelReceived
+    | TransactionTimedOut
+    | TransportError
+    | NotStarted
     | Answer
     | Hangup
     | Dial
@@ -196,7 +207,7 @@ class Respond:
 class SendRequest:
     """`core.request(request, flow, now)`; the Via carries the branch already, so the
     transaction's id is `transaction_id`. If the core returns None, feed back
-    `Failed(transaction_id, "overload")`."""
+    `NotStarted(transaction_id)`."""
 
     request: Request
     flow: Channel

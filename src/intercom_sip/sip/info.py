@@ -5,14 +5,14 @@ RFC 4733 events were not negotiated. Handlers of `session.TABLE`, pure."""
 from typing import TYPE_CHECKING
 
 from intercom_sip.sip.callevents import (
+    CAUSES,
     MAX_DIGITS,
     TOO_MANY_DIGITS,
     WRONG_DIGITS,
     Dtmf,
     DtmfReceived,
-    Failed,
+    Failure,
     Refused,
-    Replied,
     Respond,
     SendDtmf,
     SendRequest,
@@ -27,6 +27,7 @@ from intercom_sip.sip.callflow import (
     respond,
     via,
 )
+from intercom_sip.sip.core import ResponseReceived
 from intercom_sip.sip.sessionevents import End, PeerRequest, SessionEvent, Steps
 from intercom_sip.sip.syntax import DTMF_DIGITS
 from intercom_sip.sip.transactions import TransactionId
@@ -61,21 +62,21 @@ def send(session: "Session", event: Dtmf, now: float) -> Steps:
     return _next(session) if session.info_tid is None else []
 
 
-def done(session: "Session", event: Replied, now: float) -> Steps:
+def done(session: "Session", event: ResponseReceived, now: float) -> Steps:
     session.info_tid = None
     return _next(session) if session.waiting else []
 
 
-def gone(session: "Session", event: Replied, now: float) -> Steps:
+def gone(session: "Session", event: ResponseReceived, now: float) -> Steps:
     """408/481 to our INFO: the dialog is gone (§12.2.1.2)."""
     session.info_tid = None
     detail = f"INFO answered {event.response.code}"
     return session.step(SessionEvent.END, End("failed", detail), now)
 
 
-def failed(session: "Session", event: Failed, now: float) -> Steps:
+def failed(session: "Session", event: Failure, now: float) -> Steps:
     session.info_tid = None
-    return session.step(SessionEvent.END, End("failed", f"INFO {event.cause}"), now)
+    return session.step(SessionEvent.END, End("failed", f"INFO {CAUSES[type(event)]}"), now)
 
 
 def _next(session: "Session") -> Steps:

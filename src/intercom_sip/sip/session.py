@@ -32,15 +32,14 @@ from intercom_sip.sip import digest, info, negotiation, renegotiation, sdp, uac,
 from intercom_sip.sip.callevents import (
     NO_CALL,
     Answer,
-    Cancelled,
     Dial,
     Dtmf,
-    Failed,
+    Failure,
     Hangup,
+    NotStarted,
     Options,
     Received,
     Refused,
-    Replied,
     Respond,
     SendRequest,
     StartMedia,
@@ -62,7 +61,13 @@ from intercom_sip.sip.callflow import (
     respond,
     via,
 )
-from intercom_sip.sip.core import Channel
+from intercom_sip.sip.core import (
+    CancelReceived,
+    Channel,
+    ResponseReceived,
+    TransactionTimedOut,
+    TransportError,
+)
 from intercom_sip.sip.dialog import Dialog, DialogError, as_uac, as_uas
 from intercom_sip.sip.message import Request, Response, parse_cseq
 from intercom_sip.sip.negotiation import Negotiated, NotAcceptable
@@ -235,7 +240,7 @@ class Session:
         pending = self.two_xx
         return E.ACK if pending and cseq and cseq[0] == pending.cseq else E.STRAY_ACK
 
-    def _reply_kind(self, event: Replied) -> SessionEvent:
+    def _reply_kind(self, event: ResponseReceived) -> SessionEvent:
         tid, response = event.transaction_id, event.response
         if tid == self.invite_tid and self.role is Role.OUTGOING:
             return _invite_reply_kind(self.invite, response)
@@ -243,14 +248,14 @@ class Session:
             return E.INFO_GONE if response.code in DIALOG_GONE else E.INFO_DONE
         return E.STRAY
 
-    def _failure_kind(self, event: Failed) -> SessionEvent:
+    def _failure_kind(self, event: Failure) -> SessionEvent:
         tid = event.transaction_id
         if tid == self.invite_tid and self.role is Role.OUTGOING:
             return E.INVITE_FAILED
         return E.INFO_FAILED if tid == self.info_tid else E.STRAY
 
-    def _cancel_kind(self, event: Cancelled) -> SessionEvent:
-        return E.CANCELLED if event.transaction_id == self.invite_tid else E.STRAY
+    def _cancel_kind(self, event: CancelReceived) -> SessionEvent:
+        return E.CANCELLED if event.invite_id == self.invite_tid else E.STRAY
 
     def _offer_taken(self, request: Request) -> bool:
         offer = offer_of(request)
@@ -424,9 +429,11 @@ def _constant(kind: SessionEvent) -> Callable[[Session, Any], SessionEvent]:
 _KINDS: Final[dict[type, Callable[[Session, Any], SessionEvent]]] = {
     PeerRequest: Session._request_kind,
     PeerAck: Session._ack_kind,
-    Replied: Session._reply_kind,
-    Failed: Session._failure_kind,
-    Cancelled: Session._cancel_kind,
+    ResponseReceived: Session._reply_kind,
+    TransactionTimedOut: Session._failure_kind,
+    TransportError: Session._failure_kind,
+    NotStarted: Session._failure_kind,
+    CancelReceived: Session._cancel_kind,
     Answer: _constant(E.ANSWER),
     AutoAnswer: _constant(E.AUTO_ANSWER),
     Hangup: _constant(E.HANGUP),

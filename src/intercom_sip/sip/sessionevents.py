@@ -5,7 +5,7 @@ All frozen but the enums."""
 from dataclasses import dataclass
 from enum import Enum, auto
 
-from intercom_sip.sip.callevents import Answer, Cancelled, Dtmf, Failed, Hangup, Output, Replied
+from intercom_sip.sip.callevents import Answer, Dtmf, Hangup, Outcome, Output
 from intercom_sip.sip.message import Request
 from intercom_sip.sip.transactions import TransactionId
 
@@ -131,9 +131,7 @@ class GiveUp:
 SessionInput = (
     PeerRequest
     | PeerAck
-    | Replied
-    | Failed
-    | Cancelled
+    | Outcome
     | Answer
     | AutoAnswer
     | Hangup

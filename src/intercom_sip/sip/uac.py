@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from intercom_sip.sip import digest
 from intercom_sip.sip.callevents import (
+    CAUSES,
     MAX_REDIRECTS,
-    Failed,
+    Failure,
     Hangup,
-    Replied,
     SendAck,
     SendCancel,
     SendRequest,
@@ -26,6 +26,7 @@ from intercom_sip.sip.callflow import (
     redirect_target,
     via,
 )
+from intercom_sip.sip.core import ResponseReceived
 from intercom_sip.sip.dialog import Dialog, DialogError, as_uac, ids_of
 from intercom_sip.sip.message import Response, parse_cseq
 from intercom_sip.sip.sessionevents import (
@@ -42,11 +43,11 @@ if TYPE_CHECKING:
     from intercom_sip.sip.session import Session
 
 
-def provisional(session: "Session", event: Replied, now: float) -> Steps:
+def provisional(session: "Session", event: ResponseReceived, now: float) -> Steps:
     return []  # 180/183: still calling (early media is not played)
 
 
-def connected(session: "Session", event: Replied, now: float) -> Steps:
+def connected(session: "Session", event: ResponseReceived, now: float) -> Steps:
     """A 2xx: the dialog, our ACK (with the INVITE's credentials), the answer's media."""
     response = event.response
     dialog = as_uac(session.invite, response)
@@ -58,7 +59,7 @@ def connected(session: "Session", event: Replied, now: float) -> Steps:
     return steps + session.take_answer(response, session.offer, now)
 
 
-def unusable(session: "Session", event: Replied, now: float) -> Steps:
+def unusable(session: "Session", event: ResponseReceived, now: float) -> Steps:
     """A 2xx without a To-tag: nothing we could ACK."""
     response = event.response
     error = as_uac(session.invite, response)
@@ -66,7 +67,7 @@ def unusable(session: "Session", event: Replied, now: float) -> Steps:
     return [Over("failed", response.code, response.reason, detail)]
 
 
-def late_2xx(session: "Session", event: Replied, now: float) -> Steps:
+def late_2xx(session: "Session", event: ResponseReceived, now: float) -> Steps:
     """A 2xx again: our ACK again; a 2xx of another fork: ACK it and BYE it
     (§13.2.2.4)."""
     assert session.dialog is not None and session.ack is not None
@@ -75,7 +76,7 @@ def late_2xx(session: "Session", event: Replied, now: float) -> Steps:
     return hang_up_2xx(session, event, now)
 
 
-def hang_up_2xx(session: "Session", event: Replied, now: float) -> Steps:
+def hang_up_2xx(session: "Session", event: ResponseReceived, now: float) -> Steps:
     """ACK a 2xx we no longer want, then BYE its dialog."""
     dialog = as_uac(session.invite, event.response)
     if isinstance(dialog, DialogError):
@@ -87,20 +88,20 @@ def hang_up_2xx(session: "Session", event: Replied, now: float) -> Steps:
     return [SendAck(ack, flow), SendRequest(bye, flow, TransactionId(False, branch, "BYE"))]
 
 
-def refused(session: "Session", event: Replied, now: float) -> Steps:
+def refused(session: "Session", event: ResponseReceived, now: float) -> Steps:
     code = event.response.code
     return [Over(end_reason_of(code), code, event.response.reason)]
 
 
-def invite_failed(session: "Session", event: Failed, now: float) -> Steps:
-    return [Over("failed", detail=event.cause)]
+def invite_failed(session: "Session", event: Failure, now: float) -> Steps:
+    return [Over("failed", detail=CAUSES[type(event)])]
 
 
 def give_up(session: "Session", event: GiveUp, now: float) -> Steps:
     return [event.over]
 
 
-def redirected(session: "Session", event: Replied, now: float) -> Steps:
+def redirected(session: "Session", event: ResponseReceived, now: float) -> Steps:
     """§6.10 (RFC 3261 §8.1.3.4): a new INVITE to the first Contact, in the same
     call (Call-ID and From-tag kept, CSeq up by one, a new branch: what re's sipsess
     does), at most MAX_REDIRECTS times and never to a URI already tried."""
@@ -115,7 +116,7 @@ def redirected(session: "Session", event: Replied, now: float) -> Steps:
     return _invite_again(session, out)
 
 
-def challenged(session: "Session", event: Replied, now: float) -> Steps:
+def challenged(session: "Session", event: ResponseReceived, now: float) -> Steps:
     """401/407: answered once per nonce, `max_auth` times at most (a second challenge
     to our answer is the proxy refusing our credentials)."""
     response, creds, out = event.response, session.credentials, session.outgoing

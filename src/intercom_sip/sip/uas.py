@@ -4,8 +4,9 @@ until its ACK, and the ways a ringing call ends. Handlers of `session.TABLE`, pu
 from typing import TYPE_CHECKING, Final
 
 from intercom_sip.sip import negotiation
-from intercom_sip.sip.callevents import Answer, Cancelled, Hangup, Respond
+from intercom_sip.sip.callevents import Answer, Hangup, Respond
 from intercom_sip.sip.callflow import respond
+from intercom_sip.sip.core import CancelReceived
 from intercom_sip.sip.sessionevents import (
     AutoAnswer,
     Connected,
@@ -84,7 +85,7 @@ def early_bye(session: "Session", event: PeerRequest, now: float) -> Steps:
     return [ok, Respond(session.invite_tid, terminated), Over("cancelled", *TERMINATED)]
 
 
-def cancelled(session: "Session", event: Cancelled, now: float) -> Steps:
+def cancelled(session: "Session", event: CancelReceived, now: float) -> Steps:
     return [Over("cancelled", *TERMINATED)]
 
 
