@@ -3,6 +3,7 @@ ending, DTMF, the call timeout, the media timeout, and the RFC 4475 INVITEs that
 a UAS's dialogs."""
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -28,6 +29,8 @@ from intercom_sip.sip.callevents import (
     Ended,
     FlowMoved,
     Hangup,
+    Input,
+    NotStarted,
     Options,
     Output,
     Phase,
@@ -54,6 +57,7 @@ from intercom_sip.sip.core import (
     Channel,
     ResponseReceived,
     TransactionTimedOut,
+    TransportError,
 )
 from intercom_sip.sip.digest import Credentials
 from intercom_sip.sip.message import (
@@ -988,6 +992,38 @@ def test_an_invite_that_times_out_fails() -> None:
     sent = dial(h)
     outputs = h.handle(TransactionTimedOut(sent.transaction_id, OWNER), 32.0)
     assert (ended(outputs).end_reason, ended(outputs).detail) == ("failed", "timeout")
+
+
+# How a client transaction of ours ends without a final response: the core's two events
+# as the core gives them, and the shell's own when the core would not start it.
+FAILURES: list[tuple[Callable[[TransactionId], Input], str]] = [
+    (lambda tid: TransactionTimedOut(tid, OWNER), "timeout"),
+    (lambda tid: TransportError(tid, OWNER), "transport error"),
+    (NotStarted, "overload"),
+]
+
+
+@pytest.mark.parametrize(("failure", "detail"), FAILURES, ids=[d for _, d in FAILURES])
+def test_an_invite_that_fails_says_how(
+    failure: Callable[[TransactionId], Input], detail: str
+) -> None:
+    h = handset()
+    sent = dial(h)
+    record = ended(h.handle(failure(sent.transaction_id), 1.0))
+    assert (record.end_reason, record.detail) == ("failed", detail)
+
+
+@pytest.mark.parametrize(("failure", "detail"), FAILURES, ids=[d for _, d in FAILURES])
+def test_an_info_that_fails_ends_the_call_saying_how(
+    failure: Callable[[TransactionId], Input], detail: str
+) -> None:
+    h = handset()
+    outgoing_active(h)
+    (info,) = h.handle(Dtmf("1"), 2.0)
+    assert isinstance(info, SendRequest) and info.request.method == "INFO"
+    outputs = h.handle(failure(info.transaction_id), 2.1)
+    assert [o.request.method for o in outputs if isinstance(o, SendRequest)] == ["BYE"]
+    assert (ended(outputs).end_reason, ended(outputs).detail) == ("failed", f"INFO {detail}")
 
 
 def test_a_2xx_whose_answer_we_cannot_take_is_acked_then_hung_up() -> None:
