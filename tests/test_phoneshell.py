@@ -137,11 +137,12 @@ def run(
     pool: PortPool | None = None,
     direct: bool = False,
     enabled: bool = True,
+    limits: core.PortLimits = core.PortLimits(),
 ) -> None:
     async def main() -> None:
         sent: list[tuple[bytes, Address]] = []
         rtp = rtp_pair()
-        port = SipPort(core.Core(random.Random(1), transactions.SipTimers(t1=0.05)))
+        port = SipPort(core.Core(random.Random(1), transactions.SipTimers(t1=0.05), limits))
         port.attach(lambda data, address: sent.append((data, address)))
         source = tone()
         assert isinstance(source, Loop)
@@ -385,6 +386,36 @@ def test_dial_needs_a_registration_and_refuses_while_busy() -> None:
         assert rig.shell.status() == calls.IDLE
 
     run(test)
+
+
+def test_a_dial_the_core_cannot_start_ends_failed_by_overload(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No transaction left at the core: our INVITE is never sent, and the call ends at
+    once, `failed` with the detail `overload`, in the call log and its log line."""
+
+    async def test(rig: Rig) -> None:
+        from intercom_sip.contract.dialing import parse_number
+
+        target = parse_number("203")
+        assert target is not None
+        rig.shell.dial(target)
+        await wait_until(lambda: bool(rig.log.records))
+        (record,) = rig.log.records
+        assert (record.direction, record.end_reason, record.detail) == (
+            "out",
+            "failed",
+            "overload",
+        )
+        assert [data for data, _ in rig.sent if data.startswith(b"INVITE")] == []
+        assert rig.shell.status() == calls.IDLE
+
+    with caplog.at_level(logging.INFO, "intercom_sip.agent.phoneshell"):
+        run(test, limits=core.PortLimits(transactions=0))
+    lines = [r.getMessage() for r in caplog.records if r.name == "intercom_sip.agent.phoneshell"]
+    assert [line.split(" ", 2)[2] for line in lines if " ended: " in line] == [
+        "out sip:203@example.test ended: failed: overload"
+    ]
 
 
 def test_an_invite_with_every_rtp_port_taken_gets_503_and_a_log_entry() -> None:
