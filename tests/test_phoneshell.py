@@ -137,12 +137,16 @@ def run(
     pool: PortPool | None = None,
     direct: bool = False,
     enabled: bool = True,
-    limits: core.PortLimits = core.PortLimits(),
+    limits: core.PortLimits | None = None,
 ) -> None:
     async def main() -> None:
         sent: list[tuple[bytes, Address]] = []
         rtp = rtp_pair()
-        port = SipPort(core.Core(random.Random(1), transactions.SipTimers(t1=0.05), limits))
+        port = SipPort(
+            core.Core(
+                random.Random(1), transactions.SipTimers(t1=0.05), limits or core.PortLimits()
+            )
+        )
         port.attach(lambda data, address: sent.append((data, address)))
         source = tone()
         assert isinstance(source, Loop)
