@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from intercom_sip.contract.fields import FACTORY
 from intercom_sip.contract.settings import to_view
@@ -138,6 +138,46 @@ def test_valid_settings_are_saved_and_seen_after_a_reload(page: Page, served: Se
     expect(page.locator("#settings-saved")).to_have_text("Saved.")
     _, stored = served.call("GET", "/api/v1/device/sip/settings", token)
     assert (stored["registration_interval"], stored["password"]) == (90, "WebPass")
+
+
+def test_what_the_user_typed_before_the_first_settings_came_stays(
+    page: Page, served: Served
+) -> None:
+    """The events' first settings (or the GET's) fill the form; on a slow link the user
+    may type first. The fields they typed keep their text, the others are filled: a
+    flaky test once saw the late first settings wipe the form before Save."""
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        if route.request.method == "GET":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/events", hold)
+    page.route("**/api/v1/device/sip/settings", hold)
+    page.goto(served.url + "/")
+    page.locator("#login-password").fill("123456")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#app-view")).to_be_visible()
+    page.locator("#f-enable").check()
+    fill(page, {"#f-realm": "example.com", "#f-registration_interval": "120"})
+    for _ in range(200):  # both asked for (bounded): then let the settings come
+        if len(held) == 2:
+            break
+        page.wait_for_timeout(25)
+    assert [route.request.url.rsplit("/", 1)[1] for route in held] in (
+        ["events", "settings"],
+        ["settings", "events"],
+    )
+    for route in held:
+        route.continue_()
+    expect(page.locator("#link")).to_have_text("live")
+    expect(page.locator("#f-password")).to_have_attribute("placeholder", "none stored")
+    expect(page.locator("#f-stun-port")).to_have_value("3478")  # filled: not typed in
+    expect(page.locator("#f-realm")).to_have_value("example.com")  # typed: kept
+    expect(page.locator("#f-registration_interval")).to_have_value("120")
+    expect(page.locator("#f-enable")).to_be_checked()
 
 
 # One value of each kind a person can get wrong, and the field the contract names.

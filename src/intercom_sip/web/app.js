@@ -38,6 +38,7 @@ const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
   settings: null, // as the service last said them
   dirty: false, // the user changed the form since it was filled
+  touched: new Set(), // the inputs the user changed since then (their ids)
   pending: null, // settings changed elsewhere while the user was typing
   call: null,
   callAt: 0, // when the call status arrived (ms, this page's clock)
@@ -133,6 +134,7 @@ function leave(note) {
   if (state.stream) state.stream.abort();
   state.settings = null;
   state.dirty = false;
+  state.touched = new Set();
   $("app-view").hidden = true;
   $("logout").hidden = true;
   $("link").hidden = true;
@@ -156,7 +158,7 @@ function enter() {
 // The events bring the settings too; this is for when no stream can be had (the cap).
 async function loadSettings() {
   const { ok, answer } = await api("GET", "/device/sip/settings");
-  if (ok && state.settings === null) fillSettings(answer);
+  if (ok && state.settings === null) fillSettings(answer, state.touched);
 }
 
 // --- live events -------------------------------------------------------------------------
@@ -330,7 +332,9 @@ async function setAutoAnswer() {
 function settingsEvent(settings) {
   const first = state.settings === null;
   const changed = !first && JSON.stringify(settings) !== JSON.stringify(state.settings);
-  if (first || !state.dirty) {
+  if (first) {
+    fillSettings(settings, state.touched); // what the user typed before they came stays
+  } else if (!state.dirty) {
     fillSettings(settings);
   } else if (changed) {
     state.pending = settings; // what the user typed stays; they choose
@@ -339,11 +343,14 @@ function settingsEvent(settings) {
   if (changed) guarded(loadHistory)();
 }
 
-function fillSettings(settings) {
+// Every field, or all but those in `keep` (what the user typed before the first settings).
+function fillSettings(settings, keep = new Set()) {
   state.settings = settings;
-  state.dirty = false;
+  state.dirty = keep.size > 0;
+  state.touched = new Set(keep);
   $("settings-changed").hidden = true;
   for (const [name, id, kind] of FIELDS) {
+    if (keep.has(id)) continue;
     const input = $(id);
     const value = valueAt(settings, name);
     if (kind === "bool") input.checked = value;
@@ -504,8 +511,9 @@ function start() {
   );
   $("auto-answer").addEventListener("change", guarded(setAutoAnswer));
   $("settings-form").addEventListener("submit", guarded(saveSettings));
-  $("settings-form").addEventListener("input", () => {
+  $("settings-form").addEventListener("input", (event) => {
     state.dirty = true;
+    state.touched.add(event.target.id);
   });
   $("settings-reload").addEventListener("click", () => fillSettings(state.pending));
   setInterval(tick, 1000);
