@@ -109,9 +109,10 @@ def log_times(log: str) -> list[float]:
     return [stamp.timestamp() for stamp in stamps]
 
 
-def most_in_a_second(times: list[float], slack: float = 0.05) -> int:
+def most_in_a_second(times: list[float], slack: float = 0.2) -> int:
     """The most events within any one second (less `slack`: what a loaded machine may add
-    between the monitor's counting an answer and its sending it)."""
+    between the monitor's counting an answer and its sending it; with a second suite
+    beside this one, 50 ms was once too little: 11 answers within 0.95 s on the wire)."""
     times = sorted(times)
     return max((sum(1 for t in times if s <= t < s + 1.0 - slack) for s in times), default=0)
 
