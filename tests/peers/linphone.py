@@ -15,8 +15,11 @@ standard output, which it flushes line by line:
   with <uri> for call 1 (audio).", "Receiving tone 5 from <uri>", "Call 1 with <uri>
   ended (<reason>).", often after the "linphonec> " prompt on the same line.
 - A refused registration makes it ask "Password for <user> on <realm>: " and read the
-  next line of standard input as the password: the fixture fails at once on that prompt
-  rather than feed it a command.
+  next line of standard input as the password: the fixture fails on that prompt. It
+  learns the registration state only by sending `status register`, so a prompt printed
+  just after its last look and before that command takes the command as the password
+  (which is refused again): the fixture waits on the output between its polls to make
+  that window small, and fails the same way when it happens.
 - It keeps its state under $HOME (`.local/share/linphone/linphone.db`, `.config`, a ZRTP
   cache) and rewrites its config file on exit: HOME is the private dir, owned by nobody.
 """
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 MAX_LINES = 2000  # output lines kept for a test to read; older ones are dropped
+POLL = 0.1  # seconds between two `status register` while not registered
 QUIT_GRACE = 3.0  # seconds linphonec gets to unregister and exit after `quit`
 WAV_HEADER = 44
 DTMF = frozenset("0123456789*#ABCD")
@@ -312,7 +316,9 @@ class Linphone(process.Peer):
                 raise LinphoneError(
                     f"{self.aor} not registered after {timeout} s:\n{self._tail()}"
                 )
-            time.sleep(0.1)
+            # Wait on the output, not a clock, so that a prompt is seen as it comes.
+            with contextlib.suppress(LinphoneError):
+                self.wait(PASSWORD_PROMPT, POLL)
 
     def _prepare(self) -> None:
         d = self.directory
