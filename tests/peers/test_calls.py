@@ -152,7 +152,7 @@ def test_bye_from_the_caller(
     monitors: Callable[..., Monitor], kamailio: Kamailio, transport: str, leg: str
 ) -> None:
     monitor = monitors("101", transport).start()
-    with caller(kamailio, "uac_bye.xml", "101", leg, pause_ms=8000, timeout=30) as sipp_caller:
+    with caller(kamailio, "uac_bye.xml", "101", leg, pause_ms=3000, timeout=30) as sipp_caller:
         active = monitor.wait_state("active")
         result = sipp_caller.wait()
     assert result.ok, result.report() + monitor.log
