@@ -60,6 +60,7 @@ MODULES_DIR = "/usr/lib/baresip/modules"
 # menu: the commands; ctrl_tcp: our control channel; account: reads the accounts file,
 # and must come last, or a `mediaenc` or codec it names is not registered yet.
 MODULES = ("menu", "ctrl_tcp", "g711", "aufile", "sndfile", "srtp", "account")
+RTP_PAIRS = 4  # RTP/RTCP port pairs reserved for a baresip: more than the calls it holds
 MAX_EVENTS = 1000  # events kept for a test to read; older ones are dropped
 MAX_NETSTRING = 1 << 20
 QUIT_GRACE = 1.0  # seconds baresip gets to unregister before the second SIGTERM
@@ -141,6 +142,7 @@ class Baresip(process.Peer):
         self.tone_seconds = tone_seconds
         self.sip_port = 0
         self.ctrl_port = 0
+        self.rtp_ports = (0, 0)  # the first and last port of its RTP range
         self.events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self._dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -358,8 +360,9 @@ class Baresip(process.Peer):
             os.chown(self.recordings_dir, *process.NOBODY)
         samples = audio.tone(self.tone_hz, self.tone_seconds)
         audio.write_wav(d / "tone.wav", samples)
-        self.sip_port = sip_ports()
+        self.sip_port = ports.free_span(2, both=True)  # TLS listens on P + 1
         self.ctrl_port = ports.free_tcp_port()
+        self.rtp_ports = ports.rtp_range(RTP_PAIRS)
         (d / "config").write_text(self._config())
         (d / "accounts").write_text(self.account.line(self.registrar) + "\n")
         for path in d.iterdir():
@@ -371,6 +374,10 @@ class Baresip(process.Peer):
             "poll_method": "epoll",
             "sip_listen": f"{HOST}:{self.sip_port}",
             "net_interface": HOST,
+            # Reserved for it: its default range, 1024-49152, holds the ports the tests
+            # reserve (tests/peers/ports.py), and a call's random RTP port took one that
+            # another test's monitor was about to bind.
+            "rtp_ports": "{}-{}".format(*self.rtp_ports),
             "audio_source": f"aufile,{self.directory / 'tone.wav'}",
             "audio_alert": "",
             "audio_player": "",
@@ -481,11 +488,3 @@ def split_netstrings(buffer: bytes) -> tuple[list[bytes], bytes]:
             raise BaresipError(f"netstring without its comma: {buffer[: end + 1][:40]!r}")
         messages.append(buffer[colon + 1 : end])
         buffer = buffer[end + 1 :]
-
-
-def sip_ports() -> int:
-    """A port P free for UDP and TCP with P + 1 free for TCP (baresip's TLS listener)."""
-    while True:
-        port = ports.free_port(both=True)
-        if port < 65535 and ports.tcp_free(port + 1):
-            return port

@@ -13,6 +13,15 @@ keeps it, so no other worker or suite on the machine (they all use this module) 
 the same port meanwhile, however long the peer waits before it binds (a monitor binds its
 RTP ports only when a call comes). A process keeps its last MAX_HELD reservations; the
 kernel drops a process's locks when it ends.
+
+That holds only if no peer binds in this range what it was not given. baresip did: its
+RTP ports came at random from its default range, 1024-49152, and on CI a call's port
+was the one another test had just reserved and probed for a monitor, which then failed
+at start ("cannot use SIP port 127.0.0.1:20950: Address already in use"). So every peer
+gets each port it binds from here (baresip's RTP range and TLS port, SIPp's video port
+too), or binds where the kernel picks (linphone, Chromium, our clients: the ephemeral
+range); `strays` finds a peer that does otherwise, and the call tests look while a call
+is up.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import os
 import random
 import socket
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -83,8 +93,15 @@ def _pick_free(count: int, *kinds: int, even: bool = False) -> int:
 def free_port(both: bool = False) -> int:
     """A loopback port free for UDP, and for TCP too when `both`, reserved for this
     process (a peer then fails loudly at start only if something else took it)."""
+    return free_span(1, both)
+
+
+def free_span(count: int, both: bool = False) -> int:
+    """The first of `count` consecutive ports, each free for UDP (and TCP when `both`)
+    and reserved: for a peer that binds beside its port (baresip's TLS on P + 1, SIPp's
+    video on P + 2)."""
     kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM) if both else (socket.SOCK_DGRAM,)
-    return _pick_free(1, *kinds)
+    return _pick_free(count, *kinds)
 
 
 def free_tcp_port() -> int:
@@ -108,6 +125,13 @@ def free_rtp_port() -> int:
     return _pick_free(2, socket.SOCK_DGRAM, even=True)
 
 
+def rtp_range(pairs: int) -> tuple[int, int]:
+    """FIRST and LAST of `pairs` RTP/RTCP pairs of UDP ports, FIRST even, all free and
+    reserved: a peer's or a monitor's RTP range."""
+    first = _pick_free(2 * pairs, socket.SOCK_DGRAM, even=True)
+    return first, first + 2 * pairs - 1
+
+
 def free_rtp_window(ports: int = 4) -> str:
     """A monitor's `--rtp-ports` value: `ports` even ports, each with its RTCP port, all
     free and reserved.
@@ -116,10 +140,56 @@ def free_rtp_window(ports: int = 4) -> str:
     starts from: a port another suite's call just released may still receive that
     call's stray RTP, and a monitor latching to it would send its audio astray.
     """
-    first = _pick_free(2 * ports, socket.SOCK_DGRAM, even=True)
-    return f"{first}-{first + 2 * (ports - 1)}"
+    first, last = rtp_range(ports)
+    return f"{first}-{last - 1}"
 
 
 def tcp_free(port: int) -> bool:
     """Whether `port` is free for TCP now."""
     return _free(socket.SOCK_STREAM, port)
+
+
+def strays(pid: int, given: Collection[int] | None = None) -> list[int]:
+    """The ports in our range (FIRST-LAST) that process `pid` or a descendant has bound
+    and that are not `given` to it (by default: not held by this process).
+
+    A peer that binds such a port can take one that another test reserved and probed,
+    and that test's peer then fails at start ("Address already in use"): every peer is
+    configured so that this stays empty, and the call tests look while a call is up.
+    """
+    allowed = _held if given is None else given
+    return sorted(
+        port for port in _bound(_family(pid)) if FIRST <= port <= LAST and port not in allowed
+    )
+
+
+def _family(pid: int) -> list[int]:
+    """`pid` and its descendants, from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        one = todo.pop()
+        found.append(one)
+        for task in Path(f"/proc/{one}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def _bound(pids: list[int]) -> set[int]:
+    """The local ports of the IP sockets the processes `pids` hold open."""
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    ports = set()
+    for table in ("udp", "udp6", "tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+                fields = row.split()  # sl local_address rem_address st ... uid timeout inode
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Self
 
-from . import binaries
+from . import binaries, ports
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,13 @@ def tail(path: Path, lines: int = 30) -> str:
 
 class Peer:
     """A peer used as `with Peer(...) as peer:`: started on entry, closed on exit."""
+
+    _process: subprocess.Popen[bytes] | None = None
+
+    def strays(self) -> list[int]:
+        """Ports in the tests' range that this peer has bound now without our reservation
+        (tests/peers/ports.py): none, or another test's peer may fail at start."""
+        return [] if self._process is None else ports.strays(self._process.pid)
 
     def start(self) -> None:
         raise NotImplementedError

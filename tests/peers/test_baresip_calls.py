@@ -164,6 +164,7 @@ def test_baresip_calls_the_monitor_audio_and_dtmf_both_ways(
         phone.wait_event("CALL_ESTABLISHED")
         active = mon.wait_state("active")
         phone.wait_heard(2.0)
+        assert phone.strays() == []  # its RTP ports too are the ones reserved for it
     assert (active["direction"], active["codec"], active["srtp"]) == ("in", "PCMU", srtp)
     seen = wire(capture, port)
     for packets, clear in seen.values():

@@ -154,6 +154,7 @@ def test_bye_from_the_caller(
     monitor = monitors("101", transport).start()
     with caller(kamailio, "uac_bye.xml", "101", leg, pause_ms=3000, timeout=30) as sipp_caller:
         active = monitor.wait_state("active")
+        assert (sipp_caller.strays(), kamailio.strays()) == ([], [])  # ports.py: only theirs
         result = sipp_caller.wait()
     assert result.ok, result.report() + monitor.log
     assert monitor.wait_state("idle")["id"] is None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import ssl
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from . import binaries, kamcmd, sipclient, stun
+from . import binaries, kamcmd, ports, sipclient, stun
 from .coturn import Coturn, PortBusy
 from .kamailio import Kamailio, MakeKamailio
 from .ports import free_port
@@ -285,6 +288,7 @@ def test_coturn_maps_a_direct_client_to_itself(coturn: Coturn) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         assert stun.query(sock, coturn.address) == sock.getsockname()
+    assert coturn.strays() == []  # no alternate port beside the one it was given
 
 
 @peers
@@ -305,3 +309,43 @@ def test_coturn_refuses_a_port_that_already_answers(coturn: Coturn) -> None:
     with pytest.raises(PortBusy):
         second.start()
     second.close()
+
+
+# Binds the first port it is given (udp/P or tcp/P) and has a child of its own bind the
+# rest, so that a test sees a process and its descendants as a peer's fork would be.
+BINDER = """
+import os, socket, subprocess, sys, time
+first, *rest = sys.argv[1:]
+if rest:
+    subprocess.Popen([sys.executable, "-c", os.environ["BINDER"], *rest])
+kind, port = first.split("/")
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
+sock.bind(("127.0.0.1", int(port)))
+if kind == "tcp":
+    sock.listen()
+print("bound", flush=True)
+time.sleep(60)
+"""
+
+
+def test_strays_are_the_ports_in_our_range_a_peer_bound_but_was_not_given() -> None:
+    """What guards the peers' configuration: a process binds the port it was given, its
+    child one over UDP and its grandchild one over TCP that it was not given (all three
+    reserved by this test, so that no other test can pick them meanwhile), and a fourth
+    the kernel picks; the two not given are the strays, the kernel's port is not."""
+    given, udp, tcp = (ports.free_port(both=True) for _ in range(3))
+    spec = [f"udp/{given}", f"udp/{udp}", f"tcp/{tcp}", "udp/0"]
+    with subprocess.Popen(
+        [sys.executable, "-c", BINDER, *spec],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BINDER": BINDER},
+        start_new_session=True,
+    ) as child:
+        try:
+            assert child.stdout is not None
+            assert [child.stdout.readline() for _ in spec] == ["bound\n"] * len(spec)
+            assert ports.strays(child.pid, given={given}) == sorted([udp, tcp])
+            assert ports.strays(child.pid) == []  # all three are this process's own
+        finally:
+            os.killpg(child.pid, signal.SIGKILL)

@@ -62,6 +62,7 @@ def monitor(tmp_path: Path, kamailio: Kamailio) -> Iterator[Callable[..., Monito
 def talk(mon: Monitor, phone: Linphone) -> None:
     """Both ways: audio flows to linphone, and one DTMF digit each way arrives."""
     phone.wait_heard(1.5)
+    assert phone.strays() == []  # its ports, RTP's too, are the kernel's (ports.py)
     status, answer = mon.call("POST", "/api/v1/call/dtmf", {"digits": "#"})
     assert status == 200, answer
     assert phone.wait(TONE)["digit"] == "#"

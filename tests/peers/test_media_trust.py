@@ -22,7 +22,7 @@ import pytest
 from intercom_sip.media import rtcp
 from tests.served import wait_for
 
-from . import sniffer, uac
+from . import ports, sniffer, uac
 from .baresip import Account
 from .conftest import MakeBaresip, require
 from .kamailio import Kamailio, MakeKamailio
@@ -54,28 +54,6 @@ def monitor(tmp_path: Path, kamailio: Kamailio) -> Iterator[Callable[..., Monito
     yield make
     for one in made:
         one.stop()
-
-
-def free_run(size: int) -> tuple[int, int]:
-    """`size` consecutive UDP ports free on every loopback address, the first even."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1] & ~1
-        if first + size > 65535:
-            continue
-        held = []
-        try:
-            for port in range(first, first + size):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                held.append(sock)
-                sock.bind(("0.0.0.0", port))  # a probe, closed at once
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return first, first + size - 1
 
 
 class Sprayer:
@@ -146,7 +124,7 @@ def test_rtp_sprayed_at_every_port_takes_nothing_from_a_real_call(
     """Issue 11: on the old code the attacker got every packet of the call and the door
     code; the real peer none."""
     require("baresip")
-    first, last = free_run(24)
+    first, last = ports.rtp_range(12)
     mon = monitor("--rtp-ports", f"{first}-{last}", auto_answer=False)
     phone = baresip_factory(kamailio, Account("201", "pw201"), tone_hz=1000)
     capture = from_ports(first, last)
