@@ -417,8 +417,11 @@ def test_a_dial_the_core_cannot_start_ends_failed_by_overload(
     with caplog.at_level(logging.INFO, "intercom_sip.agent.phoneshell"):
         run(test, limits=core.PortLimits(transactions=0))
     lines = [r.getMessage() for r in caplog.records if r.name == "intercom_sip.agent.phoneshell"]
-    assert [line.split(" ", 2)[2] for line in lines if " ended: " in line] == [
-        "out sip:203@example.test ended: failed: overload"
+    # In the order it happened: the call was placed, then ended (the "calling" line once
+    # came after the "ended" one).
+    assert [line.split(" ", 2)[2] for line in lines if line.startswith("call ")] == [
+        "out sip:203@example.test: calling",
+        "out sip:203@example.test ended: failed: overload",
     ]
 
 

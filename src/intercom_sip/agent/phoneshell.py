@@ -40,6 +40,7 @@ from intercom_sip.sip.dialog import Hop, ids_of, next_hop
 from intercom_sip.sip.message import Request
 from intercom_sip.sip.negotiation import Local
 from intercom_sip.sip.port import UDP, SipPort, UserEvent, transport_of
+from intercom_sip.sip.transactions import TransactionId
 from intercom_sip.sip.transport import FlowError, OurAddresses, StreamFlow, source_toward
 from intercom_sip.sip.trust import Trust
 
@@ -133,6 +134,7 @@ class PhoneShell:
         self._token = ""  # the registered Contact's, once there is one
         self._redialer = redialer
         self._held: list[ev.SendRequest | ev.SendAck] = []  # waiting for a new flow
+        self._unsent: list[TransactionId] = []  # the core refused them; told after the turn
         self._moving: asyncio.Task[None] | None = None  # one new connection at a time
         self._opened: core.Channel | None = None  # a connection opened for the call
         port.add_user(USER, self)
@@ -279,6 +281,7 @@ class PhoneShell:
                 refused = output
             else:
                 _OUTPUTS[type(output)](self, output)
+        self._tell_unsent()
         self._port.pump()
         self._arm()
         self._emit_status()
@@ -298,7 +301,15 @@ class PhoneShell:
         if self._held_for_flow(output):
             return
         if self._port.request(output.request, output.flow, USER) is None:
-            self._feed(ev.NotStarted(output.transaction_id))
+            # Told once the outputs in hand are carried out: the call's "calling" is
+            # among them, and the call must not end before its start is logged.
+            self._unsent.append(output.transaction_id)
+
+    def _tell_unsent(self) -> None:
+        """The requests the core could not start, to the handset (each ends its call)."""
+        unsent, self._unsent = self._unsent, []
+        for transaction_id in unsent:
+            self._feed(ev.NotStarted(transaction_id))
 
     def _send_cancel(self, output: ev.SendCancel) -> None:
         self._port.cancel(output.transaction_id)
@@ -350,6 +361,7 @@ class PhoneShell:
         for output in held:
             moved = replace(output, flow=new) if output.flow == old else output
             _OUTPUTS[type(moved)](self, moved)
+        self._tell_unsent()
         self._port.pump()
 
     def _adopt(self, flow: core.Channel) -> None:
