@@ -96,19 +96,26 @@ def plan(applied: Settings | None, desired: Settings, bound: bool) -> Step:
 @dataclass
 class Restarts:
     """Pauses before starting again after crashes: 1, 2, 4 … 60 s, so that a bug that
-    recurs at once cannot fill the log; forgotten once a pause has passed calmly."""
+    recurs at once cannot fill the log; forgotten once the binding, started again, has
+    run calmly for longer than its pause and the first."""
 
     first: float = RESTART_PAUSE
     longest: float = RESTART_PAUSE_MAX
     _pause: float = 0.0
-    _last: float = -math.inf
+    _resumed: float = -math.inf  # when the binding started again (or is due to)
 
     def pause(self, now: float) -> float:
         """The pause after a crash at `now`."""
-        calm = now - self._last > 2 * self._pause + self.first
+        calm = now - self._resumed > self._pause + self.first
         self._pause = self.first if calm else min(2 * self._pause, self.longest)
-        self._last = now
+        self._resumed = now + self._pause  # until `resumed` says when it really did
         return self._pause
+
+    def resumed(self, now: float) -> None:
+        """The binding started again at `now`. A busy loop starts it late, and the time
+        it was late is no calm: counted from the due time, a binding that crashed the
+        moment it started again once got the first pause again instead of a longer one."""
+        self._resumed = now
 
 
 @dataclass
@@ -271,7 +278,7 @@ class Agent:
                 )
                 self._abandon()
                 await asyncio.sleep(pause)
-                self._wake.set()
+                self._restart()
 
     def _abandon(self) -> None:
         """Drop the binding without a word to the registrar: its state may be the bug."""
@@ -330,8 +337,12 @@ class Agent:
             loop = asyncio.get_running_loop()
             pause = self._restarts.pause(loop.time())
             log.error("SIP binding starts again in %.0f s", pause)
-            loop.call_later(pause, self._wake.set)
+            loop.call_later(pause, self._restart)
             self._changed()
+
+    def _restart(self) -> None:
+        self._restarts.resumed(asyncio.get_running_loop().time())
+        self._wake.set()
 
     def _changed(self) -> None:
         """The status may have changed (a binding's answer, a new binding...): emitted
