@@ -123,6 +123,13 @@ def test_a_restart_the_loop_made_late_is_no_calm() -> None:
     assert restarts.pause(10.2) == 1.0  # ran 3.1 s, more than its 2 s pause and the first
 
 
+def test_the_first_crash_after_a_start_pauses_the_first_pause() -> None:
+    """Started (not restarted) and crashed at once: no pause before it to double."""
+    restarts = agent.Restarts()
+    restarts.resumed(0.0)
+    assert restarts.pause(0.01) == 1.0
+
+
 class CrashingBinding:
     """A binding whose task dies of a bug each time it starts; `started` holds the loop
     times of its starts, and `fourth` is set at the fourth."""

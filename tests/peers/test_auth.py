@@ -68,9 +68,9 @@ def test_wrong_password_with_a_new_nonce_every_401_is_not_a_flood(
     assert (status["sip_status"], status["reason"]) == ("ERROR", "Unauthorized")
     assert registrar.codes() == [401, 401]  # asked, answered, refused: failed
     # The retry comes after the auth-retry time, and costs two REGISTERs again.
-    wait_for(lambda: len(registrar.registers()) >= 4, timeout=AUTH_RETRY * 1.25 + 10)
+    wait_for(lambda: len(registrar.attempts()) >= 4, timeout=AUTH_RETRY * 1.25 + 10)
     time.sleep(1.0)
-    sent = registrar.registers()
+    sent = registrar.attempts()
     assert [r.code for r in sent] == [401, 401, 401, 401]
     assert sent[2].at - sent[1].at >= AUTH_RETRY
     nonces = [r.authorization.get("nonce") for r in sent]
@@ -84,12 +84,12 @@ def test_unregister_while_the_registrar_refuses_gives_up(
 ) -> None:
     device.post(settings(registrar.proxy, "fake.test"))
     device.wait_status(registered)
-    before = len(registrar.registers())
+    before = len(registrar.attempts())
     registrar.behaviour = replace(registrar.behaviour, users={"101": "changed-at-the-server"})
     device.post(settings(registrar.proxy, "fake.test", enable=False))
     device.wait_status(lambda s: s["state"] == "disabled")
     time.sleep(1.0)
-    after = registrar.registers()[before:]
+    after = registrar.attempts()[before:]
     assert [(r.code, r.request.headers.get("Expires")) for r in after] == [
         (401, "0"),  # the cached nonce: answered once more
         (401, "0"),  # our answer to its new challenge refused: give up
@@ -111,8 +111,8 @@ def test_stale_after_a_reused_nonce_is_answered_once_more(device: Device) -> Non
     with Registrar(behaviour) as registrar:
         device.post(settings(registrar.proxy, "fake.test"))
         device.wait_status(registered)
-        wait_for(lambda: len(registrar.registers()) >= 4, timeout=15)
-        sent = registrar.registers()[:4]
+        wait_for(lambda: len(registrar.attempts()) >= 4, timeout=15)
+        sent = registrar.attempts()[:4]
         assert registered(device.status())
     assert [r.code for r in sent] == [401, 200, 401, 200]
     assert sent[2].authorization["nonce"] == sent[1].authorization["nonce"]  # reused, nc+1

@@ -195,8 +195,8 @@ def test_a_registrars_503_retry_after_is_waited_out(tmp_path: Path) -> None:
                 "stun": {"ip": "", "port": 0},
             }
             assert device.post(body)[0] == 200
-            wait_for(lambda: len(registrar.registers()) >= 2, 15)
-            first, second = registrar.registers()[:2]
+            wait_for(lambda: len(registrar.attempts()) >= 2, 15)
+            first, second = registrar.attempts()[:2]
             assert (first.code, second.code) == (503, 503)
             assert second.at - first.at >= 2.0  # the backoff alone: about 1 s
             registrar.behaviour = replace(registrar.behaviour, mode="serve")

@@ -107,14 +107,15 @@ class Restarts:
     def pause(self, now: float) -> float:
         """The pause after a crash at `now`."""
         calm = now - self._resumed > self._pause + self.first
-        self._pause = self.first if calm else min(2 * self._pause, self.longest)
+        again = not calm and self._pause > 0  # a crash soon after the last one's restart
+        self._pause = min(2 * self._pause, self.longest) if again else self.first
         self._resumed = now + self._pause  # until `resumed` says when it really did
         return self._pause
 
     def resumed(self, now: float) -> None:
-        """The binding started again at `now`. A busy loop starts it late, and the time
-        it was late is no calm: counted from the due time, a binding that crashed the
-        moment it started again once got the first pause again instead of a longer one."""
+        """A binding started at `now`. A busy loop starts it again late, and the time it
+        was late is no calm: counted from the due time, a binding that crashed the moment
+        it started again once got the first pause again instead of a longer one."""
         self._resumed = now
 
 
@@ -278,7 +279,7 @@ class Agent:
                 )
                 self._abandon()
                 await asyncio.sleep(pause)
-                self._restart()
+                self._wake.set()
 
     def _abandon(self) -> None:
         """Drop the binding without a word to the registrar: its state may be the bug."""
@@ -323,6 +324,7 @@ class Agent:
             identity, account = identity_of(desired), account_of(desired)
             slot.binding = Registrant(identity, account, self._env, changed=self._changed)
             slot.binding.start(self._crashed)
+            self._restarts.resumed(asyncio.get_running_loop().time())
         elif step is Step.UPDATE and slot.binding is not None:
             slot.binding.update(account_of(desired))
         slot.settings = desired
@@ -337,12 +339,8 @@ class Agent:
             loop = asyncio.get_running_loop()
             pause = self._restarts.pause(loop.time())
             log.error("SIP binding starts again in %.0f s", pause)
-            loop.call_later(pause, self._restart)
+            loop.call_later(pause, self._wake.set)
             self._changed()
-
-    def _restart(self) -> None:
-        self._restarts.resumed(asyncio.get_running_loop().time())
-        self._wake.set()
 
     def _changed(self) -> None:
         """The status may have changed (a binding's answer, a new binding...): emitted
