@@ -15,8 +15,10 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from . import process
 
@@ -28,6 +30,8 @@ UDP = 17
 LIMIT = 100_000  # datagrams kept: about 16 minutes of one RTP stream each way
 SO_ATTACH_FILTER = 26
 RECEIVE_BUFFER = 8 << 20  # room for bursts while the reading thread waits its turn
+DRAIN_SECONDS = 2.0  # at stop, reading what is queued takes at most this long
+_SPACE = socket.CMSG_SPACE(16)  # one timestamp (struct timespec)
 # Classic BPF, in the kernel: IPv4 (ethertype at 12) carrying UDP (protocol at 23), else
 # drop, so that TCP on lo (an HTTP load beside a call) never reaches this process.
 UDP_ONLY = (
@@ -86,13 +90,29 @@ class Sniffer(process.Peer):
         self.stop()
 
     def stop(self) -> None:
+        """Stop capturing, once what the kernel queued before now is read: the reading
+        thread may lag on a loaded machine, and its last 0.1 s was once lost."""
         self._stopping = True
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
         if self._sock is not None:
+            self._drain(self._sock)
             self._sock.close()
             self._sock = None
+
+    def _drain(self, sock: socket.socket) -> None:
+        """What is queued, read without waiting; bounded by a clock and the buffer's
+        worth, so that traffic that goes on (a spray) cannot keep it reading."""
+        sock.setblocking(False)
+        deadline = time.monotonic() + DRAIN_SECONDS
+        for _ in range(RECEIVE_BUFFER // 64):  # frames of 64 bytes at the least
+            try:
+                self._take(*sock.recvmsg(65600, _SPACE))
+            except (BlockingIOError, OSError):
+                return
+            if time.monotonic() > deadline:
+                return
 
     def taken(self) -> list[Datagram]:
         """A copy of what was captured so far."""
@@ -101,24 +121,25 @@ class Sniffer(process.Peer):
 
     def _run(self) -> None:
         assert self._sock is not None
-        space = socket.CMSG_SPACE(16)
         while not self._stopping:
             try:
-                frame, ancillary, _, address = self._sock.recvmsg(65600, space)
+                self._take(*self._sock.recvmsg(65600, _SPACE))
             except TimeoutError:
                 continue
             except OSError:
                 return
-            if address[2] != PACKET_OUTGOING:
-                continue  # the same frame again, as lo receives it
-            datagram = parse(frame, _stamp(ancillary))
-            if datagram is None or not self.wanted(datagram):
-                continue
-            with self._lock:
-                if len(self.datagrams) < self.limit:
-                    self.datagrams.append(datagram)
-                else:
-                    self.dropped += 1
+
+    def _take(self, frame: bytes, ancillary: list[Any], _: int, address: Any) -> None:
+        if address[2] != PACKET_OUTGOING:
+            return  # the same frame again, as lo receives it
+        datagram = parse(frame, _stamp(ancillary))
+        if datagram is None or not self.wanted(datagram):
+            return
+        with self._lock:
+            if len(self.datagrams) < self.limit:
+                self.datagrams.append(datagram)
+            else:
+                self.dropped += 1
 
 
 def _attach_udp_only(sock: socket.socket) -> None:
