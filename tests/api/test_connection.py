@@ -11,13 +11,21 @@ from intercom_sip.api.connection import Limits
 from tests.api.serving import InProcess
 from tests.http_client import Client, closed_by_server, read_answer, request, wait_for
 
-TIMEOUT = 0.5
+TIMEOUT = 0.5  # the timeout tests' (`timed`)
+PATIENT = 10.0  # the others': no client stall on a loaded machine may end their connection
 BAD_REQUEST = (400, {"error": "Bad request"})
 HEAD_TOO_LARGE = (431, {"error": "Request header fields too large"})
 
 
 @pytest.fixture(params=["uvloop", "asyncio"])
 def server(request: pytest.FixtureRequest) -> Iterator[InProcess]:
+    instance = InProcess(Limits(timeout=PATIENT), loop=request.param).start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def timed(request: pytest.FixtureRequest) -> Iterator[InProcess]:
     instance = InProcess(Limits(timeout=TIMEOUT), loop=request.param).start()
     yield instance
     instance.stop()
@@ -119,21 +127,21 @@ def test_a_half_closed_client_gets_its_answers(server: InProcess) -> None:
 # --- timeouts (the service's --http-timeout; 0.5 s here) ------------------------------
 
 
-def test_a_connection_that_sends_nothing_is_closed(server: InProcess) -> None:
-    with server.connect() as sock:
+def test_a_connection_that_sends_nothing_is_closed(timed: InProcess) -> None:
+    with timed.connect() as sock:
         assert closed_by_server(sock)
-    wait_for(lambda: server.connections() == 0)
+    wait_for(lambda: timed.connections() == 0)
 
 
-def test_a_connection_idle_after_its_answer_is_closed(server: InProcess) -> None:
-    with server.connect() as sock:
+def test_a_connection_idle_after_its_answer_is_closed(timed: InProcess) -> None:
+    with timed.connect() as sock:
         sock.sendall(request("/a"))
         assert answer(sock) == (200, {"path": "/a", "body": 0})
         assert closed_by_server(sock)
 
 
-def test_a_slowloris_head_is_closed(server: InProcess) -> None:
-    with server.connect() as sock:
+def test_a_slowloris_head_is_closed(timed: InProcess) -> None:
+    with timed.connect() as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
         for n in range(100):  # a header line every 0.1 s: 10 s unless closed
             try:
@@ -144,11 +152,11 @@ def test_a_slowloris_head_is_closed(server: InProcess) -> None:
                 break
         else:
             pytest.fail("a head sent a line at a time was never closed")
-    assert server.app.calls == 0
+    assert timed.app.calls == 0
 
 
-def test_a_stalled_body_is_closed(server: InProcess) -> None:
-    with server.connect() as sock:
+def test_a_stalled_body_is_closed(timed: InProcess) -> None:
+    with timed.connect() as sock:
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
         for _ in range(100):  # a byte every 0.1 s: 10 s unless closed
             try:
@@ -161,8 +169,8 @@ def test_a_stalled_body_is_closed(server: InProcess) -> None:
             pytest.fail("a body sent a byte at a time was never closed")
 
 
-def test_answers_left_unread_close_the_connection(server: InProcess) -> None:
-    with server.connect() as sock:
+def test_answers_left_unread_close_the_connection(timed: InProcess) -> None:
+    with timed.connect() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.settimeout(0.5)
         pushed = 0
@@ -170,13 +178,13 @@ def test_answers_left_unread_close_the_connection(server: InProcess) -> None:
             while pushed < 200_000_000:  # the server stops reading long before
                 pushed += sock.send(request("/" + "x" * 1000) * 50)
         assert pushed < 200_000_000
-        wait_for(lambda: server.connections() == 0)
+        wait_for(lambda: timed.connections() == 0)
 
 
-def test_a_slow_app_is_not_timed_out(server: InProcess) -> None:
-    with server.connect() as sock:
+def test_a_slow_app_is_not_timed_out(timed: InProcess) -> None:
+    with timed.connect() as sock:
         sock.sendall(request("/hold"))
-        wait_for(lambda: server.app.calls == 1)
+        wait_for(lambda: timed.app.calls == 1)
         time.sleep(TIMEOUT * 4)
-        server.app.release.set()
+        timed.app.release.set()
         assert answer(sock) == (200, {"path": "/hold", "body": 0})

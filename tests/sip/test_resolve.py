@@ -184,8 +184,10 @@ def test_a_name_with_other_records_but_no_srv_falls_back_to_a() -> None:
 
 def test_a_server_that_drops_srv_queries_leaves_time_for_a() -> None:
     started = time.monotonic()
-    result = resolve_with_fake("plain.test", "tcp", silent={"SRV"}, limit=1.0)
-    assert (result[0], time.monotonic() - started < 1.5) == (
+    # SRV gets half the limit, then A the rest: 1 s each, room for a loaded machine's
+    # late fake server; and well within dnspython's own 5 s, which a missing limit takes.
+    result = resolve_with_fake("plain.test", "tcp", silent={"SRV"}, limit=2.0)
+    assert (result[0], time.monotonic() - started < 3.5) == (
         [Target("198.51.100.7", 5060, "tcp")],
         True,
     )
@@ -245,7 +247,8 @@ def test_an_unknown_transport_fails() -> None:
 def test_a_server_that_never_answers_fails_within_the_timeout(proxy: str) -> None:
     started = time.monotonic()
     result = resolve_with_fake(proxy, "udp", silent={"SRV", "A"}, limit=1.0)
-    assert (result[0], time.monotonic() - started < 1.5) == (ResolveFailed("DNS timeout"), True)
+    # Given up at the limit (1 s), not at dnspython's own 5 s; the rest is a loaded machine.
+    assert (result[0], time.monotonic() - started < 3.0) == (ResolveFailed("DNS timeout"), True)
 
 
 class ScriptedRandom(random.Random):
