@@ -16,6 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from intercom_sip.media import stamps
+
 from . import sipclient
 
 HOST = "127.0.0.1"
@@ -39,12 +41,14 @@ def bind_pair(host: str = HOST) -> tuple[socket.socket, socket.socket]:
             continue
         for sock in (rtp, rtcp):
             sock.settimeout(0.05)
+            stamps.ask(sock)  # when each datagram came, not when our thread read it
         return rtp, rtcp
 
 
 @dataclass
 class Inbox:
-    """What one socket received, with when (time.monotonic) and from where."""
+    """What one socket received, with when (time.monotonic: the kernel's arrival stamp,
+    so that a reader a loaded machine holds back does not move it) and from where."""
 
     sock: socket.socket
     datagrams: list[tuple[float, bytes, tuple[str, int]]] = field(default_factory=list)
@@ -58,9 +62,9 @@ class Inbox:
         with self._lock:
             return len(self.datagrams)
 
-    def add(self, data: bytes, source: tuple[str, int]) -> None:
+    def add(self, at: float, data: bytes, source: tuple[str, int]) -> None:
         with self._lock:
-            self.datagrams.append((time.monotonic(), data, source))
+            self.datagrams.append((at, data, source))
 
 
 class Stream:
@@ -105,12 +109,12 @@ class Stream:
     def _receive(self, inbox: Inbox) -> None:
         while not self._stop.is_set():
             try:
-                data, source = inbox.sock.recvfrom(2048)
+                data, ancillary, _, source = inbox.sock.recvmsg(2048, stamps.SPACE)
             except TimeoutError:
                 continue
             except OSError:
                 return
-            inbox.add(data, source)
+            inbox.add(stamps.arrival(ancillary, time.monotonic(), time.time()), data, source)
 
     def _send(self) -> None:
         assert self.target is not None
