@@ -19,9 +19,9 @@ RTP ports came at random from its default range, 1024-49152, and on CI a call's 
 was the one another test had just reserved and probed for a monitor, which then failed
 at start ("cannot use SIP port 127.0.0.1:20950: Address already in use"). So every peer
 gets each port it binds from here (baresip's RTP range and TLS port, SIPp's video port
-too), or binds where the kernel picks (linphone, Chromium, our clients: the ephemeral
-range); `strays` finds a peer that does otherwise, and the call tests look while a call
-is up.
+too), or binds where the kernel picks (linphone, measured; our own clients: the
+ephemeral range); `strays` finds a peer that does otherwise, and the call tests look
+while a call is up.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ class Sniffer(process.Peer):
         for _ in range(RECEIVE_BUFFER // 64):  # frames of 64 bytes at the least
             try:
                 self._take(*sock.recvmsg(65600, _SPACE))
-            except (BlockingIOError, OSError):
+            except OSError:  # BlockingIOError: nothing left queued
                 return
             if time.monotonic() > deadline:
                 return
